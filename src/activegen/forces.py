@@ -1,0 +1,108 @@
+"""External forces on the generating active particle, as pure functions of the score.
+
+THEORY.md §2, with D̄(t) = D_T + D_A + D_eff(t) and S, ∇S, ∇(∇·S) from a ScoreDerivs:
+
+    F_0 = β x + D̄ S                                                     (naive, E0)
+    F_F = β x + (D̄ + βτD_A) S + τ D_A D̄ ∇(∇·S + ½|S|²)                  (fox, E)
+    F_U = F_0 + τ [ D_A D̄ ∇(∇·S) + 2βD_A S + (D_A D̄ − ½D̄²) ∇|S|²
+                    − β² x − β D̄ ∇(x·S) ]                                (ucn, U)
+
+each the gradient of a potential, F = −∇V (V at time t is written V(x,t)):
+
+    V_0 = −½β|x|² − D̄ log p
+    V_F = −½β|x|² − (D̄ + βτD_A) log p − τ D_A D̄ (∇·S + ½|S|²)
+    V_U = V_0 − τ [ D_A D̄ ∇·S + 2βD_A log p + (D_A D̄ − ½D̄²)|S|² − ½β²|x|² − βD̄ x·S ]
+
+using ∇|S|² = 2(∇S)S and ∇(x·S) = S + (∇S)x (∇S is symmetric). To add a force, write its
+force and potential here and register it in FORCES.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax.numpy as jnp
+
+from .processes import ActiveOU
+from .scores import ScoreDerivs
+
+
+# -- naive (zeroth order) --------------------------------------------------
+def force_naive(p: ActiveOU, t, x, dv: ScoreDerivs):
+    """F_0 = βx + D̄ S."""
+    return p.beta * x + p.d_bar(t) * dv.score
+
+
+def potential_naive(p: ActiveOU, t, x, dv: ScoreDerivs):
+    """V_0 = −½β|x|² − D̄ log p."""
+    return -0.5 * p.beta * jnp.sum(x * x) - p.d_bar(t) * dv.log_p
+
+
+# -- effective potential V_F (Fox) ----------------------------------------------
+def force_fox(p: ActiveOU, t, x, dv: ScoreDerivs):
+    """F_F = βx + (D̄ + βτD_A) S + τD_A D̄ [∇(∇·S) + (∇S)S]."""
+    db = p.d_bar(t)
+    ta = p.tau * p.d_active
+    corr = dv.grad_div + dv.hessian @ dv.score
+    return p.beta * x + (db + p.beta * ta) * dv.score + ta * db * corr
+
+
+def potential_fox(p: ActiveOU, t, x, dv: ScoreDerivs):
+    """V_F = −½β|x|² − (D̄ + βτD_A) log p − τD_A D̄ (∇·S + ½|S|²)."""
+    db = p.d_bar(t)
+    ta = p.tau * p.d_active
+    return (
+        -0.5 * p.beta * jnp.sum(x * x)
+        - (db + p.beta * ta) * dv.log_p
+        - ta * db * (dv.div + 0.5 * jnp.sum(dv.score**2))
+    )
+
+
+# -- unified colored noise V_U ----------------------------------------------------
+def force_ucn(p: ActiveOU, t, x, dv: ScoreDerivs):
+    """F_U = F_0 + τ[D_A D̄ ∇(∇·S) + 2βD_A S + (D_A D̄ − ½D̄²)·2(∇S)S − β²x − βD̄(S + (∇S)x)]."""
+    db = p.d_bar(t)
+    b, da = p.beta, p.d_active
+    hs = dv.hessian @ dv.score
+    corr = (
+        da * db * dv.grad_div
+        + 2 * b * da * dv.score
+        + (da * db - 0.5 * db * db) * 2.0 * hs
+        - b * b * x
+        - b * db * (dv.score + dv.hessian @ x)
+    )
+    return force_naive(p, t, x, dv) + p.tau * corr
+
+
+def potential_ucn(p: ActiveOU, t, x, dv: ScoreDerivs):
+    """V_U = V_0 − τ[D_A D̄ ∇·S + 2βD_A log p + (D_A D̄ − ½D̄²)|S|² − ½β²|x|² − βD̄ x·S]."""
+    db = p.d_bar(t)
+    b, da = p.beta, p.d_active
+    corr = (
+        da * db * dv.div
+        + 2 * b * da * dv.log_p
+        + (da * db - 0.5 * db * db) * jnp.sum(dv.score**2)
+        - 0.5 * b * b * jnp.sum(x * x)
+        - b * db * jnp.dot(x, dv.score)
+    )
+    return potential_naive(p, t, x, dv) - p.tau * corr
+
+
+def force_jacobian_norm(p: ActiveOU, t, dv: ScoreDerivs):
+    """‖∇F_0‖_F = ‖βI + D̄ ∇S‖_F: the scale τ·‖∇F‖ must stay small for first order to hold."""
+    d = dv.score.shape[-1]
+    return jnp.linalg.norm(p.beta * jnp.eye(d) + p.d_bar(t) * dv.hessian)
+
+
+class Force(NamedTuple):
+    """A force F(process, t, x, derivs) and its potential V with F = −∇_x V."""
+
+    force: Callable
+    potential: Callable
+
+
+FORCES: dict[str, Force] = {
+    "naive": Force(force_naive, potential_naive),
+    "fox": Force(force_fox, potential_fox),
+    "ucn": Force(force_ucn, potential_ucn),
+}

@@ -1,0 +1,318 @@
+"""Generative (reverse) samplers of THEORY.md §2, run in reverse time s = T − t.
+
+One engine (`_run_scan`: jit + lax.scan over fixed steps, run in chunks for a progress bar
+and strided trajectories) drives every stochastic method; a method is an initial law and
+a step built from a force and a driver:
+
+  passive  dx = [βx + 2D_eff S] ds + √(2D_eff) dW̄           reverse SDE of the exact x-marginal
+                                                             equation ∂_t p = β∇·(xp) + D_eff Δp
+                                                             (τ = 0: the standard model, D = D_T + D_A)
+  ode      dx/ds = βx + D_eff S                              probability flow, diffrax (adaptive)
+  exact    dx = [βx − η + 2D_T ∇_x log p(x,η)] ds + √(2D_T) dW̄
+           dη = [η/τ + (2D_A/τ²) ∇_η log p(x,η)] ds + (√(2D_A)/τ) dW̄'    joint start
+  fox      dx = F_F ds + η ds + √(2D_T) dW̄,  η an active driver          (effective potential V_F)
+  ucn      the same with F_U;   naive: the same with F_0.
+
+S is evaluated at forward time t = T − s. For `exact`, writing ∇_η log p = −ητ/D_A + r,
+the η equation is τ dη = −η ds + (2D_A/τ) r ds + √(2D_A) dW̄', stepped with the exact OU
+update plus the exponential-integrator term (1 − e^{−h/τ})(2D_A/τ) r.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .drivers import OUDriver
+from .errors import (
+    ActivegenError,
+    FirstOrderWarning,
+    check_count,
+    check_finite,
+    check_positive,
+)
+from .forces import FORCES, force_jacobian_norm
+from .processes import ActiveOU
+from .scores import MixtureScore
+
+METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive")
+
+#: τ·‖∇F‖ (ensemble mean, largest over the run) above which the first-order
+#: expansion is flagged as unreliable.
+VALIDITY_THRESHOLD = 0.5
+
+
+class Sampled(NamedTuple):
+    """Result of a sampler run. samples: (N, d); trajectory: (frames, N, d) or None with
+    reverse times `times` (s); info: the run's parameters and diagnostics."""
+
+    samples: np.ndarray
+    trajectory: np.ndarray | None
+    times: np.ndarray | None
+    info: dict
+
+
+class _Method(NamedTuple):
+    init: Callable  # key, n -> carry (dict with "x")
+    step: Callable  # carry, s, h, key -> carry
+
+
+def default_dt(tau: float) -> float:
+    """Δs = min(τ/20, 0.002) (0.002 at τ = 0): Δs ≤ τ/10 with margin."""
+    return 0.002 if tau == 0 else min(tau / 20.0, 0.002)
+
+
+def _vmap_derivs(score, state, x):
+    return jax.vmap(score.derivs, in_axes=(None, 0))(state, x)
+
+
+def _passive(score, p: ActiveOU, t_final: float, dtype) -> _Method:
+    def init(key, n):
+        return {"x": score.target.sample_marginal(key, n, p, t_final, dtype)}
+
+    def step(c, s, h, key):
+        t = t_final - s
+        x = c["x"]
+        sc = jax.vmap(score.score, in_axes=(None, 0))(score.prepare(t, dtype), x)
+        de = p.d_eff(t)
+        xi = jax.random.normal(key, x.shape, dtype)
+        return {"x": x + (p.beta * x + 2.0 * de * sc) * h + jnp.sqrt(2.0 * de * h) * xi}
+
+    return _Method(init, step)
+
+
+def _exact(score, p: ActiveOU, t_final: float, dtype) -> _Method:
+    if p.tau == 0:
+        raise ActivegenError("tau must be > 0 for method 'exact' (use 'passive' at tau = 0)")
+    drv = OUDriver(p.tau, p.d_active)
+
+    def init(key, n):
+        x, eta = score.target.sample_joint(key, n, p, t_final, dtype)
+        return {"x": x, "eta": eta}
+
+    def step(c, s, h, key):
+        t = t_final - s
+        x, eta = c["x"], c["eta"]
+        js = score.prepare_joint(t, dtype)
+        sx, seta = jax.vmap(score.joint_score, in_axes=(None, 0, 0))(js, x, eta)
+        r = seta + eta / drv.variance
+        k1, k2 = jax.random.split(key)
+        xi = jax.random.normal(k1, x.shape, dtype)
+        x_new = x + (p.beta * x - eta + 2.0 * p.d_thermal * sx) * h
+        x_new = x_new + math.sqrt(2.0 * p.d_thermal * h) * xi
+        kick = -math.expm1(-h / p.tau) * 2.0 * p.d_active / p.tau
+        return {"x": x_new, "eta": drv.step(eta, h, k2) + kick * r}
+
+    return _Method(init, step)
+
+
+def _active(force, score, p: ActiveOU, t_final: float, dtype, driver) -> _Method:
+    """x driven by an external force F(x, T−s) plus the active noise η of `driver`."""
+    if p.tau == 0:
+        raise ActivegenError("tau must be > 0 for an active driver (use 'passive' at tau = 0)")
+
+    def init(key, n):
+        k1, k2 = jax.random.split(key)
+        x = score.target.sample_marginal(k1, n, p, t_final, dtype)
+        return {"x": x, "eta": driver.init(k2, x.shape, dtype), "tjf": jnp.zeros((), dtype)}
+
+    def step(c, s, h, key):
+        t = t_final - s
+        x, eta = c["x"], c["eta"]
+        dv = _vmap_derivs(score, score.prepare(t, dtype), x)
+        f = jax.vmap(force, in_axes=(None, None, 0, 0))(p, t, x, dv)
+        jn = jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(p, t, dv)
+        k1, k2 = jax.random.split(key)
+        xi = jax.random.normal(k1, x.shape, dtype)
+        x_new = x + (f + eta) * h + math.sqrt(2.0 * p.d_thermal * h) * xi
+        return {
+            "x": x_new,
+            "eta": driver.step(eta, h, k2),
+            "tjf": jnp.maximum(c["tjf"], p.tau * jnp.mean(jn)),
+        }
+
+    return _Method(init, step)
+
+
+def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, desc):
+    """Fixed-step integration: steps i = 0..n_steps−1 at s_i = i·h, h = T/n_steps.
+
+    Runs jit-compiled chunks of `save_every`·m steps (lax.scan over frames of a lax.scan
+    over steps); steps past n_steps are masked. Keys are fold_in(key, i): results do not
+    depend on the chunking.
+    """
+    h = t_final / n_steps
+    k_init, k_run = jax.random.split(key)
+    carry = method.init(k_init, n)
+    n_chunks = min(50, n_steps) if progress else 1
+    frames_per_chunk = max(1, math.ceil(n_steps / (save_every * n_chunks)))
+    chunk = frames_per_chunk * save_every
+
+    def one_step(c, i):
+        new = method.step(c, i * h, h, jax.random.fold_in(k_run, i))
+        return jax.tree.map(lambda a, b: jnp.where(i < n_steps, a, b), new, c), None
+
+    def one_frame(c, i0):
+        c, _ = jax.lax.scan(one_step, c, i0 + jnp.arange(save_every))
+        return c, c["x"]
+
+    @jax.jit
+    def run_chunk(c, start):
+        starts = start + save_every * jnp.arange(frames_per_chunk)
+        return jax.lax.scan(one_frame, c, starts)
+
+    frames = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_steps, desc=desc, unit="step", leave=False)
+    for start in range(0, n_steps, chunk):
+        carry, fx = run_chunk(carry, start)
+        if save_every < n_steps or frames:
+            frames.append(fx)
+        if bar is not None:
+            jax.block_until_ready(carry["x"])
+            bar.update(min(chunk, n_steps - start))
+    if bar is not None:
+        bar.close()
+    return carry, frames
+
+
+def _run_ode(score, p: ActiveOU, key, n, t_final, dtype, save_every_time, rtol):
+    """Probability-flow ODE dx/ds = βx + D_eff(T−s) S(x, T−s), adaptive Tsit5 (diffrax)."""
+    import diffrax
+
+    x0 = score.target.sample_marginal(key, n, p, t_final, dtype)
+
+    def field(s, x, args):
+        t = t_final - s
+        sc = jax.vmap(score.score, in_axes=(None, 0))(score.prepare(t, dtype), x)
+        return p.beta * x + p.d_eff(t) * sc
+
+    if save_every_time is None:
+        saveat = diffrax.SaveAt(t1=True)
+        ts = None
+    else:
+        ts = np.linspace(0.0, t_final, int(round(t_final / save_every_time)) + 1)
+        saveat = diffrax.SaveAt(ts=jnp.asarray(ts, dtype))
+    sol = jax.jit(
+        lambda y0: diffrax.diffeqsolve(
+            diffrax.ODETerm(field),
+            diffrax.Tsit5(),
+            t0=0.0,
+            t1=t_final,
+            dt0=min(0.01, t_final / 100),
+            y0=y0,
+            saveat=saveat,
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol),
+            max_steps=100_000,
+        )
+    )(x0)
+    ys = sol.ys
+    return ys[-1], (ys if ts is not None else None), ts, int(sol.stats["num_steps"])
+
+
+def sample(
+    target,
+    method: str,
+    process: ActiveOU,
+    n: int,
+    key=None,
+    *,
+    seed: int | None = None,
+    t_final: float = 6.0,
+    dt: float | None = None,
+    save_every: int | None = None,
+    closed_form: bool = True,
+    driver=None,
+    dtype=None,
+    progress: bool = False,
+    ode_rtol: float = 1e-5,
+    warn: bool = True,
+) -> Sampled:
+    """Generate n samples of `target` with a reverse sampler (see module doc).
+
+    target: a GaussianMixture (analytic score). process: the forward ActiveOU. Give a PRNG
+    `key` or an integer `seed`. dt defaults to `default_dt(τ)`; the step actually used is
+    T/ceil(T/dt). save_every: keep x every that many steps (strided trajectory).
+    driver: self-propulsion for fox/ucn/naive (default: OUDriver(τ, D_A)).
+    """
+    if method not in METHODS:
+        raise ActivegenError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    n = check_count("n", n)
+    t_final = check_positive("t_final", t_final)
+    if key is None:
+        if seed is None:
+            raise ActivegenError("give a PRNG key or an integer seed")
+        key = jax.random.key(int(seed))
+    dt = default_dt(process.tau) if dt is None else check_positive("dt", dt)
+    if dt > t_final:
+        raise ActivegenError(f"dt must be <= t_final ({t_final}), got {dt}")
+    if process.tau > 0 and dt > process.tau / 10 and method not in ("ode", "passive") and warn:
+        warnings.warn(
+            f"dt = {dt} exceeds tau/10 = {process.tau / 10}: the active noise is under-resolved",
+            stacklevel=2,
+        )
+    if save_every is not None:
+        save_every = check_count("save_every", save_every)
+    dtype = dtype or jnp.result_type(float)
+    score = MixtureScore(target, process, closed_form=closed_form)
+    info = dict(
+        method=method,
+        n=n,
+        d=target.dim,
+        beta=process.beta,
+        tau=process.tau,
+        d_active=process.d_active,
+        d_thermal=process.d_thermal,
+        t_final=t_final,
+        dtype=str(jnp.dtype(dtype)),
+    )
+    t0 = time.perf_counter()
+    if method == "ode":
+        every = None if save_every is None else save_every * dt
+        x, traj, times, nfe = _run_ode(score, process, key, n, t_final, dtype, every, ode_rtol)
+        info.update(ode_steps=nfe, ode_rtol=ode_rtol)
+    else:
+        n_steps = math.ceil(t_final / dt - 1e-9)
+        if method == "passive":
+            m = _passive(score, process, t_final, dtype)
+        elif method == "exact":
+            m = _exact(score, process, t_final, dtype)
+        else:
+            drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
+            m = _active(FORCES[method].force, score, process, t_final, dtype, drv)
+        every = n_steps if save_every is None else save_every
+        carry, frames = _run_scan(m, key, n, t_final, n_steps, every, progress, method)
+        x = carry["x"]
+        info.update(dt=t_final / n_steps, n_steps=n_steps)
+        traj = times = None
+        if save_every is not None:
+            x_init = m.init(jax.random.split(key)[0], n)["x"]
+            allf = jnp.concatenate([x_init[None]] + frames, axis=0)
+            n_frames = n_steps // save_every
+            traj = np.asarray(allf[: n_frames + 1])
+            times = np.arange(n_frames + 1) * save_every * (t_final / n_steps)
+        if "tjf" in carry:
+            tjf = float(carry["tjf"])
+            info["tau_grad_force"] = tjf
+            if warn and tjf > VALIDITY_THRESHOLD:
+                warnings.warn(
+                    f"tau*|grad F| reached {tjf:.2f} (> {VALIDITY_THRESHOLD}): the first-order "
+                    "effective potential is unreliable here (modes too narrow for this "
+                    "persistence time); lower tau or use method 'exact'",
+                    FirstOrderWarning,
+                    stacklevel=2,
+                )
+    x = np.asarray(jax.block_until_ready(x))
+    info["wall_s"] = time.perf_counter() - t0
+    check_finite(f"sampler '{method}'", x)
+    return Sampled(x, traj, times, info)
