@@ -90,9 +90,9 @@ class GaussianMixture:
             s = np.asarray(stds, dtype=np.float64)
         except (TypeError, ValueError):
             raise ActivegenError("stds must be numbers") from None
-        k = mu.shape[0]
         if mu.ndim != 2:
             raise ActivegenError("means must be a list of points")
+        k = mu.shape[0]
         d = mu.shape[1]
         if s.ndim == 1 and s.shape[0] == k:
             s = np.repeat(s[:, None], d, axis=1)
@@ -119,16 +119,16 @@ class GaussianMixture:
         try:
             weights = np.asarray(spec["weights"], dtype=np.float64)
             means = np.asarray(spec["means"], dtype=np.float64)
-            if means.ndim == 1:
-                means = means[:, None]
-            if has_s:
-                return cls.from_stds(weights, means, spec["stds"])
-            covs = np.asarray(spec["covs"], dtype=np.float64)
+            spread = np.asarray(spec["stds" if has_s else "covs"], dtype=np.float64)
         except (TypeError, ValueError):
             raise ActivegenError(
                 "target arrays are malformed (ragged lists or non-numbers)"
             ) from None
-        return cls(weights, means, covs)
+        if means.ndim == 1:
+            means = means[:, None]
+        if has_s:
+            return cls.from_stds(weights, means, spread)
+        return cls(weights, means, spread)
 
     @classmethod
     def load(cls, path):

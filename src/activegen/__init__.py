@@ -1,0 +1,37 @@
+"""activegen: generative diffusion driven by active matter.
+
+The public API (THEORY.md names):
+    ActiveOU                       forward process and its exact moments
+    GaussianMixture                targets, their diffused and joint laws
+    MixtureScore, ScoreDerivs      scores and their derivatives (analytic / autodiff)
+    FORCES, force_*, potential_*   F_0, F_F = −∇V_F, F_U = −∇V_U
+    OUDriver                       active Ornstein–Uhlenbeck self-propulsion
+    sample, METHODS                the reverse samplers
+    evaluate, w1, hist_kl          accuracy metrics with finite-sample floors
+"""
+
+from .drivers import OUDriver
+from .errors import ActivegenError, FirstOrderWarning
+from .forces import (
+    FORCES,
+    force_fox,
+    force_naive,
+    force_ucn,
+    potential_fox,
+    potential_naive,
+    potential_ucn,
+)
+from .metrics import evaluate, hist_kl, log_slope, moment_errors, w1, w1_floor
+from .processes import ActiveOU
+from .samplers import METHODS, Sampled, default_dt, sample
+from .scores import MixtureScore, ScoreDerivs, autodiff_derivs, mixture_derivs
+from .targets import GaussianMixture, default_target_1d, default_target_2d
+
+__all__ = [
+    "ActiveOU", "ActivegenError", "FirstOrderWarning", "FORCES", "GaussianMixture",
+    "METHODS", "MixtureScore", "OUDriver", "Sampled", "ScoreDerivs", "autodiff_derivs",
+    "default_dt", "default_target_1d", "default_target_2d", "evaluate", "force_fox",
+    "force_naive", "force_ucn", "hist_kl", "log_slope", "mixture_derivs", "moment_errors",
+    "potential_fox", "potential_naive", "potential_ucn", "sample", "w1", "w1_floor",
+]
+__version__ = "0.1.0"
