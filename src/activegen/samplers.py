@@ -46,7 +46,7 @@ METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive")
 
 #: τ·‖∇F‖ (ensemble mean, largest over the run) above which the first-order
 #: expansion is flagged as unreliable.
-VALIDITY_THRESHOLD = 0.5
+VALIDITY_THRESHOLD = 0.3
 
 
 class Sampled(NamedTuple):
@@ -135,7 +135,7 @@ def _active(force, score, p: ActiveOU, t_final: float, dtype, driver) -> _Method
         return {
             "x": x_new,
             "eta": driver.step(eta, h, k2),
-            "tjf": jnp.maximum(c["tjf"], p.tau * jnp.mean(jn)),
+            "tjf": jnp.fmax(c["tjf"], p.tau * jnp.mean(jn)),
         }
 
     return _Method(init, step)
