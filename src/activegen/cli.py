@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="fox vs exact vs naive on a 2D mixture: figure + report")
     d.add_argument("--out", default="activegen-demo", help="output folder")
     d.add_argument("--n", type=int, default=20_000)
-    d.add_argument("--tau", type=_float, default=0.05)
+    d.add_argument("--tau", type=_float, default=0.1)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=cmd_demo)

@@ -75,7 +75,7 @@ def _plot_2d(ax, target, x, title):
     ax.set_aspect("equal")
 
 
-def demo(out_dir, n: int = 20_000, tau: float = 0.05, seed: int = 0, progress: bool = True):
+def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bool = True):
     """Generate a 2D mixture with fox, exact and naive; write demo.png and report.json."""
     import matplotlib
 

@@ -1,0 +1,104 @@
+"""CLI: sample, demo, tau-sweep, and one-line errors for bad input (no output written)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from activegen.cli import main
+
+GOOD = {"weights": [0.4, 0.6], "means": [[-1.0, 0.0], [1.5, 0.5]], "stds": [0.7, 0.9]}
+
+
+def _write(tmp_path, spec, name="t.json"):
+    p = tmp_path / name
+    p.write_text(spec if isinstance(spec, str) else json.dumps(spec))
+    return str(p)
+
+
+def test_sample_writes_npz(tmp_path):
+    out = tmp_path / "o.npz"
+    rc = main(["sample", "--target", _write(tmp_path, GOOD), "--method", "fox", "--tau", "0.1",
+               "--n", "300", "--seed", "3", "--t-final", "1", "--save-every", "100",
+               "--no-progress", "--out", str(out)])
+    assert rc == 0
+    z = np.load(out)
+    assert z["samples"].shape == (300, 2)
+    assert np.all(np.isfinite(z["samples"]))
+    assert float(z["tau"]) == 0.1 and str(z["method"]) == "fox"
+    assert z["trajectory"].shape == (6, 300, 2)
+    assert json.loads(str(z["info"]))["n_steps"] == 500
+
+
+def test_sample_covs_target_and_seed_reproducible(tmp_path):
+    spec = {"weights": [1.0], "means": [[0.0, 1.0]], "covs": [[[1.0, 0.3], [0.3, 0.5]]]}
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"o{k}.npz"
+        assert main(["sample", "--target", _write(tmp_path, spec), "--method", "exact",
+                     "--tau", "0.2", "--n", "100", "--t-final", "1", "--no-progress",
+                     "--out", str(out)]) == 0
+        outs.append(np.load(out)["samples"])
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+BAD = [
+    (["--tau", "-0.1"], GOOD, "tau must be >= 0"),
+    (["--tau", "0.1", "--d-active", "-1"], GOOD, "d_active"),
+    (["--tau", "0.1", "--d-thermal", "-1"], GOOD, "d_thermal"),
+    (["--tau", "0.1", "--beta", "inf"], GOOD, "beta"),
+    (["--tau", "nan"], GOOD, "tau"),
+    (["--tau", "0.1", "--n", "0"], GOOD, "--n"),
+    (["--tau", "0.1", "--dt", "0"], GOOD, "dt"),
+    (["--tau", "0.1"], "{not json", "not valid JSON"),
+    (["--tau", "0.1"], {"weights": [-1, 2], "means": [[0], [1]], "stds": [1, 1]}, "weights"),
+    (["--tau", "0.1"], {"weights": [0.5, 0.5], "means": [[0, 0], [1]], "stds": [1, 1]}, "malformed"),
+    (["--tau", "0.1"], {"weights": [1], "means": [[0, 0]], "covs": [[[1, 0], [0, -1]]]}, "positive definite"),
+    (["--tau", "0.1"], {"weights": [1], "means": [[0, 0]], "stds": [[1, 1, 1]]}, "stds"),
+]
+
+
+@pytest.mark.parametrize("extra,spec,msg", BAD)
+def test_bad_input_one_line_error_no_output(tmp_path, capsys, extra, spec, msg):
+    out = tmp_path / "o.npz"
+    rc = main(["sample", "--target", _write(tmp_path, spec), "--method", "fox", "--n", "10",
+               "--no-progress", "--out", str(out)] + extra)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert msg in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_missing_file_and_unknown_method_via_subprocess(tmp_path):
+    out = tmp_path / "o.npz"
+    cmd = [sys.executable, "-m", "activegen.cli", "sample", "--target", str(tmp_path / "no.json"),
+           "--method", "fox", "--tau", "0.1", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and "target file not found" in r.stderr
+    assert "Traceback" not in r.stderr
+    cmd[cmd.index("fox")] = "magic"
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+    assert not out.exists()
+
+
+def test_demo_writes_figure_and_report(tmp_path, capsys):
+    rc = main(["demo", "--out", str(tmp_path / "d"), "--n", "400", "--no-progress"])
+    assert rc == 0
+    rep = json.loads((tmp_path / "d" / "report.json").read_text())
+    assert set(rep["methods"]) == {"fox", "exact", "naive"}
+    for r in rep["methods"].values():
+        assert r["metrics"]["w1"] > 0 and r["floor"]["w1"] > 0
+    assert (tmp_path / "d" / "demo.png").stat().st_size > 10_000
+    assert "report.json" in capsys.readouterr().out
+
+
+def test_tau_sweep_writes_table(tmp_path, capsys):
+    rc = main(["experiment", "tau-sweep", "--taus", "0.2,0.1", "--methods", "fox,naive",
+               "--n", "300", "--t-final", "1", "--no-progress", "--out", str(tmp_path / "s")])
+    assert rc == 0
+    res = json.loads((tmp_path / "s" / "tau_sweep.json").read_text())
+    assert len(res["rows"]) == 4 and set(res["slopes"]) == {"fox", "naive"}
+    assert "| fox | 0.2 |" in (tmp_path / "s" / "tau_sweep.md").read_text()
