@@ -102,3 +102,38 @@ def test_tau_sweep_writes_table(tmp_path, capsys):
     res = json.loads((tmp_path / "s" / "tau_sweep.json").read_text())
     assert len(res["rows"]) == 4 and set(res["slopes"]) == {"fox", "naive"}
     assert "| fox | 0.2 |" in (tmp_path / "s" / "tau_sweep.md").read_text()
+
+
+def test_sample_with_rtp_driver_from_physical_parameters(tmp_path):
+    out = tmp_path / "o.npz"
+    rc = main(["sample", "--target", _write(tmp_path, GOOD), "--method", "fox", "--driver", "rtp",
+               "--speed", "2.0", "--tumble-rate", "5.0", "--n", "200", "--t-final", "1",
+               "--no-progress", "--out", str(out)])
+    assert rc == 0
+    z = np.load(out)
+    assert float(z["tau"]) == pytest.approx(0.2) and float(z["d_active"]) == pytest.approx(0.4)
+    assert str(z["driver"]) == "RunAndTumbleDriver"
+
+
+@pytest.mark.parametrize(
+    "extra,msg",
+    [
+        (["--driver", "rtp", "--speed", "2", "--tumble-rate", "5", "--tau", "0.3"], "--tau 0.3 contradicts"),
+        (["--driver", "rtp", "--speed", "2"], "give both"),
+        (["--driver", "ou", "--tau", "0.1", "--speed", "2"], "cannot be used"),
+        (["--driver", "abp", "--speed", "2", "--tumble-rate", "5"], "cannot be used"),
+        (["--driver", "rtp", "--tau", "0.1", "--method", "exact"], "applies to methods"),
+        (["--driver", "abp", "--speed", "2", "--rot-diffusion", "-1"], "rot_diffusion"),
+        (["--driver", "rtp"], "--tau is required"),
+    ],
+)
+def test_inconsistent_driver_options_rejected(tmp_path, capsys, extra, msg):
+    out = tmp_path / "o.npz"
+    args = ["sample", "--target", _write(tmp_path, GOOD), "--n", "10", "--no-progress",
+            "--out", str(out)] + extra
+    if "--method" not in extra:
+        args += ["--method", "fox"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
+    assert not out.exists()

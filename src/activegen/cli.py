@@ -35,15 +35,58 @@ def _out_file(path: str, suffix: str) -> Path:
 def _process(args):
     from .processes import ActiveOU
 
-    return ActiveOU(
-        beta=args.beta, d_thermal=args.d_thermal, d_active=args.d_active, tau=args.tau
-    )
+    d_active = 1.0 if args.d_active is None else args.d_active
+    return ActiveOU(beta=args.beta, d_thermal=args.d_thermal, d_active=d_active, tau=args.tau)
 
 
-def _add_process_options(p: argparse.ArgumentParser, tau_required: bool = True):
-    if tau_required:
-        p.add_argument("--tau", type=_float, required=True, help="persistence time τ >= 0")
-    p.add_argument("--d-active", type=_float, default=1.0, help="active strength D_A > 0")
+_RATE = {"rtp": "tumble_rate", "abp": "rot_diffusion"}
+
+
+def _driver_and_process(args, dim: int):
+    """The driver and the matched forward process. Either τ (and D_A) is given and the
+    driver's speed and rate follow, or --speed and the driver's rate are given and (τ, D_A)
+    follow; both at once must agree."""
+    import math
+
+    from .drivers import DRIVERS
+    from .processes import ActiveOU
+
+    kind = args.driver
+    given = {k: getattr(args, k) for k in ("speed", "tumble_rate", "rot_diffusion")
+             if getattr(args, k) is not None}
+    allowed = {"speed", _RATE[kind]} if kind in _RATE else set()
+    extra = sorted(set(given) - allowed)
+    if extra:
+        flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+        raise ActivegenError(f"{flags} cannot be used with --driver {kind}")
+    if given and set(given) != allowed:
+        need = " and ".join("--" + k.replace("_", "-") for k in sorted(allowed))
+        raise ActivegenError(f"--driver {kind}: give both {need}, or neither (then --tau)")
+    if kind != "ou" and args.method not in ("fox", "ucn", "naive"):
+        raise ActivegenError(f"--driver {kind} applies to methods fox, ucn, naive")
+    cls = DRIVERS[kind]
+    if given:
+        drv = cls(given["speed"], given[_RATE[kind]], dim)
+        for flag, val, eff in (("--tau", args.tau, drv.tau), ("--d-active", args.d_active, drv.d_active)):
+            if val is not None and not math.isclose(val, eff, rel_tol=1e-6):
+                raise ActivegenError(
+                    f"{flag} {val:g} contradicts the driver's effective value {eff:g} "
+                    "(from --speed and the rate); give one or the other"
+                )
+        return drv, ActiveOU(beta=args.beta, d_thermal=args.d_thermal,
+                             d_active=drv.d_active, tau=drv.tau)
+    if args.tau is None:
+        raise ActivegenError("--tau is required (or, with --driver rtp|abp, --speed and the rate)")
+    proc = _process(args)
+    if kind == "ou" or proc.tau == 0:
+        return None, proc
+    return cls.from_effective(proc.tau, proc.d_active, dim), proc
+
+
+def _add_process_options(p: argparse.ArgumentParser, with_tau: bool = True):
+    if with_tau:
+        p.add_argument("--tau", type=_float, default=None, help="persistence time τ >= 0")
+    p.add_argument("--d-active", type=_float, default=None, help="active strength D_A > 0 (default 1)")
     p.add_argument("--d-thermal", type=_float, default=0.0, help="thermal D_T >= 0")
     p.add_argument("--beta", type=_float, default=1.0, help="trap stiffness β > 0")
     p.add_argument("--t-final", type=_float, default=6.0, help="diffusion time T > 0")
@@ -57,7 +100,7 @@ def cmd_sample(args) -> int:
 
     out = _out_file(args.out, ".npz")
     target = GaussianMixture.load(args.target)
-    proc = _process(args)
+    driver, proc = _driver_and_process(args, target.dim)
     check_positive("--t-final", args.t_final)
     check_count("--n", args.n)
     if args.dt is not None:
@@ -72,6 +115,7 @@ def cmd_sample(args) -> int:
         t_final=args.t_final,
         dt=args.dt,
         save_every=args.save_every,
+        driver=driver,
         progress=not args.no_progress,
     )
     extra = {} if res.trajectory is None else {"trajectory": res.trajectory, "times": res.times}
@@ -117,7 +161,7 @@ def cmd_tau_sweep(args) -> int:
     _x64(args)
     print(f"tau-sweep: {len(args.taus)} taus x {len(args.methods)} methods, {args.n} particles")
     res = tau_sweep(target, args.taus, args.methods, args.n, seed=args.seed,
-                    beta=args.beta, d_active=args.d_active, d_thermal=args.d_thermal,
+                    beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active, d_thermal=args.d_thermal,
                     t_final=args.t_final, progress=not args.no_progress)
     md = sweep_markdown(res)
     (out / "tau_sweep.md").write_text(md + "\n")
@@ -144,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", required=True, help="target JSON: weights, means, stds|covs")
     s.add_argument("--method", required=True, choices=METHODS)
     _add_process_options(s)
+    s.add_argument("--driver", choices=("ou", "rtp", "abp"), default="ou",
+                   help="self-propulsion for fox/ucn/naive: active OU, run-and-tumble, active Brownian")
+    s.add_argument("--speed", type=_float, default=None, help="rtp/abp swim speed v0")
+    s.add_argument("--tumble-rate", type=_float, default=None, help="rtp tumble rate α (τ = 1/α)")
+    s.add_argument("--rot-diffusion", type=_float, default=None, help="abp rotational diffusion D_r")
     s.add_argument("--dt", type=_float, default=None, help="step Δs (default min(τ/20, 0.002))")
     s.add_argument("--n", type=int, default=10_000, help="number of particles")
     s.add_argument("--seed", type=int, default=0)
@@ -169,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--methods", type=lambda s: s.split(","), default=["exact", "fox", "naive"])
     t.add_argument("--n", type=int, default=40_000)
     t.add_argument("--seed", type=int, default=0)
-    _add_process_options(t, tau_required=False)
+    _add_process_options(t, with_tau=False)
     t.add_argument("--x64", action="store_true")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--out", default="tau-sweep", help="output folder")

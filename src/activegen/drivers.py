@@ -13,7 +13,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from .errors import check_positive
+from .errors import ActivegenError, check_positive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +29,10 @@ class OUDriver:
     def __post_init__(self):
         check_positive("tau", self.tau)
         check_positive("d_active", self.d_active)
+
+    @classmethod
+    def from_effective(cls, tau: float, d_active: float, dim: int | None = None) -> "OUDriver":
+        return cls(tau, d_active)
 
     @property
     def variance(self) -> float:
@@ -49,3 +53,125 @@ class OUDriver:
     def autocorrelation(self, lag):
         """(D_A/τ) e^{−|u|/τ}."""
         return self.variance * jnp.exp(-jnp.abs(lag) / self.tau)
+
+
+def _uniform_directions(key, shape, dtype):
+    """Unit vectors uniform on the sphere S^{d−1} (d = shape[-1]; ±1 in 1D)."""
+    if shape[-1] == 1:
+        return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(dtype)
+    z = jax.random.normal(key, shape, dtype)
+    return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunAndTumbleDriver:
+    """Run-and-tumble self-propulsion η = v0 e: at rate α the direction e is redrawn uniformly
+    on the sphere (in 1D: reversed at rate λ = α/2, which is the same law).
+
+    Effective parameters (THEORY.md §3): τ = 1/α, D_A = v0² τ / d. Exact step: with
+    probability 1 − e^{−αh} at least one tumble happened, and then e is uniform.
+    """
+
+    speed: float
+    tumble_rate: float
+    dim: int
+
+    def __post_init__(self):
+        check_positive("speed", self.speed)
+        check_positive("tumble_rate", self.tumble_rate)
+
+    @classmethod
+    def from_effective(cls, tau: float, d_active: float, dim: int) -> "RunAndTumbleDriver":
+        """v0 = √(d D_A/τ), α = 1/τ."""
+        check_positive("tau", tau)
+        check_positive("d_active", d_active)
+        return cls(math.sqrt(dim * d_active / tau), 1.0 / tau, dim)
+
+    @property
+    def tau(self) -> float:
+        return 1.0 / self.tumble_rate
+
+    @property
+    def d_active(self) -> float:
+        return self.speed**2 * self.tau / self.dim
+
+    @property
+    def variance(self) -> float:
+        return self.d_active / self.tau
+
+    def init(self, key, shape, dtype):
+        return self.speed * _uniform_directions(key, shape, dtype)
+
+    def step(self, eta, h: float, key):
+        k1, k2 = jax.random.split(key)
+        tumble = jax.random.uniform(k1, eta.shape[:-1] + (1,), eta.dtype) < -math.expm1(
+            -self.tumble_rate * h
+        )
+        new = self.speed * _uniform_directions(k2, eta.shape, eta.dtype)
+        return jnp.where(tumble, new, eta)
+
+    def autocorrelation(self, lag):
+        return self.variance * jnp.exp(-jnp.abs(lag) / self.tau)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActiveBrownianDriver:
+    """Active Brownian self-propulsion η = v0 e, e diffusing on the sphere with rotational
+    diffusion D_r (d = 2 or 3).
+
+    Effective parameters (THEORY.md §3): 2D τ = 1/D_r, D_A = v0²/(2D_r);
+    3D τ = 1/(2D_r), D_A = v0²/(6D_r). Step: 2D exact (θ += √(2D_r h) ξ); 3D a projected
+    Brownian increment on the sphere, renormalised (error O(h)).
+    """
+
+    speed: float
+    rot_diffusion: float
+    dim: int
+
+    def __post_init__(self):
+        check_positive("speed", self.speed)
+        check_positive("rot_diffusion", self.rot_diffusion)
+        if self.dim not in (2, 3):
+            raise ActivegenError(f"the active Brownian driver needs d = 2 or 3, got d = {self.dim}")
+
+    @classmethod
+    def from_effective(cls, tau: float, d_active: float, dim: int) -> "ActiveBrownianDriver":
+        """D_r = 1/((d−1)τ), v0 = √(d D_A/τ)."""
+        check_positive("tau", tau)
+        check_positive("d_active", d_active)
+        return cls(math.sqrt(dim * d_active / tau), 1.0 / ((dim - 1) * tau), dim)
+
+    @property
+    def tau(self) -> float:
+        return 1.0 / ((self.dim - 1) * self.rot_diffusion)
+
+    @property
+    def d_active(self) -> float:
+        return self.speed**2 * self.tau / self.dim
+
+    @property
+    def variance(self) -> float:
+        return self.d_active / self.tau
+
+    def init(self, key, shape, dtype):
+        return self.speed * _uniform_directions(key, shape, dtype)
+
+    def step(self, eta, h: float, key):
+        e = eta / self.speed
+        sd = math.sqrt(2.0 * self.rot_diffusion * h)
+        if self.dim == 2:
+            dth = sd * jax.random.normal(key, eta.shape[:-1], eta.dtype)
+            c, s = jnp.cos(dth), jnp.sin(dth)
+            e = jnp.stack([c * e[..., 0] - s * e[..., 1], s * e[..., 0] + c * e[..., 1]], -1)
+        else:
+            xi = sd * jax.random.normal(key, eta.shape, eta.dtype)
+            xi = xi - jnp.sum(xi * e, -1, keepdims=True) * e
+            e = e + xi
+            e = e / jnp.linalg.norm(e, axis=-1, keepdims=True)
+        return self.speed * e
+
+    def autocorrelation(self, lag):
+        return self.variance * jnp.exp(-jnp.abs(lag) / self.tau)
+
+
+DRIVERS = {"ou": OUDriver, "rtp": RunAndTumbleDriver, "abp": ActiveBrownianDriver}

@@ -263,6 +263,19 @@ def sample(
         )
     if save_every is not None:
         save_every = check_count("save_every", save_every)
+    if driver is not None:
+        if method not in ("fox", "ucn", "naive"):
+            raise ActivegenError(f"a driver applies to fox, ucn and naive, not to {method!r}")
+        if not (math.isclose(driver.tau, process.tau, rel_tol=1e-9)
+                and math.isclose(driver.d_active, process.d_active, rel_tol=1e-9)):
+            raise ActivegenError(
+                f"the driver's effective tau = {driver.tau:g}, D_A = {driver.d_active:g} must "
+                f"equal the process's tau = {process.tau:g}, D_A = {process.d_active:g}"
+            )
+        if getattr(driver, "dim", target.dim) != target.dim:
+            raise ActivegenError(
+                f"the driver is {driver.dim}-dimensional but the target has d = {target.dim}"
+            )
     dtype = dtype or jnp.result_type(float)
     score = MixtureScore(target, process, closed_form=closed_form)
     info = dict(
@@ -275,6 +288,7 @@ def sample(
         d_thermal=process.d_thermal,
         t_final=t_final,
         dtype=str(jnp.dtype(dtype)),
+        driver=type(driver).__name__ if driver is not None else "OUDriver",
     )
     t0 = time.perf_counter()
     if method == "ode":
