@@ -119,3 +119,21 @@ def test_forces_reduce_to_passive_drift_at_tau_zero():
         passive = proc.beta * x + 2 * proc.diffusivity * dv.score
         for fo in FORCES.values():
             np.testing.assert_allclose(fo.force(proc, t, x, dv), passive, rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_driver_correction_is_grad_laplacian_over_p(d):
+    """δF = −κτD_A² ∇(Δp)/p, checked against autodiff of p itself."""
+    from activegen.forces import force_driver_correction
+
+    with jax.enable_x64(True):
+        tg = _random_mixture(3 + d, d, 3)
+        proc = ActiveOU(1.0, 0.0, 0.7, 0.2)
+        st_ = tg.marginal_state(proc, 0.3)
+        dens = lambda y: jnp.exp(mixture_log_prob(st_, y))  # noqa: E731
+        lap = lambda y: jnp.trace(jax.hessian(dens)(y))  # noqa: E731
+        for x in np.random.default_rng(d).normal(size=(3, d)):
+            x = jnp.asarray(x)
+            want = -0.5 * 0.2 * 0.7**2 * jax.grad(lap)(x) / dens(x)
+            got = force_driver_correction(proc, 0.5, 0.3, x, mixture_derivs(st_, x))
+            np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-12)

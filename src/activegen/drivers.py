@@ -54,6 +54,9 @@ class OUDriver:
         """(D_A/τ) e^{−|u|/τ}."""
         return self.variance * jnp.exp(-jnp.abs(lag) / self.tau)
 
+    #: Gaussian noise: no fourth-order term in the x-marginal equation.
+    kappa = 0.0
+
 
 def _uniform_directions(key, shape, dtype):
     """Unit vectors uniform on the sphere S^{d−1} (d = shape[-1]; ±1 in 1D)."""
@@ -99,6 +102,12 @@ class RunAndTumbleDriver:
     def variance(self) -> float:
         return self.d_active / self.tau
 
+    @property
+    def kappa(self) -> float:
+        """κ = (4 − d)/(d + 2) of the free x-marginal ∂_tP = D_A ΔP − κτD_A² Δ²P + O(τ²)
+        (docs/drivers.md; 1D: κ = 1, the telegraph equation)."""
+        return (4 - self.dim) / (self.dim + 2)
+
     def init(self, key, shape, dtype):
         return self.speed * _uniform_directions(key, shape, dtype)
 
@@ -121,7 +130,7 @@ class ActiveBrownianDriver:
 
     Effective parameters (THEORY.md §3): 2D τ = 1/D_r, D_A = v0²/(2D_r);
     3D τ = 1/(2D_r), D_A = v0²/(6D_r). Step: 2D exact (θ += √(2D_r h) ξ); 3D a projected
-    Brownian increment on the sphere, renormalised (error O(h)).
+    rotation by the tangent part of a Gaussian rotation vector (weak error O(h²) per step).
     """
 
     speed: float
@@ -153,6 +162,11 @@ class ActiveBrownianDriver:
     def variance(self) -> float:
         return self.d_active / self.tau
 
+    @property
+    def kappa(self) -> float:
+        """κ of ∂_tP = D_A ΔP − κτD_A² Δ²P + O(τ²): 7/8 in 2D, 11/15 in 3D (docs/drivers.md)."""
+        return 7 / 8 if self.dim == 2 else 11 / 15
+
     def init(self, key, shape, dtype):
         return self.speed * _uniform_directions(key, shape, dtype)
 
@@ -164,9 +178,11 @@ class ActiveBrownianDriver:
             c, s = jnp.cos(dth), jnp.sin(dth)
             e = jnp.stack([c * e[..., 0] - s * e[..., 1], s * e[..., 0] + c * e[..., 1]], -1)
         else:
-            xi = sd * jax.random.normal(key, eta.shape, eta.dtype)
-            xi = xi - jnp.sum(xi * e, -1, keepdims=True) * e
-            e = e + xi
+            # rotate e by the tangent part of ω ~ N(0, 2D_r h I): e cos|ω⊥| + ω̂⊥ sin|ω⊥|
+            w = sd * jax.random.normal(key, eta.shape, eta.dtype)
+            w = w - jnp.sum(w * e, -1, keepdims=True) * e
+            r = jnp.linalg.norm(w, axis=-1, keepdims=True)
+            e = e * jnp.cos(r) + w * jnp.where(r > 0, jnp.sin(r) / jnp.where(r > 0, r, 1.0), 1.0)
             e = e / jnp.linalg.norm(e, axis=-1, keepdims=True)
         return self.speed * e
 

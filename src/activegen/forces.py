@@ -88,6 +88,26 @@ def potential_ucn(p: ActiveOU, t, x, dv: ScoreDerivs):
     return potential_naive(p, t, x, dv) - p.tau * corr
 
 
+# -- correction for a non-Gaussian driver ------------------------------------------------
+def force_driver_correction(p: ActiveOU, kappa: float, t, x, dv: ScoreDerivs):
+    """δF = −κτD_A² ∇(Δp)/p = −κτD_A² [∇(∇·S) + 2(∇S)S + (∇·S + |S|²) S].
+
+    Cancels the fourth-order term −κτD_A² Δ²q that a run-and-tumble or active Brownian
+    driver adds to the x-marginal equation at O(τ) (docs/drivers.md). Not a gradient in
+    d > 1 (it is in 1D).
+    """
+    lap = dv.div + jnp.sum(dv.score**2)
+    c = -kappa * p.tau * p.d_active**2
+    return c * (dv.grad_div + 2.0 * dv.hessian @ dv.score + lap * dv.score)
+
+
+def saturate(delta, force):
+    """δ/(1 + |δ|/|F|): a correction that is small against F passes unchanged, one that is
+    not (far tails, where the small-τ expansion fails and δF grows like |x|³) stays below |F|."""
+    ratio = jnp.linalg.norm(delta) / (jnp.linalg.norm(force) + 1e-12)
+    return delta / (1.0 + ratio)
+
+
 def force_jacobian_norm(p: ActiveOU, t, dv: ScoreDerivs):
     """‖∇F_0‖_F = ‖βI + D̄ ∇S‖_F: the scale τ·‖∇F‖ must stay small for first order to hold."""
     d = dv.score.shape[-1]

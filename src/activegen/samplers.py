@@ -38,7 +38,7 @@ from .errors import (
     check_finite,
     check_positive,
 )
-from .forces import FORCES, force_jacobian_norm
+from .forces import FORCES, force_driver_correction, force_jacobian_norm, saturate
 from .processes import ActiveOU
 from .scores import MixtureScore
 
@@ -113,8 +113,10 @@ def _exact(score, p: ActiveOU, t_final: float, dtype) -> _Method:
     return _Method(init, step)
 
 
-def _active(force, score, p: ActiveOU, t_final: float, dtype, driver) -> _Method:
-    """x driven by an external force F(x, T−s) plus the active noise η of `driver`."""
+def _active(force, score, p: ActiveOU, t_final: float, dtype, driver, correct) -> _Method:
+    """x driven by an external force F(x, T−s) plus the active noise η of `driver`; with
+    `correct`, plus the driver's fourth-order correction (κ = driver.kappa)."""
+    kappa = getattr(driver, "kappa", 0.0) if correct else 0.0
     if p.tau == 0:
         raise ActivegenError("tau must be > 0 for an active driver (use 'passive' at tau = 0)")
 
@@ -128,6 +130,11 @@ def _active(force, score, p: ActiveOU, t_final: float, dtype, driver) -> _Method
         x, eta = c["x"], c["eta"]
         dv = _vmap_derivs(score, score.prepare(t, dtype), x)
         f = jax.vmap(force, in_axes=(None, None, 0, 0))(p, t, x, dv)
+        if kappa:
+            df = jax.vmap(force_driver_correction, in_axes=(None, None, None, 0, 0))(
+                p, kappa, t, x, dv
+            )
+            f = f + jax.vmap(saturate)(df, f)
         jn = jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(p, t, dv)
         k1, k2 = jax.random.split(key)
         xi = jax.random.normal(k1, x.shape, dtype)
@@ -233,6 +240,7 @@ def sample(
     save_every: int | None = None,
     closed_form: bool = True,
     driver=None,
+    driver_correction: bool = True,
     dtype=None,
     progress: bool = False,
     ode_rtol: float = 1e-5,
@@ -243,7 +251,9 @@ def sample(
     target: a GaussianMixture (analytic score). process: the forward ActiveOU. Give a PRNG
     `key` or an integer `seed`. dt defaults to `default_dt(τ)`; the step actually used is
     T/ceil(T/dt). save_every: keep x every that many steps (strided trajectory).
-    driver: self-propulsion for fox/ucn/naive (default: OUDriver(τ, D_A)).
+    driver: self-propulsion for fox/ucn/naive (default: OUDriver(τ, D_A)). With
+    driver_correction (default) `fox` adds the driver's non-Gaussian correction
+    (`forces.force_driver_correction`; zero for the OU driver).
     """
     if method not in METHODS:
         raise ActivegenError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -289,6 +299,8 @@ def sample(
         t_final=t_final,
         dtype=str(jnp.dtype(dtype)),
         driver=type(driver).__name__ if driver is not None else "OUDriver",
+        driver_correction=bool(driver_correction and method == "fox"
+                               and getattr(driver, "kappa", 0.0) != 0.0),
     )
     t0 = time.perf_counter()
     if method == "ode":
@@ -303,7 +315,8 @@ def sample(
             m = _exact(score, process, t_final, dtype)
         else:
             drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
-            m = _active(FORCES[method].force, score, process, t_final, dtype, drv)
+            m = _active(FORCES[method].force, score, process, t_final, dtype, drv,
+                        driver_correction and method == "fox")
         every = n_steps if save_every is None else save_every
         carry, frames = _run_scan(m, key, n, t_final, n_steps, every, progress, method)
         x = carry["x"]
