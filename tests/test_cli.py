@@ -137,3 +137,11 @@ def test_inconsistent_driver_options_rejected(tmp_path, capsys, extra, msg):
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_tau_sweep_with_rtp_driver(tmp_path):
+    rc = main(["experiment", "tau-sweep", "--taus", "0.1", "--methods", "fox", "--driver", "rtp",
+               "--n", "200", "--t-final", "0.5", "--no-progress", "--out", str(tmp_path / "s")])
+    assert rc == 0
+    row = json.loads((tmp_path / "s" / "tau_sweep.json").read_text())["rows"][0]
+    assert row["info"]["driver"] == "RunAndTumbleDriver" and row["info"]["driver_correction"]

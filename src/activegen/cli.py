@@ -116,6 +116,7 @@ def cmd_sample(args) -> int:
         dt=args.dt,
         save_every=args.save_every,
         driver=driver,
+        driver_correction=not args.no_driver_correction,
         progress=not args.no_progress,
     )
     extra = {} if res.trajectory is None else {"trajectory": res.trajectory, "times": res.times}
@@ -162,7 +163,8 @@ def cmd_tau_sweep(args) -> int:
     print(f"tau-sweep: {len(args.taus)} taus x {len(args.methods)} methods, {args.n} particles")
     res = tau_sweep(target, args.taus, args.methods, args.n, seed=args.seed,
                     beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active, d_thermal=args.d_thermal,
-                    t_final=args.t_final, progress=not args.no_progress)
+                    t_final=args.t_final, progress=not args.no_progress,
+                    driver=args.driver, driver_correction=not args.no_driver_correction)
     md = sweep_markdown(res)
     (out / "tau_sweep.md").write_text(md + "\n")
     (out / "tau_sweep.json").write_text(json.dumps(res, indent=2))
@@ -193,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speed", type=_float, default=None, help="rtp/abp swim speed v0")
     s.add_argument("--tumble-rate", type=_float, default=None, help="rtp tumble rate α (τ = 1/α)")
     s.add_argument("--rot-diffusion", type=_float, default=None, help="abp rotational diffusion D_r")
+    s.add_argument("--no-driver-correction", action="store_true",
+                   help="fox with rtp/abp: leave out the non-Gaussian driver correction")
     s.add_argument("--dt", type=_float, default=None, help="step Δs (default min(τ/20, 0.002))")
     s.add_argument("--n", type=int, default=10_000, help="number of particles")
     s.add_argument("--seed", type=int, default=0)
@@ -219,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n", type=int, default=40_000)
     t.add_argument("--seed", type=int, default=0)
     _add_process_options(t, with_tau=False)
+    t.add_argument("--driver", choices=("ou", "rtp", "abp"), default="ou",
+                   help="self-propulsion for fox/ucn/naive (effective τ, D_A matched)")
+    t.add_argument("--no-driver-correction", action="store_true")
     t.add_argument("--x64", action="store_true")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--out", default="tau-sweep", help="output folder")

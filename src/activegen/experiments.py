@@ -25,16 +25,23 @@ def tau_sweep(
     d_thermal: float = 0.0,
     t_final: float = 6.0,
     progress: bool = False,
+    driver: str = "ou",
+    driver_correction: bool = True,
 ) -> dict:
     """Run each method at each τ; returns rows of metrics with floors and fitted slopes of
-    W1 against τ (log–log least squares)."""
+    W1 against τ (log–log least squares). `driver` (ou, rtp, abp) drives fox/ucn/naive."""
+    from .drivers import DRIVERS
+
     rows = []
     for tau in taus:
         proc = ActiveOU(beta, d_thermal, d_active, float(tau))
+        drv = DRIVERS[driver].from_effective(float(tau), d_active, target.dim)
         for m in methods:
+            kw = {"driver": drv, "driver_correction": driver_correction} if m in (
+                "fox", "ucn", "naive") and driver != "ou" else {}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = sample(target, m, proc, n, seed=seed, t_final=t_final, progress=progress)
+                res = sample(target, m, proc, n, seed=seed, t_final=t_final, progress=progress, **kw)
             ev = evaluate(res.samples, target, seed=seed)
             rows.append({"method": m, "tau": float(tau), **ev, "info": res.info})
     slopes = {}
