@@ -20,7 +20,6 @@ update plus the exponential-integrator term (1 − e^{−h/τ})(2D_A/τ) r.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
