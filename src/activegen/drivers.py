@@ -16,8 +16,39 @@ import jax.numpy as jnp
 from .errors import ActivegenError, check_positive
 
 
+def _uniform_directions(key, shape, dtype):
+    """Unit vectors uniform on the sphere S^{d−1} (d = shape[-1]; ±1 in 1D)."""
+    if shape[-1] == 1:
+        return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(dtype)
+    z = jax.random.normal(key, shape, dtype)
+    return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
+
+
+class _ActiveNoise:
+    """Shared by every driver: stationary variance D_A/τ and correlation function."""
+
+    @property
+    def variance(self) -> float:
+        return self.d_active / self.tau
+
+    def autocorrelation(self, lag):
+        """(D_A/τ) e^{−|u|/τ} per coordinate."""
+        return self.variance * jnp.exp(-jnp.abs(lag) / self.tau)
+
+
+class _Swimmer(_ActiveNoise):
+    """η = v0 e with a random unit direction e: D_A = v0² τ / d; uniform stationary start."""
+
+    @property
+    def d_active(self) -> float:
+        return self.speed**2 * self.tau / self.dim
+
+    def init(self, key, shape, dtype):
+        return self.speed * _uniform_directions(key, shape, dtype)
+
+
 @dataclasses.dataclass(frozen=True)
-class OUDriver:
+class OUDriver(_ActiveNoise):
     """Active Ornstein–Uhlenbeck noise: τ dη = −η ds + √(2D_A) dW, stationary N(0, D_A/τ).
 
     Exact step: η ← η e^{−h/τ} + √(D_A/τ (1 − e^{−2h/τ})) ξ.
@@ -34,10 +65,6 @@ class OUDriver:
     def from_effective(cls, tau: float, d_active: float, dim: int | None = None) -> "OUDriver":
         return cls(tau, d_active)
 
-    @property
-    def variance(self) -> float:
-        return self.d_active / self.tau
-
     def decay(self, h: float) -> float:
         """e^{−h/τ}."""
         return math.exp(-h / self.tau)
@@ -50,24 +77,12 @@ class OUDriver:
         sd = math.sqrt(self.variance * -math.expm1(-2.0 * h / self.tau))
         return eta * e + sd * jax.random.normal(key, eta.shape, eta.dtype)
 
-    def autocorrelation(self, lag):
-        """(D_A/τ) e^{−|u|/τ}."""
-        return self.variance * jnp.exp(-jnp.abs(lag) / self.tau)
-
     #: Gaussian noise: no fourth-order term in the x-marginal equation.
     kappa = 0.0
 
 
-def _uniform_directions(key, shape, dtype):
-    """Unit vectors uniform on the sphere S^{d−1} (d = shape[-1]; ±1 in 1D)."""
-    if shape[-1] == 1:
-        return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(dtype)
-    z = jax.random.normal(key, shape, dtype)
-    return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
-
-
 @dataclasses.dataclass(frozen=True)
-class RunAndTumbleDriver:
+class RunAndTumbleDriver(_Swimmer):
     """Run-and-tumble self-propulsion η = v0 e: at rate α the direction e is redrawn uniformly
     on the sphere (in 1D: reversed at rate λ = α/2, which is the same law).
 
@@ -95,21 +110,10 @@ class RunAndTumbleDriver:
         return 1.0 / self.tumble_rate
 
     @property
-    def d_active(self) -> float:
-        return self.speed**2 * self.tau / self.dim
-
-    @property
-    def variance(self) -> float:
-        return self.d_active / self.tau
-
-    @property
     def kappa(self) -> float:
         """κ = (4 − d)/(d + 2) of the free x-marginal ∂_tP = D_A ΔP − κτD_A² Δ²P + O(τ²)
         (docs/drivers.md; 1D: κ = 1, the telegraph equation)."""
         return (4 - self.dim) / (self.dim + 2)
-
-    def init(self, key, shape, dtype):
-        return self.speed * _uniform_directions(key, shape, dtype)
 
     def step(self, eta, h: float, key):
         k1, k2 = jax.random.split(key)
@@ -119,17 +123,14 @@ class RunAndTumbleDriver:
         new = self.speed * _uniform_directions(k2, eta.shape, eta.dtype)
         return jnp.where(tumble, new, eta)
 
-    def autocorrelation(self, lag):
-        return self.variance * jnp.exp(-jnp.abs(lag) / self.tau)
-
 
 @dataclasses.dataclass(frozen=True)
-class ActiveBrownianDriver:
+class ActiveBrownianDriver(_Swimmer):
     """Active Brownian self-propulsion η = v0 e, e diffusing on the sphere with rotational
     diffusion D_r (d = 2 or 3).
 
     Effective parameters (THEORY.md §3): 2D τ = 1/D_r, D_A = v0²/(2D_r);
-    3D τ = 1/(2D_r), D_A = v0²/(6D_r). Step: 2D exact (θ += √(2D_r h) ξ); 3D a projected
+    3D τ = 1/(2D_r), D_A = v0²/(6D_r). Step: 2D exact (θ += √(2D_r h) ξ); 3D a
     rotation by the tangent part of a Gaussian rotation vector (weak error O(h²) per step).
     """
 
@@ -155,20 +156,9 @@ class ActiveBrownianDriver:
         return 1.0 / ((self.dim - 1) * self.rot_diffusion)
 
     @property
-    def d_active(self) -> float:
-        return self.speed**2 * self.tau / self.dim
-
-    @property
-    def variance(self) -> float:
-        return self.d_active / self.tau
-
-    @property
     def kappa(self) -> float:
         """κ of ∂_tP = D_A ΔP − κτD_A² Δ²P + O(τ²): 7/8 in 2D, 11/15 in 3D (docs/drivers.md)."""
         return 7 / 8 if self.dim == 2 else 11 / 15
-
-    def init(self, key, shape, dtype):
-        return self.speed * _uniform_directions(key, shape, dtype)
 
     def step(self, eta, h: float, key):
         e = eta / self.speed
@@ -185,9 +175,6 @@ class ActiveBrownianDriver:
             e = e * jnp.cos(r) + w * jnp.where(r > 0, jnp.sin(r) / jnp.where(r > 0, r, 1.0), 1.0)
             e = e / jnp.linalg.norm(e, axis=-1, keepdims=True)
         return self.speed * e
-
-    def autocorrelation(self, lag):
-        return self.variance * jnp.exp(-jnp.abs(lag) / self.tau)
 
 
 DRIVERS = {"ou": OUDriver, "rtp": RunAndTumbleDriver, "abp": ActiveBrownianDriver}
