@@ -148,15 +148,19 @@ def _active(force, score, p: ActiveOU, t_final: float, dtype, driver, correct) -
 
 
 def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, desc):
+    keep = save_every is not None
+    save_every = save_every or n_steps
     """Fixed-step integration: steps i = 0..n_steps−1 at s_i = i·h, h = T/n_steps.
 
     Runs jit-compiled chunks of `save_every`·m steps (lax.scan over frames of a lax.scan
     over steps); steps past n_steps are masked. Keys are fold_in(key, i): results do not
-    depend on the chunking.
+    depend on the chunking. Returns the final carry and the list of x frames (the initial x
+    first; the strided frames only when save_every is given).
     """
     h = t_final / n_steps
     k_init, k_run = jax.random.split(key)
     carry = method.init(k_init, n)
+    frames = [carry["x"][None]]
     n_chunks = min(50, n_steps) if progress else 1
     frames_per_chunk = max(1, math.ceil(n_steps / (save_every * n_chunks)))
     chunk = frames_per_chunk * save_every
@@ -174,7 +178,6 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
         starts = start + save_every * jnp.arange(frames_per_chunk)
         return jax.lax.scan(one_frame, c, starts)
 
-    frames = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -182,7 +185,7 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
         bar = tqdm(total=n_steps, desc=desc, unit="step", leave=False)
     for start in range(0, n_steps, chunk):
         carry, fx = run_chunk(carry, start)
-        if save_every < n_steps or frames:
+        if keep:
             frames.append(fx)
         if bar is not None:
             jax.block_until_ready(carry["x"])
@@ -316,15 +319,13 @@ def sample(
             drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
             m = _active(FORCES[method].force, score, process, t_final, dtype, drv,
                         driver_correction and method == "fox")
-        every = n_steps if save_every is None else save_every
-        carry, frames = _run_scan(m, key, n, t_final, n_steps, every, progress, method)
+        carry, frames = _run_scan(m, key, n, t_final, n_steps, save_every, progress, method)
         x = carry["x"]
         info.update(dt=t_final / n_steps, n_steps=n_steps)
         traj = times = None
         if save_every is not None:
-            x_init = m.init(jax.random.split(key)[0], n)["x"]
-            allf = jnp.concatenate([x_init[None]] + frames, axis=0)
-            n_frames = n_steps // save_every
+            allf = jnp.concatenate(frames, axis=0)
+            n_frames = min(n_steps // save_every, allf.shape[0] - 1)
             traj = np.asarray(allf[: n_frames + 1])
             times = np.arange(n_frames + 1) * save_every * (t_final / n_steps)
         if "tjf" in carry:
