@@ -97,11 +97,13 @@ def test_demo_writes_figure_and_report(tmp_path, capsys):
 
 def test_tau_sweep_writes_table(tmp_path, capsys):
     rc = main(["experiment", "tau-sweep", "--taus", "0.2,0.1", "--methods", "fox,naive",
-               "--n", "300", "--t-final", "1", "--no-progress", "--out", str(tmp_path / "s")])
+               "--seeds", "0,1", "--n", "300", "--t-final", "1", "--no-progress",
+               "--out", str(tmp_path / "s")])
     assert rc == 0
     res = json.loads((tmp_path / "s" / "tau_sweep.json").read_text())
-    assert len(res["rows"]) == 4 and set(res["slopes"]) == {"fox", "naive"}
-    assert "| fox | 0.2 |" in (tmp_path / "s" / "tau_sweep.md").read_text()
+    assert len(res["rows"]) == 8 and set(res["slopes"]) == {"fox", "naive"}
+    assert "| fox | 0.2 | 1 |" in (tmp_path / "s" / "tau_sweep.md").read_text()
+    assert (tmp_path / "s" / "tau_sweep.png").stat().st_size > 10_000
 
 
 def test_sample_with_rtp_driver_from_physical_parameters(tmp_path):

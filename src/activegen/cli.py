@@ -147,7 +147,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_tau_sweep(args) -> int:
-    from .experiments import sweep_markdown, tau_sweep
+    from .experiments import plot_sweep, sweep_markdown, tau_sweep
     from .targets import GaussianMixture, default_target_1d
 
     target = GaussianMixture.load(args.target) if args.target else default_target_1d()
@@ -160,16 +160,20 @@ def cmd_tau_sweep(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _x64(args)
-    print(f"tau-sweep: {len(args.taus)} taus x {len(args.methods)} methods, {args.n} particles")
-    res = tau_sweep(target, args.taus, args.methods, args.n, seed=args.seed,
+    n_runs = len(args.taus) * len(args.methods) * len(args.seeds or [0])
+    print(f"tau-sweep: {n_runs} runs of {args.n} particles "
+          f"(roughly {n_runs * args.n * 3000 / 5e6 / 60:.0f} min on 2 cores at T = 6)")
+    seeds = args.seeds or [args.seed]
+    res = tau_sweep(target, args.taus, args.methods, args.n, seed=seeds,
                     beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active, d_thermal=args.d_thermal,
                     t_final=args.t_final, progress=not args.no_progress,
                     driver=args.driver, driver_correction=not args.no_driver_correction)
     md = sweep_markdown(res)
     (out / "tau_sweep.md").write_text(md + "\n")
     (out / "tau_sweep.json").write_text(json.dumps(res, indent=2))
+    plot_sweep(res, out / "tau_sweep.png")
     print(md)
-    print(f"wrote {out / 'tau_sweep.md'} and {out / 'tau_sweep.json'}")
+    print(f"wrote {out / 'tau_sweep.md'}, {out / 'tau_sweep.json'} and {out / 'tau_sweep.png'}")
     return 0
 
 
@@ -222,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--methods", type=lambda s: s.split(","), default=["exact", "fox", "naive"])
     t.add_argument("--n", type=int, default=40_000)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                   help="comma-separated seeds (one run each; spread in the figure)")
     _add_process_options(t, with_tau=False)
     t.add_argument("--driver", choices=("ou", "rtp", "abp"), default="ou",
                    help="self-propulsion for fox/ucn/naive (effective τ, D_A matched)")

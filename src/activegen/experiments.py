@@ -19,7 +19,7 @@ def tau_sweep(
     taus,
     methods,
     n: int,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     beta: float = 1.0,
     d_active: float = 1.0,
     d_thermal: float = 0.0,
@@ -29,9 +29,12 @@ def tau_sweep(
     driver_correction: bool = True,
 ) -> dict:
     """Run each method at each τ; returns rows of metrics with floors and fitted slopes of
-    W1 against τ (log–log least squares). `driver` (ou, rtp, abp) drives fox/ucn/naive."""
+    W1 against τ (log–log least squares over every seed's row with W1 above twice its
+    floor, or over all rows when fewer than two τ are resolved). `seed` may be a list: one
+    row per seed. `driver` (ou, rtp, abp) drives fox/ucn/naive."""
     from .drivers import DRIVERS
 
+    seeds = [seed] if isinstance(seed, int) else list(seed)
     rows = []
     for tau in taus:
         proc = ActiveOU(beta, d_thermal, d_active, float(tau))
@@ -39,28 +42,33 @@ def tau_sweep(
         for m in methods:
             kw = {"driver": drv, "driver_correction": driver_correction} if m in (
                 "fox", "ucn", "naive") and driver != "ou" else {}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = sample(target, m, proc, n, seed=seed, t_final=t_final, progress=progress, **kw)
-            ev = evaluate(res.samples, target, seed=seed)
-            rows.append({"method": m, "tau": float(tau), **ev, "info": res.info})
+            for sd in seeds:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = sample(target, m, proc, n, seed=sd, t_final=t_final,
+                                 progress=progress, **kw)
+                ev = evaluate(res.samples, target, seed=sd)
+                rows.append({"method": m, "tau": float(tau), "seed": sd, **ev, "info": res.info})
     slopes = {}
     for m in methods:
         r = [x for x in rows if x["method"] == m]
-        slopes[m] = log_slope([x["tau"] for x in r], [x["metrics"]["w1"] for x in r])
+        # fit only points resolved above the floor (W1 > 2 floors), when two τ remain
+        above = [x for x in r if x["metrics"]["w1"] > 2 * x["floor"]["w1"]]
+        use = above if len({x["tau"] for x in above}) >= 2 else r
+        slopes[m] = log_slope([x["tau"] for x in use], [x["metrics"]["w1"] for x in use])
     return {"rows": rows, "slopes": slopes, "target": target.to_dict()}
 
 
 def sweep_markdown(result: dict) -> str:
     """The sweep as a Markdown table (W1 with its floor, histogram KL, moment errors)."""
     lines = [
-        "| method | τ | W1 | W1 floor | hist KL | KL floor | mean err | cov err |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | τ | seed | W1 | W1 floor | hist KL | KL floor | mean err | cov err |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         m, f = r["metrics"], r["floor"]
         lines.append(
-            f"| {r['method']} | {r['tau']:g} | {m['w1']:.4f} | {f['w1']:.4f} | "
+            f"| {r['method']} | {r['tau']:g} | {r['seed']} | {m['w1']:.4f} | {f['w1']:.4f} | "
             f"{m.get('hist_kl', float('nan')):.4f} | {f.get('hist_kl', float('nan')):.4f} | "
             f"{m['mean_error']:.4f} | {m['cov_error']:.4f} |"
         )
@@ -70,6 +78,31 @@ def sweep_markdown(result: dict) -> str:
         + ", ".join(f"{k} {v:.2f}" for k, v in result["slopes"].items())
     )
     return "\n".join(lines)
+
+
+def plot_sweep(result: dict, path) -> None:
+    """Log–log W1 against τ per method (mean ± sd over seeds), fitted slopes in the legend,
+    the finite-sample floor dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    methods = list(result["slopes"])
+    for m in methods:
+        taus = sorted({r["tau"] for r in result["rows"] if r["method"] == m})
+        vals = [[r["metrics"]["w1"] for r in result["rows"] if r["method"] == m and r["tau"] == t]
+                for t in taus]
+        ax.errorbar(taus, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals],
+                    marker="o", capsize=3, label=f"{m} (slope {result['slopes'][m]:.2f})")
+    floor = np.mean([r["floor"]["w1"] for r in result["rows"]])
+    ax.axhline(floor, ls="--", color="grey", label=f"floor {floor:.4f}")
+    ax.set(xscale="log", yscale="log", xlabel="τ", ylabel="W1 to the target")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _plot_2d(ax, target, x, title):
