@@ -98,7 +98,7 @@ def test_fox_beats_naive_and_converges_faster_than_linearly(ref1d):
 def test_ucn_runs_and_is_no_better_than_fox(ref1d):
     tg, ref = ref1d
     proc = ActiveOU(1.0, 0.0, 1.0, 0.1)
-    e = {m: w1(sample(tg, m, proc, 30_000, seed=5, t_final=T_FINAL).samples, ref)
+    e = {m: w1(sample(tg, m, proc, 20_000, seed=5, t_final=T_FINAL).samples, ref)
          for m in ("fox", "ucn")}
     assert e["ucn"] > e["fox"], e
 
