@@ -92,7 +92,7 @@ KAPPA_CASES = [
 def test_fourth_cumulant_rate_gives_kappa(kind, d, cls, kappa):
     """Free particle ẋ = η: the per-coordinate fourth cumulant grows as
     κ4(t2) − κ4(t1) = −24 κ τ D_A² (t2 − t1) for t ≫ τ (from ∂_tP = D_AΔP − κτD_A²Δ²P).
-    Tolerance: 5 standard errors (bootstrap over 10 independent batches)."""
+    Tolerance: 5 standard errors over 10 independent batches of particles."""
     tau, da, n, h = 1.0, 1.0, 1_000_000, 0.05
     drv = cls.from_effective(tau, da, d)
     assert drv.kappa == pytest.approx(kappa)
