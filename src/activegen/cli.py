@@ -62,8 +62,6 @@ def _driver_and_process(args, dim: int):
     if given and set(given) != allowed:
         need = " and ".join("--" + k.replace("_", "-") for k in sorted(allowed))
         raise ActivegenError(f"--driver {kind}: give both {need}, or neither (then --tau)")
-    if kind != "ou" and args.method not in ("fox", "ucn", "naive"):
-        raise ActivegenError(f"--driver {kind} applies to methods fox, ucn, naive")
     cls = DRIVERS[kind]
     if given:
         drv = cls(given["speed"], given[_RATE[kind]], dim)

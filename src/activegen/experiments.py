@@ -10,7 +10,7 @@ import numpy as np
 
 from .metrics import evaluate, log_slope
 from .processes import ActiveOU
-from .samplers import sample
+from .samplers import ACTIVE_METHODS, sample
 from .targets import GaussianMixture, default_target_2d
 
 
@@ -40,8 +40,8 @@ def tau_sweep(
         proc = ActiveOU(beta, d_thermal, d_active, float(tau))
         drv = DRIVERS[driver].from_effective(float(tau), d_active, target.dim)
         for m in methods:
-            kw = {"driver": drv, "driver_correction": driver_correction} if m in (
-                "fox", "ucn", "naive") and driver != "ou" else {}
+            kw = ({"driver": drv, "driver_correction": driver_correction}
+                  if m in ACTIVE_METHODS and driver != "ou" else {})
             for sd in seeds:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -42,6 +42,8 @@ from .processes import ActiveOU
 from .scores import MixtureScore
 
 METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive")
+#: The methods in which an external force acts on a particle driven by a self-propulsion.
+ACTIVE_METHODS = ("fox", "ucn", "naive")
 
 #: τ·‖∇F‖ (ensemble mean, largest over the run) above which the first-order
 #: expansion is flagged as unreliable.
@@ -148,8 +150,6 @@ def _active(force, score, p: ActiveOU, t_final: float, dtype, driver, correct) -
 
 
 def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, desc):
-    keep = save_every is not None
-    save_every = save_every or n_steps
     """Fixed-step integration: steps i = 0..n_steps−1 at s_i = i·h, h = T/n_steps.
 
     Runs jit-compiled chunks of `save_every`·m steps (lax.scan over frames of a lax.scan
@@ -157,6 +157,8 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
     depend on the chunking. Returns the final carry and the list of x frames (the initial x
     first; the strided frames only when save_every is given).
     """
+    keep = save_every is not None
+    save_every = save_every or n_steps
     h = t_final / n_steps
     k_init, k_run = jax.random.split(key)
     carry = method.init(k_init, n)
@@ -276,8 +278,10 @@ def sample(
     if save_every is not None:
         save_every = check_count("save_every", save_every)
     if driver is not None:
-        if method not in ("fox", "ucn", "naive"):
-            raise ActivegenError(f"a driver applies to fox, ucn and naive, not to {method!r}")
+        if method not in ACTIVE_METHODS:
+            raise ActivegenError(
+                f"a driver applies to methods {', '.join(ACTIVE_METHODS)}, not to {method!r}"
+            )
         if not (math.isclose(driver.tau, process.tau, rel_tol=1e-9)
                 and math.isclose(driver.d_active, process.d_active, rel_tol=1e-9)):
             raise ActivegenError(
