@@ -23,7 +23,7 @@ from .forces import (
 )
 from .metrics import evaluate, hist_kl, log_slope, moment_errors, w1, w1_floor
 from .processes import ActiveOU
-from .samplers import METHODS, Sampled, default_dt, sample
+from .samplers import ACTIVE_METHODS, METHODS, Sampled, default_dt, sample, sample_field
 from .scores import MixtureScore, ScoreDerivs, autodiff_derivs, mixture_derivs
 from .targets import GaussianMixture, default_target_1d, default_target_2d
 
@@ -32,6 +32,7 @@ __all__ = [
     "METHODS", "MixtureScore", "OUDriver", "Sampled", "ScoreDerivs", "autodiff_derivs",
     "default_dt", "default_target_1d", "default_target_2d", "evaluate", "force_fox",
     "force_naive", "force_ucn", "hist_kl", "log_slope", "mixture_derivs", "moment_errors",
-    "potential_fox", "potential_naive", "potential_ucn", "sample", "w1", "w1_floor",
+    "potential_fox", "potential_naive", "potential_ucn", "sample", "sample_field", "w1",
+    "w1_floor", "ACTIVE_METHODS",
 ]
 __version__ = "0.1.0"

@@ -40,6 +40,7 @@ from .errors import (
 from .forces import FORCES, force_driver_correction, force_jacobian_norm, saturate
 from .processes import ActiveOU
 from .scores import MixtureScore
+from .targets import GaussianMixture
 
 METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive")
 #: The methods in which an external force acts on a particle driven by a self-propulsion.
@@ -76,7 +77,7 @@ def _vmap_derivs(score, state, x):
 
 def _passive(score, p: ActiveOU, t_final: float, dtype) -> _Method:
     def init(key, n):
-        return {"x": score.target.sample_marginal(key, n, p, t_final, dtype)}
+        return {"x": score.sample_marginal(key, n, t_final, dtype)}
 
     def step(c, s, h, key):
         t = t_final - s
@@ -114,21 +115,11 @@ def _exact(score, p: ActiveOU, t_final: float, dtype) -> _Method:
     return _Method(init, step)
 
 
-def _active(force, score, p: ActiveOU, t_final: float, dtype, driver, correct) -> _Method:
-    """x driven by an external force F(x, T−s) plus the active noise η of `driver`; with
-    `correct`, plus the driver's fourth-order correction (κ = driver.kappa)."""
-    kappa = getattr(driver, "kappa", 0.0) if correct else 0.0
-    if p.tau == 0:
-        raise ActivegenError("tau must be > 0 for an active driver (use 'passive' at tau = 0)")
+def _score_field(force, score, p: ActiveOU, dtype, kappa: float):
+    """field(t, x) -> (F, ‖∇F_0‖) for a force of `forces` built from a score model; with
+    κ ≠ 0 plus the driver's fourth-order correction (saturated)."""
 
-    def init(key, n):
-        k1, k2 = jax.random.split(key)
-        x = score.target.sample_marginal(k1, n, p, t_final, dtype)
-        return {"x": x, "eta": driver.init(k2, x.shape, dtype), "tjf": jnp.zeros((), dtype)}
-
-    def step(c, s, h, key):
-        t = t_final - s
-        x, eta = c["x"], c["eta"]
+    def field(t, x):
         dv = _vmap_derivs(score, score.prepare(t, dtype), x)
         f = jax.vmap(force, in_axes=(None, None, 0, 0))(p, t, x, dv)
         if kappa:
@@ -136,15 +127,31 @@ def _active(force, score, p: ActiveOU, t_final: float, dtype, driver, correct) -
                 p, kappa, t, x, dv
             )
             f = f + jax.vmap(saturate)(df, f)
-        jn = jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(p, t, dv)
+        return f, jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(p, t, dv)
+
+    return field
+
+
+def _active(field, init_x, p: ActiveOU, t_final: float, dtype, driver) -> _Method:
+    """dx = [F(x, T−s) + η] ds + √(2D_T) dW̄: x driven by an external force field
+    `field(t, x) -> (F, ‖∇F‖ or None)` and the active noise η of `driver`;
+    init_x(key, n) draws the start."""
+    if p.tau == 0:
+        raise ActivegenError("tau must be > 0 for an active driver (use 'passive' at tau = 0)")
+
+    def init(key, n):
+        k1, k2 = jax.random.split(key)
+        x = init_x(k1, n)
+        return {"x": x, "eta": driver.init(k2, x.shape, dtype), "tjf": jnp.zeros((), dtype)}
+
+    def step(c, s, h, key):
+        x, eta = c["x"], c["eta"]
+        f, jn = field(t_final - s, x)
         k1, k2 = jax.random.split(key)
         xi = jax.random.normal(k1, x.shape, dtype)
         x_new = x + (f + eta) * h + math.sqrt(2.0 * p.d_thermal * h) * xi
-        return {
-            "x": x_new,
-            "eta": driver.step(eta, h, k2),
-            "tjf": jnp.fmax(c["tjf"], p.tau * jnp.mean(jn)),
-        }
+        tjf = c["tjf"] if jn is None else jnp.fmax(c["tjf"], p.tau * jnp.mean(jn))
+        return {"x": x_new, "eta": driver.step(eta, h, k2), "tjf": tjf}
 
     return _Method(init, step)
 
@@ -201,7 +208,7 @@ def _run_ode(score, p: ActiveOU, key, n, t_final, dtype, save_every_time, rtol):
     """Probability-flow ODE dx/ds = βx + D_eff(T−s) S(x, T−s), adaptive Tsit5 (diffrax)."""
     import diffrax
 
-    x0 = score.target.sample_marginal(key, n, p, t_final, dtype)
+    x0 = score.sample_marginal(key, n, t_final, dtype)
 
     def field(s, x, args):
         t = t_final - s
@@ -231,6 +238,91 @@ def _run_ode(score, p: ActiveOU, key, n, t_final, dtype, save_every_time, rtol):
     return ys[-1], (ys if ts is not None else None), ts, int(sol.stats["num_steps"])
 
 
+def _as_score(model, process: ActiveOU, closed_form: bool):
+    """A GaussianMixture becomes its analytic MixtureScore; a score model (anything with
+    `prepare`, `derivs`, `score`, `sample_marginal`, e.g. a learned one) is used as it is."""
+    if isinstance(model, GaussianMixture):
+        return MixtureScore(model, process, closed_form=closed_form)
+    missing = [a for a in ("dim", "prepare", "derivs", "score", "sample_marginal")
+               if not hasattr(model, a)]
+    if missing:
+        raise ActivegenError(
+            f"target must be a GaussianMixture or a score model; {type(model).__name__} "
+            f"lacks {', '.join(missing)}"
+        )
+    check = getattr(model, "check_process", None)
+    if check is not None:
+        check(process)
+    return model
+
+
+def _check_run(process: ActiveOU, n, t_final, dt, key, seed, save_every, active: bool):
+    """Validated (n, t_final, dt, key, save_every) shared by every entry point."""
+    n = check_count("n", n)
+    t_final = check_positive("t_final", t_final)
+    if key is None:
+        if seed is None:
+            raise ActivegenError("give a PRNG key or an integer seed")
+        key = jax.random.key(int(seed))
+    dt = default_dt(process.tau) if dt is None else check_positive("dt", dt)
+    if dt > t_final:
+        raise ActivegenError(f"dt must be <= t_final ({t_final}), got {dt}")
+    if process.tau > 0 and dt > process.tau / 10 and active:
+        warnings.warn(
+            f"dt = {dt} exceeds tau/10 = {process.tau / 10}: the active noise is under-resolved",
+            stacklevel=3,
+        )
+    if save_every is not None:
+        save_every = check_count("save_every", save_every)
+    return n, t_final, dt, key, save_every
+
+
+def _check_driver(driver, process: ActiveOU, dim: int):
+    if not (math.isclose(driver.tau, process.tau, rel_tol=1e-9)
+            and math.isclose(driver.d_active, process.d_active, rel_tol=1e-9)):
+        raise ActivegenError(
+            f"the driver's effective tau = {driver.tau:g}, D_A = {driver.d_active:g} must "
+            f"equal the process's tau = {process.tau:g}, D_A = {process.d_active:g}"
+        )
+    if getattr(driver, "dim", dim) != dim:
+        raise ActivegenError(
+            f"the driver is {driver.dim}-dimensional but the target has d = {dim}"
+        )
+
+
+def _integrate(m: _Method, key, n, t_final, dt, save_every, progress, desc, info, warn):
+    """Run a fixed-step method; fill info (dt, n_steps, tau_grad_force) and warn when the
+    first-order validity scale is exceeded. Returns (x, trajectory, times)."""
+    n_steps = math.ceil(t_final / dt - 1e-9)
+    carry, frames = _run_scan(m, key, n, t_final, n_steps, save_every, progress, desc)
+    info.update(dt=t_final / n_steps, n_steps=n_steps)
+    traj = times = None
+    if save_every is not None:
+        allf = jnp.concatenate(frames, axis=0)
+        n_frames = min(n_steps // save_every, allf.shape[0] - 1)
+        traj = np.asarray(allf[: n_frames + 1])
+        times = np.arange(n_frames + 1) * save_every * (t_final / n_steps)
+    if "tjf" in carry:
+        tjf = float(carry["tjf"])
+        info["tau_grad_force"] = tjf
+        if warn and tjf > VALIDITY_THRESHOLD:
+            warnings.warn(
+                f"tau*|grad F| reached {tjf:.2f} (> {VALIDITY_THRESHOLD}): the first-order "
+                "effective potential is unreliable here (modes too narrow for this "
+                "persistence time); lower tau or use method 'exact'",
+                FirstOrderWarning,
+                stacklevel=3,
+            )
+    return carry["x"], traj, times
+
+
+def _finish(x, traj, times, info, t0, what):
+    x = np.asarray(jax.block_until_ready(x))
+    info["wall_s"] = time.perf_counter() - t0
+    check_finite(what, x)
+    return Sampled(x, traj, times, info)
+
+
 def sample(
     target,
     method: str,
@@ -252,52 +344,36 @@ def sample(
 ) -> Sampled:
     """Generate n samples of `target` with a reverse sampler (see module doc).
 
-    target: a GaussianMixture (analytic score). process: the forward ActiveOU. Give a PRNG
-    `key` or an integer `seed`. dt defaults to `default_dt(τ)`; the step actually used is
-    T/ceil(T/dt). save_every: keep x every that many steps (strided trajectory).
-    driver: self-propulsion for fox/ucn/naive (default: OUDriver(τ, D_A)). With
-    driver_correction (default) `fox` adds the driver's non-Gaussian correction
+    target: a GaussianMixture (analytic score) or a score model (`scores` interface plus
+    `sample_marginal(key, n, t, dtype)`, e.g. a learned model). process: the forward
+    ActiveOU. Give a PRNG `key` or an integer `seed`. dt defaults to `default_dt(τ)`; the
+    step actually used is T/ceil(T/dt). save_every: keep x every that many steps (strided
+    trajectory). driver: self-propulsion for fox/ucn/naive (default: OUDriver(τ, D_A)).
+    With driver_correction (default) `fox` adds the driver's non-Gaussian correction
     (`forces.force_driver_correction`; zero for the OU driver).
     """
     if method not in METHODS:
         raise ActivegenError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    n = check_count("n", n)
-    t_final = check_positive("t_final", t_final)
-    if key is None:
-        if seed is None:
-            raise ActivegenError("give a PRNG key or an integer seed")
-        key = jax.random.key(int(seed))
-    dt = default_dt(process.tau) if dt is None else check_positive("dt", dt)
-    if dt > t_final:
-        raise ActivegenError(f"dt must be <= t_final ({t_final}), got {dt}")
-    if process.tau > 0 and dt > process.tau / 10 and method not in ("ode", "passive") and warn:
-        warnings.warn(
-            f"dt = {dt} exceeds tau/10 = {process.tau / 10}: the active noise is under-resolved",
-            stacklevel=2,
-        )
-    if save_every is not None:
-        save_every = check_count("save_every", save_every)
+    n, t_final, dt, key, save_every = _check_run(
+        process, n, t_final, dt, key, seed, save_every,
+        active=warn and method not in ("ode", "passive"),
+    )
+    score = _as_score(target, process, closed_form)
     if driver is not None:
         if method not in ACTIVE_METHODS:
             raise ActivegenError(
                 f"a driver applies to methods {', '.join(ACTIVE_METHODS)}, not to {method!r}"
             )
-        if not (math.isclose(driver.tau, process.tau, rel_tol=1e-9)
-                and math.isclose(driver.d_active, process.d_active, rel_tol=1e-9)):
-            raise ActivegenError(
-                f"the driver's effective tau = {driver.tau:g}, D_A = {driver.d_active:g} must "
-                f"equal the process's tau = {process.tau:g}, D_A = {process.d_active:g}"
-            )
-        if getattr(driver, "dim", target.dim) != target.dim:
-            raise ActivegenError(
-                f"the driver is {driver.dim}-dimensional but the target has d = {target.dim}"
-            )
+        _check_driver(driver, process, score.dim)
+    if method == "exact" and not hasattr(score, "joint_score"):
+        raise ActivegenError(
+            f"method 'exact' needs a joint score on (x, eta); {type(score).__name__} has none"
+        )
     dtype = dtype or jnp.result_type(float)
-    score = MixtureScore(target, process, closed_form=closed_form)
     info = dict(
         method=method,
         n=n,
-        d=target.dim,
+        d=score.dim,
         beta=process.beta,
         tau=process.tau,
         d_active=process.d_active,
@@ -313,37 +389,57 @@ def sample(
         every = None if save_every is None else save_every * dt
         x, traj, times, nfe = _run_ode(score, process, key, n, t_final, dtype, every, ode_rtol)
         info.update(ode_steps=nfe, ode_rtol=ode_rtol)
+        return _finish(x, traj, times, info, t0, f"sampler '{method}'")
+    if method == "passive":
+        m = _passive(score, process, t_final, dtype)
+    elif method == "exact":
+        m = _exact(score, process, t_final, dtype)
     else:
-        n_steps = math.ceil(t_final / dt - 1e-9)
-        if method == "passive":
-            m = _passive(score, process, t_final, dtype)
-        elif method == "exact":
-            m = _exact(score, process, t_final, dtype)
-        else:
-            drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
-            m = _active(FORCES[method].force, score, process, t_final, dtype, drv,
-                        driver_correction and method == "fox")
-        carry, frames = _run_scan(m, key, n, t_final, n_steps, save_every, progress, method)
-        x = carry["x"]
-        info.update(dt=t_final / n_steps, n_steps=n_steps)
-        traj = times = None
-        if save_every is not None:
-            allf = jnp.concatenate(frames, axis=0)
-            n_frames = min(n_steps // save_every, allf.shape[0] - 1)
-            traj = np.asarray(allf[: n_frames + 1])
-            times = np.arange(n_frames + 1) * save_every * (t_final / n_steps)
-        if "tjf" in carry:
-            tjf = float(carry["tjf"])
-            info["tau_grad_force"] = tjf
-            if warn and tjf > VALIDITY_THRESHOLD:
-                warnings.warn(
-                    f"tau*|grad F| reached {tjf:.2f} (> {VALIDITY_THRESHOLD}): the first-order "
-                    "effective potential is unreliable here (modes too narrow for this "
-                    "persistence time); lower tau or use method 'exact'",
-                    FirstOrderWarning,
-                    stacklevel=2,
-                )
-    x = np.asarray(jax.block_until_ready(x))
-    info["wall_s"] = time.perf_counter() - t0
-    check_finite(f"sampler '{method}'", x)
-    return Sampled(x, traj, times, info)
+        drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
+        kappa = getattr(drv, "kappa", 0.0) if driver_correction and method == "fox" else 0.0
+        field = _score_field(FORCES[method].force, score, process, dtype, kappa)
+        init_x = lambda k, m_: score.sample_marginal(k, m_, t_final, dtype)  # noqa: E731
+        m = _active(field, init_x, process, t_final, dtype, drv)
+    x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, method, info, warn)
+    return _finish(x, traj, times, info, t0, f"sampler '{method}'")
+
+
+def sample_field(
+    field,
+    init_x,
+    process: ActiveOU,
+    n: int,
+    key=None,
+    *,
+    seed: int | None = None,
+    t_final: float = 6.0,
+    dt: float | None = None,
+    save_every: int | None = None,
+    driver=None,
+    dim: int | None = None,
+    dtype=None,
+    progress: bool = False,
+    warn: bool = True,
+    desc: str = "field",
+) -> Sampled:
+    """Active particles in a given external force field, no score involved:
+    dx = [F(x, T−s) + η] ds + √(2D_T) dW̄.
+
+    field(t, x) -> (F (N, d), ‖∇F‖ (N,) or None) at forward time t = T − s (jax-traceable);
+    init_x(key, n) -> (n, d) start. driver defaults to OUDriver(τ, D_A). Used to replay an
+    exported protocol (a force tabulated on a grid).
+    """
+    n, t_final, dt, key, save_every = _check_run(
+        process, n, t_final, dt, key, seed, save_every, active=warn
+    )
+    drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
+    if dim is not None:
+        _check_driver(drv, process, dim)
+    dtype = dtype or jnp.result_type(float)
+    info = dict(method=desc, n=n, beta=process.beta, tau=process.tau,
+                d_active=process.d_active, d_thermal=process.d_thermal, t_final=t_final,
+                dtype=str(jnp.dtype(dtype)), driver=type(drv).__name__)
+    t0 = time.perf_counter()
+    m = _active(field, init_x, process, t_final, dtype, drv)
+    x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, desc, info, warn)
+    return _finish(x, traj, times, info, t0, f"sampler '{desc}'")

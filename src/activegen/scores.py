@@ -102,6 +102,10 @@ class MixtureScore:
     def log_prob(self, state: MixtureState, x):
         return mixture_log_prob(state, x)
 
+    def sample_marginal(self, key, n: int, t, dtype=None):
+        """n exact draws of the diffused marginal p(x, t) (the samplers' start at t = T)."""
+        return self.target.sample_marginal(key, n, self.process, t, dtype)
+
     def derivs(self, state: MixtureState, x) -> ScoreDerivs:
         if self.closed_form:
             return mixture_derivs(state, x)
