@@ -10,7 +10,11 @@ The public API (THEORY.md names):
     evaluate, w1, hist_kl          accuracy metrics with finite-sample floors
 """
 
-from .drivers import OUDriver
+from . import _xla
+
+_xla.configure()  # before any JAX computation: see _xla.py
+
+from .drivers import OUDriver  # noqa: E402
 from .errors import ActivegenError, FirstOrderWarning
 from .forces import (
     FORCES,

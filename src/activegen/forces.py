@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
+from ._linalg import matvec
 from .processes import ActiveOU
 from .scores import ScoreDerivs
 
@@ -43,7 +44,7 @@ def force_fox(p: ActiveOU, t, x, dv: ScoreDerivs):
     """F_F = βx + (D̄ + βτD_A) S + τD_A D̄ [∇(∇·S) + (∇S)S]."""
     db = p.d_bar(t)
     ta = p.tau * p.d_active
-    corr = dv.grad_div + dv.hessian @ dv.score
+    corr = dv.grad_div + matvec(dv.hessian, dv.score)
     return p.beta * x + (db + p.beta * ta) * dv.score + ta * db * corr
 
 
@@ -63,13 +64,13 @@ def force_ucn(p: ActiveOU, t, x, dv: ScoreDerivs):
     """F_U = F_0 + τ[D_A D̄ ∇(∇·S) + 2βD_A S + (D_A D̄ − ½D̄²)·2(∇S)S − β²x − βD̄(S + (∇S)x)]."""
     db = p.d_bar(t)
     b, da = p.beta, p.d_active
-    hs = dv.hessian @ dv.score
+    hs = matvec(dv.hessian, dv.score)
     corr = (
         da * db * dv.grad_div
         + 2 * b * da * dv.score
         + (da * db - 0.5 * db * db) * 2.0 * hs
         - b * b * x
-        - b * db * (dv.score + dv.hessian @ x)
+        - b * db * (dv.score + matvec(dv.hessian, x))
     )
     return force_naive(p, t, x, dv) + p.tau * corr
 
@@ -83,7 +84,7 @@ def potential_ucn(p: ActiveOU, t, x, dv: ScoreDerivs):
         + 2 * b * da * dv.log_p
         + (da * db - 0.5 * db * db) * jnp.sum(dv.score**2)
         - 0.5 * b * b * jnp.sum(x * x)
-        - b * db * jnp.dot(x, dv.score)
+        - b * db * jnp.sum(x * dv.score)
     )
     return potential_naive(p, t, x, dv) - p.tau * corr
 
@@ -98,7 +99,7 @@ def force_driver_correction(p: ActiveOU, kappa: float, t, x, dv: ScoreDerivs):
     """
     lap = dv.div + jnp.sum(dv.score**2)
     c = -kappa * p.tau * p.d_active**2
-    return c * (dv.grad_div + 2.0 * dv.hessian @ dv.score + lap * dv.score)
+    return c * (dv.grad_div + 2.0 * matvec(dv.hessian, dv.score) + lap * dv.score)
 
 
 def saturate(delta, force):

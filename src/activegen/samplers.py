@@ -71,8 +71,13 @@ def default_dt(tau: float) -> float:
     return 0.002 if tau == 0 else min(tau / 20.0, 0.002)
 
 
-def _vmap_derivs(score, state, x):
-    return jax.vmap(score.derivs, in_axes=(None, 0))(state, x)
+def _batched(score, name: str, state, *xs):
+    """score.<name>_batch(state, *xs) where the model has it (closed forms written for a
+    whole ensemble), else vmap of the per-point score.<name> over the particle axis."""
+    fn = getattr(score, name + "_batch", None)
+    if fn is not None:
+        return fn(state, *xs)
+    return jax.vmap(getattr(score, name), in_axes=(None,) + (0,) * len(xs))(state, *xs)
 
 
 def _passive(score, p: ActiveOU, t_final: float, dtype) -> _Method:
@@ -82,7 +87,7 @@ def _passive(score, p: ActiveOU, t_final: float, dtype) -> _Method:
     def step(c, s, h, key):
         t = t_final - s
         x = c["x"]
-        sc = jax.vmap(score.score, in_axes=(None, 0))(score.prepare(t, dtype), x)
+        sc = _batched(score, "score", score.prepare(t, dtype), x)
         de = p.d_eff(t)
         xi = jax.random.normal(key, x.shape, dtype)
         return {"x": x + (p.beta * x + 2.0 * de * sc) * h + jnp.sqrt(2.0 * de * h) * xi}
@@ -103,12 +108,12 @@ def _exact(score, p: ActiveOU, t_final: float, dtype) -> _Method:
         t = t_final - s
         x, eta = c["x"], c["eta"]
         js = score.prepare_joint(t, dtype)
-        sx, seta = jax.vmap(score.joint_score, in_axes=(None, 0, 0))(js, x, eta)
+        sx, seta = _batched(score, "joint_score", js, x, eta)
         r = seta + eta / drv.variance
         k1, k2 = jax.random.split(key)
-        xi = jax.random.normal(k1, x.shape, dtype)
         x_new = x + (p.beta * x - eta + 2.0 * p.d_thermal * sx) * h
-        x_new = x_new + math.sqrt(2.0 * p.d_thermal * h) * xi
+        if p.d_thermal > 0:
+            x_new = x_new + math.sqrt(2.0 * p.d_thermal * h) * jax.random.normal(k1, x.shape, dtype)
         kick = -math.expm1(-h / p.tau) * 2.0 * p.d_active / p.tau
         return {"x": x_new, "eta": drv.step(eta, h, k2) + kick * r}
 
@@ -120,7 +125,7 @@ def _score_field(force, score, p: ActiveOU, dtype, kappa: float):
     κ ≠ 0 plus the driver's fourth-order correction (saturated)."""
 
     def field(t, x):
-        dv = _vmap_derivs(score, score.prepare(t, dtype), x)
+        dv = _batched(score, "derivs", score.prepare(t, dtype), x)
         f = jax.vmap(force, in_axes=(None, None, 0, 0))(p, t, x, dv)
         if kappa:
             df = jax.vmap(force_driver_correction, in_axes=(None, None, None, 0, 0))(
@@ -148,8 +153,9 @@ def _active(field, init_x, p: ActiveOU, t_final: float, dtype, driver) -> _Metho
         x, eta = c["x"], c["eta"]
         f, jn = field(t_final - s, x)
         k1, k2 = jax.random.split(key)
-        xi = jax.random.normal(k1, x.shape, dtype)
-        x_new = x + (f + eta) * h + math.sqrt(2.0 * p.d_thermal * h) * xi
+        x_new = x + (f + eta) * h
+        if p.d_thermal > 0:
+            x_new = x_new + math.sqrt(2.0 * p.d_thermal * h) * jax.random.normal(k1, x.shape, dtype)
         tjf = c["tjf"] if jn is None else jnp.fmax(c["tjf"], p.tau * jnp.mean(jn))
         return {"x": x_new, "eta": driver.step(eta, h, k2), "tjf": tjf}
 
@@ -212,7 +218,7 @@ def _run_ode(score, p: ActiveOU, key, n, t_final, dtype, save_every_time, rtol):
 
     def field(s, x, args):
         t = t_final - s
-        sc = jax.vmap(score.score, in_axes=(None, 0))(score.prepare(t, dtype), x)
+        sc = _batched(score, "score", score.prepare(t, dtype), x)
         return p.beta * x + p.d_eff(t) * sc
 
     if save_every_time is None:

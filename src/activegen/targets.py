@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import ActivegenError, check_count
+from ._linalg import matvec
 from .processes import ActiveOU
 
 
@@ -38,7 +39,7 @@ def mixture_log_prob(state: MixtureState, x):
     """log Σ_k w_k N(x; m_k, P_k⁻¹) for one point x of shape (d,)."""
     d = x.shape[-1]
     diff = x - state.means  # (K, d)
-    quad = jnp.einsum("ki,kij,kj->k", diff, state.prec, diff)
+    quad = jnp.sum(diff * matvec(state.prec, diff), -1)
     comp = state.log_w - 0.5 * (state.logdet + quad + d * math.log(2 * math.pi))
     return jax.scipy.special.logsumexp(comp)
 

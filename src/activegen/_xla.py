@@ -1,0 +1,34 @@
+"""XLA CPU settings applied when activegen is imported (before JAX starts its backend).
+
+jaxlib 0.10 routes the elementwise fusions of the samplers through its YNNPACK emitter,
+which runs them 10–50× slower than XLA's own loop emitter on these kernels (measured:
+`fox`, 2D 8-mode mixture, 10⁵ particles, 2 cores: 7·10⁵ against 3.9·10⁷ particle-steps/s;
+benchmarks/bench_samplers.py). We switch it off with
+    XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=
+unless the user set that flag already, set ACTIVEGEN_KEEP_XLA_FLAGS=1, or runs another
+jaxlib (an unknown flag aborts XLA, so it is only added where it is known to exist).
+The flag only takes effect if no JAX computation ran before activegen was imported.
+"""
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+
+YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type="
+_KNOWN = ("0.10.",)
+
+
+def configure() -> bool:
+    """Add YNN_FLAG to XLA_FLAGS where safe; True if it is set after the call."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_experimental_ynn_fusion_type" in flags:
+        return YNN_FLAG in flags.split()
+    if os.environ.get("ACTIVEGEN_KEEP_XLA_FLAGS"):
+        return False
+    try:
+        jaxlib_version = version("jaxlib")
+    except PackageNotFoundError:
+        return False
+    if not jaxlib_version.startswith(_KNOWN):
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {YNN_FLAG}".strip()
+    return True
