@@ -162,73 +162,122 @@ def _active(field, init_x, p: ActiveOU, t_final: float, dtype, driver) -> _Metho
     return _Method(init, step)
 
 
-def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, desc):
+#: Particles are generated in blocks of this many: block j's random streams are
+#: fold_in(key, j), so a run split into chunks of whole blocks gives the same samples.
+BLOCK = 16384
+
+
+def _blocks(n: int, chunk_size: int | None):
+    """(block size B, number of blocks, blocks per chunk): B ≤ BLOCK, nB − n < nb."""
+    nb = -(-n // BLOCK)
+    b = -(-n // nb)
+    per_chunk = nb if chunk_size is None else max(1, min(nb, chunk_size // b))
+    return b, nb, per_chunk
+
+
+def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, desc,
+              chunk_size=None):
     """Fixed-step integration: steps i = 0..n_steps−1 at s_i = i·h, h = T/n_steps.
 
-    Runs jit-compiled chunks of `save_every`·m steps (lax.scan over frames of a lax.scan
-    over steps); steps past n_steps are masked. Keys are fold_in(key, i): results do not
-    depend on the chunking. Returns the final carry and the list of x frames (the initial x
-    first; the strided frames only when save_every is given).
+    The ensemble is a stack of blocks of B particles (the method's init and step are
+    vmapped over blocks; block j at step i uses the key fold_in(fold_in(k_run, i), j)), run
+    in particle chunks of whole blocks (`chunk_size`: memory O(chunk)) and, within a chunk,
+    in jit-compiled runs of `save_every`·m steps (lax.scan over frames of a lax.scan over
+    steps; steps past n_steps are masked). Results depend on neither chunking.
+    Returns (x (n, d), frames (F, n, d) or None, per-block carries' `tjf` weighted mean).
     """
     keep = save_every is not None
     save_every = save_every or n_steps
     h = t_final / n_steps
+    b, nb, per_chunk = _blocks(n, chunk_size)
     k_init, k_run = jax.random.split(key)
-    carry = method.init(k_init, n)
-    frames = [carry["x"][None]]
-    n_chunks = min(50, n_steps) if progress else 1
-    frames_per_chunk = max(1, math.ceil(n_steps / (save_every * n_chunks)))
-    chunk = frames_per_chunk * save_every
+    n_runs = min(50, n_steps) if progress else 1
+    frames_per_run = max(1, math.ceil(n_steps / (save_every * n_runs)))
+    run_len = frames_per_run * save_every
+    v_init = jax.vmap(lambda k: method.init(k, b))
+    v_step = jax.vmap(method.step, in_axes=(0, None, None, 0))
 
     def one_step(c, i):
-        new = method.step(c, i * h, h, jax.random.fold_in(k_run, i))
-        return jax.tree.map(lambda a, b: jnp.where(i < n_steps, a, b), new, c), None
+        j = c["block"]
+        keys = jax.vmap(lambda jj: jax.random.fold_in(jax.random.fold_in(k_run, i), jj))(j)
+        new = v_step({k: v for k, v in c.items() if k != "block"}, i * h, h, keys)
+        new = jax.tree.map(lambda a, o: jnp.where(i < n_steps, a, o), new,
+                           {k: v for k, v in c.items() if k != "block"})
+        return {**new, "block": j}, None
 
     def one_frame(c, i0):
         c, _ = jax.lax.scan(one_step, c, i0 + jnp.arange(save_every))
         return c, c["x"]
 
     @jax.jit
-    def run_chunk(c, start):
-        starts = start + save_every * jnp.arange(frames_per_chunk)
+    def run(c, start):
+        starts = start + save_every * jnp.arange(frames_per_run)
         return jax.lax.scan(one_frame, c, starts)
+
+    @jax.jit
+    def init(blocks):
+        c = v_init(jax.vmap(lambda jj: jax.random.fold_in(k_init, jj))(blocks))
+        return {**c, "block": blocks}
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_steps, desc=desc, unit="step", leave=False)
-    for start in range(0, n_steps, chunk):
-        carry, fx = run_chunk(carry, start)
+        bar = tqdm(total=n_steps * nb, desc=desc, unit="block-step", leave=False)
+    xs, all_frames, tjf = [], [], []
+    for j0 in range(0, nb, per_chunk):
+        blocks = jnp.arange(j0, j0 + per_chunk)  # the last chunk may run past nb: dropped
+        carry = init(blocks)
+        frames = [carry["x"][None]]
+        for start in range(0, n_steps, run_len):
+            carry, fx = run(carry, start)
+            if keep:
+                frames.append(fx)
+            if bar is not None:
+                jax.block_until_ready(carry["x"])
+                bar.update(min(run_len, n_steps - start) * min(per_chunk, nb - j0))
+        xs.append(carry["x"])
         if keep:
-            frames.append(fx)
-        if bar is not None:
-            jax.block_until_ready(carry["x"])
-            bar.update(min(chunk, n_steps - start))
+            all_frames.append(jnp.concatenate(frames, 0))
+        if "tjf" in carry:
+            tjf.append(carry["tjf"])
     if bar is not None:
         bar.close()
-    return carry, frames
+    d = xs[0].shape[-1]
+    x = jnp.concatenate([a.reshape(-1, d) for a in xs])[:n]
+    frames = None
+    if keep:
+        frames = jnp.concatenate([f.reshape(f.shape[0], -1, d) for f in all_frames], 1)[:, :n]
+    tjf_mean = None
+    if tjf:
+        w = np.clip(n - b * np.arange(nb), 0, b)
+        tjf_mean = float(np.sum(np.concatenate([np.asarray(t) for t in tjf])[:nb] * w) / n)
+    return x, frames, tjf_mean
 
 
-def _run_ode(score, p: ActiveOU, key, n, t_final, dtype, save_every_time, rtol):
-    """Probability-flow ODE dx/ds = βx + D_eff(T−s) S(x, T−s), adaptive Tsit5 (diffrax)."""
+def _run_ode(score, p: ActiveOU, key, n, t_final, dtype, save_every_time, rtol,
+             chunk_size=None):
+    """Probability-flow ODE dx/ds = βx + D_eff(T−s) S(x, T−s), adaptive Tsit5 (diffrax),
+    one solve per block of particles (vmapped; block j starts from fold_in(key, j)), so
+    chunked runs give the same samples."""
     import diffrax
 
-    x0 = score.sample_marginal(key, n, t_final, dtype)
+    b, nb, per_chunk = _blocks(n, chunk_size)
 
     def field(s, x, args):
         t = t_final - s
-        sc = _batched(score, "score", score.prepare(t, dtype), x)
-        return p.beta * x + p.d_eff(t) * sc
+        return p.beta * x + p.d_eff(t) * _batched(score, "score", score.prepare(t, dtype), x)
 
     if save_every_time is None:
         saveat = diffrax.SaveAt(t1=True)
         ts = None
     else:
-        ts = np.linspace(0.0, t_final, int(round(t_final / save_every_time)) + 1)
+        ts = np.linspace(0.0, t_final, round(t_final / save_every_time) + 1)
         saveat = diffrax.SaveAt(ts=jnp.asarray(ts, dtype))
-    sol = jax.jit(
-        lambda y0: diffrax.diffeqsolve(
+
+    def solve(j):
+        y0 = score.sample_marginal(jax.random.fold_in(key, j), b, t_final, dtype)
+        sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field),
             diffrax.Tsit5(),
             t0=0.0,
@@ -239,9 +288,16 @@ def _run_ode(score, p: ActiveOU, key, n, t_final, dtype, save_every_time, rtol):
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol),
             max_steps=100_000,
         )
-    )(x0)
-    ys = sol.ys
-    return ys[-1], (ys if ts is not None else None), ts, int(sol.stats["num_steps"])
+        return sol.ys, sol.stats["num_steps"]
+
+    run = jax.jit(jax.vmap(solve))
+    ys, steps = [], []
+    for j0 in range(0, nb, per_chunk):
+        y, st = run(jnp.arange(j0, j0 + per_chunk))
+        ys.append(jnp.moveaxis(y, 0, 1).reshape(y.shape[1], -1, y.shape[-1]))
+        steps.append(np.asarray(st))
+    ys = jnp.concatenate(ys, 1)[:, :n]
+    return ys[-1], (ys if ts is not None else None), ts, int(np.max(np.concatenate(steps)[:nb]))
 
 
 def _as_score(model, process: ActiveOU, closed_form: bool):
@@ -296,20 +352,20 @@ def _check_driver(driver, process: ActiveOU, dim: int):
         )
 
 
-def _integrate(m: _Method, key, n, t_final, dt, save_every, progress, desc, info, warn):
+def _integrate(m: _Method, key, n, t_final, dt, save_every, progress, desc, info, warn,
+               chunk_size=None):
     """Run a fixed-step method; fill info (dt, n_steps, tau_grad_force) and warn when the
     first-order validity scale is exceeded. Returns (x, trajectory, times)."""
     n_steps = math.ceil(t_final / dt - 1e-9)
-    carry, frames = _run_scan(m, key, n, t_final, n_steps, save_every, progress, desc)
+    x, frames, tjf = _run_scan(m, key, n, t_final, n_steps, save_every, progress, desc,
+                               chunk_size)
     info.update(dt=t_final / n_steps, n_steps=n_steps)
     traj = times = None
     if save_every is not None:
-        allf = jnp.concatenate(frames, axis=0)
-        n_frames = min(n_steps // save_every, allf.shape[0] - 1)
-        traj = np.asarray(allf[: n_frames + 1])
+        n_frames = min(n_steps // save_every, frames.shape[0] - 1)
+        traj = np.asarray(frames[: n_frames + 1])
         times = np.arange(n_frames + 1) * save_every * (t_final / n_steps)
-    if "tjf" in carry:
-        tjf = float(carry["tjf"])
+    if tjf is not None:
         info["tau_grad_force"] = tjf
         if warn and tjf > VALIDITY_THRESHOLD:
             warnings.warn(
@@ -319,7 +375,7 @@ def _integrate(m: _Method, key, n, t_final, dt, save_every, progress, desc, info
                 FirstOrderWarning,
                 stacklevel=3,
             )
-    return carry["x"], traj, times
+    return x, traj, times
 
 
 def _finish(x, traj, times, info, t0, what):
@@ -346,6 +402,7 @@ def sample(
     dtype=None,
     progress: bool = False,
     ode_rtol: float = 1e-5,
+    chunk_size: int | None = None,
     warn: bool = True,
 ) -> Sampled:
     """Generate n samples of `target` with a reverse sampler (see module doc).
@@ -356,7 +413,9 @@ def sample(
     step actually used is T/ceil(T/dt). save_every: keep x every that many steps (strided
     trajectory). driver: self-propulsion for fox/ucn/naive (default: OUDriver(τ, D_A)).
     With driver_correction (default) `fox` adds the driver's non-Gaussian correction
-    (`forces.force_driver_correction`; zero for the OU driver).
+    (`forces.force_driver_correction`; zero for the OU driver). chunk_size: run the
+    ensemble in chunks of about that many particles (memory O(chunk_size)); the samples
+    are the same as in one run (blocks of ≤ BLOCK particles carry their own random streams).
     """
     if method not in METHODS:
         raise ActivegenError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -364,6 +423,8 @@ def sample(
         process, n, t_final, dt, key, seed, save_every,
         active=warn and method not in ("ode", "passive"),
     )
+    if chunk_size is not None:
+        chunk_size = check_count("chunk_size", chunk_size)
     score = _as_score(target, process, closed_form)
     if driver is not None:
         if method not in ACTIVE_METHODS:
@@ -393,7 +454,8 @@ def sample(
     t0 = time.perf_counter()
     if method == "ode":
         every = None if save_every is None else save_every * dt
-        x, traj, times, nfe = _run_ode(score, process, key, n, t_final, dtype, every, ode_rtol)
+        x, traj, times, nfe = _run_ode(score, process, key, n, t_final, dtype, every, ode_rtol,
+                                       chunk_size)
         info.update(ode_steps=nfe, ode_rtol=ode_rtol)
         return _finish(x, traj, times, info, t0, f"sampler '{method}'")
     if method == "passive":
@@ -406,7 +468,8 @@ def sample(
         field = _score_field(FORCES[method].force, score, process, dtype, kappa)
         init_x = lambda k, m_: score.sample_marginal(k, m_, t_final, dtype)  # noqa: E731
         m = _active(field, init_x, process, t_final, dtype, drv)
-    x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, method, info, warn)
+    x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, method, info, warn,
+                                chunk_size)
     return _finish(x, traj, times, info, t0, f"sampler '{method}'")
 
 
@@ -426,6 +489,7 @@ def sample_field(
     dtype=None,
     progress: bool = False,
     warn: bool = True,
+    chunk_size: int | None = None,
     desc: str = "field",
 ) -> Sampled:
     """Active particles in a given external force field, no score involved:
@@ -438,6 +502,8 @@ def sample_field(
     n, t_final, dt, key, save_every = _check_run(
         process, n, t_final, dt, key, seed, save_every, active=warn
     )
+    if chunk_size is not None:
+        chunk_size = check_count("chunk_size", chunk_size)
     drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
     if dim is not None:
         _check_driver(drv, process, dim)
@@ -447,5 +513,6 @@ def sample_field(
                 dtype=str(jnp.dtype(dtype)), driver=type(drv).__name__)
     t0 = time.perf_counter()
     m = _active(field, init_x, process, t_final, dtype, drv)
-    x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, desc, info, warn)
+    x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, desc, info, warn,
+                                chunk_size)
     return _finish(x, traj, times, info, t0, f"sampler '{desc}'")
