@@ -237,8 +237,28 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _compilation_cache():
+    """Keep compiled sampler programs between runs (JAX's persistent cache): a repeated
+    command skips most of its compile time. ACTIVEGEN_CACHE_DIR sets the folder (default
+    ~/.cache/activegen/xla); ACTIVEGEN_CACHE_DIR=off switches it off."""
+    import os
+
+    path = os.environ.get("ACTIVEGEN_CACHE_DIR", str(Path.home() / ".cache" / "activegen" / "xla"))
+    if path.lower() in ("off", "0", "none", ""):
+        return
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # read-only home: run without the cache
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    _compilation_cache()
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = lambda msg, cat, *a, **k: print(

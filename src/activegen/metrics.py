@@ -10,7 +10,6 @@ import math
 
 import jax
 import numpy as np
-from scipy.stats import norm, wasserstein_distance
 
 from .targets import GaussianMixture
 
@@ -35,6 +34,8 @@ def w1(x, y, n_projections: int = 64, seed: int = 0) -> float:
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     y = np.asarray(y, np.float64).reshape(len(y), -1)
     if x.shape[1] == 1:
+        from scipy.stats import wasserstein_distance
+
         return float(wasserstein_distance(x[:, 0], y[:, 0]))
     theta = np.random.default_rng(seed).normal(size=(x.shape[1], n_projections))
     theta /= np.linalg.norm(theta, axis=0, keepdims=True)
@@ -46,6 +47,8 @@ def w1_per_coordinate(x, y) -> list[float]:
     """1D Wasserstein-1 of each coordinate's marginal."""
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     y = np.asarray(y, np.float64).reshape(len(y), -1)
+    from scipy.stats import wasserstein_distance
+
     return [float(wasserstein_distance(x[:, i], y[:, i])) for i in range(x.shape[1])]
 
 
@@ -53,6 +56,8 @@ def _bin_probs(target: GaussianMixture, edges: list[np.ndarray], sub: int = 6) -
     """Exact probability of each histogram bin: CDF differences in 1D, sub-grid midpoint
     quadrature of the density in 2D."""
     if target.dim == 1:
+        from scipy.stats import norm
+
         e = edges[0]
         sd = np.sqrt(target.covs[:, 0, 0])
         cdf = sum(

@@ -176,7 +176,7 @@ def _blocks(n: int, chunk_size: int | None):
 
 
 def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, desc,
-              chunk_size=None):
+              chunk_size=None, timing=None):
     """Fixed-step integration: steps i = 0..n_steps−1 at s_i = i·h, h = T/n_steps.
 
     The ensemble is a stack of blocks of B particles (the method's init and step are
@@ -187,6 +187,7 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
     Returns (x (n, d), frames (F, n, d) or None, per-block carries' `tjf` weighted mean).
     """
     keep = save_every is not None
+    timing = {} if timing is None else timing
     save_every = save_every or n_steps
     h = t_final / n_steps
     b, nb, per_chunk = _blocks(n, chunk_size)
@@ -194,15 +195,17 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
     n_runs = min(50, n_steps) if progress else 1
     frames_per_run = max(1, math.ceil(n_steps / (save_every * n_runs)))
     run_len = frames_per_run * save_every
+    masked = n_steps % run_len != 0
     v_init = jax.vmap(lambda k: method.init(k, b))
     v_step = jax.vmap(method.step, in_axes=(0, None, None, 0))
 
     def one_step(c, i):
         j = c["block"]
         keys = jax.vmap(lambda jj: jax.random.fold_in(jax.random.fold_in(k_run, i), jj))(j)
-        new = v_step({k: v for k, v in c.items() if k != "block"}, i * h, h, keys)
-        new = jax.tree.map(lambda a, o: jnp.where(i < n_steps, a, o), new,
-                           {k: v for k, v in c.items() if k != "block"})
+        old = {k: v for k, v in c.items() if k != "block"}
+        new = v_step(old, i * h, h, keys)
+        if masked:
+            new = jax.tree.map(lambda a, o: jnp.where(i < n_steps, a, o), new, old)
         return {**new, "block": j}, None
 
     def one_frame(c, i0):
@@ -225,12 +228,15 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
 
         bar = tqdm(total=n_steps * nb, desc=desc, unit="block-step", leave=False)
     xs, all_frames, tjf = [], [], []
+    t0 = time.perf_counter()
+    compiled = run.lower(init(jnp.arange(per_chunk)), jnp.int32(0)).compile()
+    timing["compile_s"] = time.perf_counter() - t0
     for j0 in range(0, nb, per_chunk):
         blocks = jnp.arange(j0, j0 + per_chunk)  # the last chunk may run past nb: dropped
         carry = init(blocks)
         frames = [carry["x"][None]]
         for start in range(0, n_steps, run_len):
-            carry, fx = run(carry, start)
+            carry, fx = compiled(carry, jnp.int32(start))
             if keep:
                 frames.append(fx)
             if bar is not None:
@@ -357,9 +363,13 @@ def _integrate(m: _Method, key, n, t_final, dt, save_every, progress, desc, info
     """Run a fixed-step method; fill info (dt, n_steps, tau_grad_force) and warn when the
     first-order validity scale is exceeded. Returns (x, trajectory, times)."""
     n_steps = math.ceil(t_final / dt - 1e-9)
+    timing = {}
+    t0 = time.perf_counter()
     x, frames, tjf = _run_scan(m, key, n, t_final, n_steps, save_every, progress, desc,
-                               chunk_size)
-    info.update(dt=t_final / n_steps, n_steps=n_steps)
+                               chunk_size, timing)
+    x = jax.block_until_ready(x)
+    info.update(dt=t_final / n_steps, n_steps=n_steps, compile_s=timing["compile_s"],
+                run_s=time.perf_counter() - t0 - timing["compile_s"])
     traj = times = None
     if save_every is not None:
         n_frames = min(n_steps // save_every, frames.shape[0] - 1)
