@@ -137,3 +137,15 @@ def test_driver_correction_is_grad_laplacian_over_p(d):
             want = -0.5 * 0.2 * 0.7**2 * jax.grad(lap)(x) / dens(x)
             got = force_driver_correction(proc, 0.5, 0.3, x, mixture_derivs(st_, x))
             np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-12)
+
+
+def test_diagonal_fast_path_equals_general():
+    """The diagonal-covariance shortcut of the batched closed form gives the general result."""
+    from activegen.scores import mixture_derivs_batch
+
+    tg = GaussianMixture.from_stds([0.3, 0.7], [[-1.0, 0.5, 0.0], [1.0, -0.5, 2.0]], [0.6, 1.1])
+    assert tg.diagonal and not default_target_2d().diagonal
+    st_ = tg.marginal_state(ActiveOU(1.0, 0.0, 1.0, 0.2), 0.3)
+    xs = jnp.asarray(np.random.default_rng(0).normal(size=(5, 3)))
+    for a, b in zip(mixture_derivs_batch(st_, xs, True), mixture_derivs_batch(st_, xs, False)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

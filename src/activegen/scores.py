@@ -46,7 +46,14 @@ def autodiff_derivs(log_prob, x) -> ScoreDerivs:
     return ScoreDerivs(log_prob(x), score_fn(x), hess_fn(x), grad_div)
 
 
-def _mixture_terms(state: MixtureState, xs):
+def _prec_times(P, v, i, diagonal: bool):
+    """(P_k v_k)_i for every k, v a list of d arrays (K, N); diagonal P: P_ii v_i only."""
+    if diagonal:
+        return P[:, i, i, None] * v[i]
+    return sum(P[:, i, j, None] * v[j] for j in range(len(v)))
+
+
+def _mixture_terms(state: MixtureState, xs, diagonal: bool = False):
     """(log p (N,), responsibilities r (K, N), [g_i (K, N)] for i < d) with
     g_k = −P_k(x − m_k), for points xs of shape (N, d).
 
@@ -56,7 +63,7 @@ def _mixture_terms(state: MixtureState, xs):
     d = xs.shape[-1]
     P = state.prec
     diff = [xs[:, j][None, :] - state.means[:, j, None] for j in range(d)]
-    g = [-sum(P[:, i, j, None] * diff[j] for j in range(d)) for i in range(d)]
+    g = [-_prec_times(P, diff, i, diagonal) for i in range(d)]
     quad = -sum(diff[i] * g[i] for i in range(d))
     comp = (state.log_w - 0.5 * (state.logdet + d * math.log(2 * math.pi)))[:, None] - 0.5 * quad
     m = jax.lax.stop_gradient(jnp.max(comp, 0))
@@ -65,13 +72,14 @@ def _mixture_terms(state: MixtureState, xs):
     return m + jnp.log(z), e / z, g
 
 
-def mixture_score_batch(state: MixtureState, xs):
-    """S = Σ_k r_k g_k (closed form) at points xs (N, d) -> (N, d)."""
-    _, r, g = _mixture_terms(state, xs)
+def mixture_score_batch(state: MixtureState, xs, diagonal: bool = False):
+    """S = Σ_k r_k g_k (closed form) at points xs (N, d) -> (N, d). diagonal: every P_k
+    is diagonal (skips the zero products)."""
+    _, r, g = _mixture_terms(state, xs, diagonal)
     return jnp.stack([jnp.sum(r * gi, 0) for gi in g], -1)
 
 
-def mixture_derivs_batch(state: MixtureState, xs) -> ScoreDerivs:
+def mixture_derivs_batch(state: MixtureState, xs, diagonal: bool = False) -> ScoreDerivs:
     """Closed-form derivatives of log Σ_k w_k N(x; m_k, P_k⁻¹) at points xs (N, d).
 
     With responsibilities r_k and g_k = −P_k(x − m_k):
@@ -79,17 +87,17 @@ def mixture_derivs_batch(state: MixtureState, xs) -> ScoreDerivs:
       Δp/p = Σ r_k (|g_k|² − tr P_k) = ∇·S + |S|²,
       ∇(Δp/p) = Σ r_k [(g_k − S)(|g_k|² − tr P_k) − 2 P_k g_k],
       ∇(∇·S) = ∇(Δp/p) − 2 (∇S) S.
-    Returns ScoreDerivs with a leading particle axis.
+    Returns ScoreDerivs with a leading particle axis. diagonal: every P_k is diagonal.
     """
     d = xs.shape[-1]
     P = state.prec
-    log_p, r, g = _mixture_terms(state, xs)
+    log_p, r, g = _mixture_terms(state, xs, diagonal)
     S = [jnp.sum(r * gi, 0) for gi in g]
-    H = [[jnp.sum(r * (g[i] * g[j] - P[:, i, j, None]), 0) - S[i] * S[j] for j in range(d)]
-         for i in range(d)]
+    H = [[jnp.sum(r * (g[i] * g[j] - (0.0 if diagonal and i != j else P[:, i, j, None])), 0)
+          - S[i] * S[j] for j in range(d)] for i in range(d)]
     lap_k = sum(gi * gi for gi in g) - jnp.trace(P, axis1=1, axis2=2)[:, None]
     grad_lap = [
-        jnp.sum(r * ((g[i] - S[i]) * lap_k - 2.0 * sum(P[:, i, j, None] * g[j] for j in range(d))), 0)
+        jnp.sum(r * ((g[i] - S[i]) * lap_k - 2.0 * _prec_times(P, g, i, diagonal)), 0)
         for i in range(d)
     ]
     grad_div = [grad_lap[i] - 2.0 * sum(H[i][j] * S[j] for j in range(d)) for i in range(d)]
@@ -153,13 +161,13 @@ class MixtureScore:
     def derivs_batch(self, state: MixtureState, xs) -> ScoreDerivs:
         """`derivs` at points xs (N, d), with a leading particle axis."""
         if self.closed_form:
-            return mixture_derivs_batch(state, xs)
+            return mixture_derivs_batch(state, xs, self.target.diagonal)
         return jax.vmap(self.derivs, in_axes=(None, 0))(state, xs)
 
     def score_batch(self, state: MixtureState, xs):
         """`score` at points xs (N, d) -> (N, d)."""
         if self.closed_form:
-            return mixture_score_batch(state, xs)
+            return mixture_score_batch(state, xs, self.target.diagonal)
         return jax.vmap(self.score, in_axes=(None, 0))(state, xs)
 
     # -- joint (x, η) score for the exact sampler ----------------------------

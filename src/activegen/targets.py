@@ -152,6 +152,12 @@ class GaussianMixture:
 
     # -- basic properties --------------------------------------------------
     @property
+    def diagonal(self) -> bool:
+        """Every covariance is diagonal (then so is every diffused one)."""
+        off = self.covs - np.einsum("kii->ki", self.covs)[:, :, None] * np.eye(self.dim)
+        return bool(np.all(off == 0))
+
+    @property
     def dim(self) -> int:
         return self.means.shape[1]
 
