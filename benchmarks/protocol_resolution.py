@@ -16,14 +16,15 @@ import warnings
 import numpy as np
 
 from activegen import ActiveOU, default_target_2d, evaluate, sample
-from activegen.protocol import DEFAULT_SPACING, DEFAULT_TIME_POINTS, export_protocol, replay
+from activegen.protocol import DEFAULT_TIME_POINTS, export_protocol, replay
 
-# (spacing, time points, t0): t0 = None is the default geometric grid; 1e6 ≈ uniform in t
+# (spacing, time points, t0): spacing None = the default (σ_min/4 rounded); t0 None = the
+# default geometric time grid, 1e6 ≈ uniform in t
 GRIDS = [
-    (0.4, 200, None), (0.2, 200, None), (0.1, 200, None), (0.05, 200, None),
-    (0.05, 10, None), (0.05, 25, None), (0.05, 50, None), (0.05, 100, None),
-    (0.05, 50, 1e6), (0.05, 200, 1e6),
-    (DEFAULT_SPACING, DEFAULT_TIME_POINTS, None),
+    (0.8, 100, None), (0.4, 100, None), (0.2, 100, None), (0.1, 100, None), (0.05, 100, None),
+    (0.1, 5, None), (0.1, 10, None), (0.1, 25, None), (0.1, 50, None), (0.1, 200, None),
+    (0.1, 10, 1e6), (0.1, 50, 1e6),
+    (None, DEFAULT_TIME_POINTS, None),
 ]
 
 
@@ -54,12 +55,12 @@ def main():
             pr = export_protocol(tg, "fox", proc, spacing=sp, time_points=nt, t0=t0)
             t_exp = time.perf_counter() - t
             w = [score(replay(pr, a.n, seed=s).samples, s)[0] for s in seeds]
-            row = dict(spacing=sp, time_points=nt, time_grid="uniform" if t0 else "geometric",
+            row = dict(spacing=float(pr.spacing[0]), default=sp is None, time_points=nt, time_grid="uniform" if t0 else "geometric",
                        shape=list(pr.shape), w1=float(np.mean(w)), w1_seeds=w,
                        ratio=float(np.mean(w)) / d_w1, export_s=t_exp,
                        mbytes=(pr.force.nbytes + pr.potential.nbytes) / 1e6)
             rows.append(row)
-            print(f"spacing {sp:5.3f}  {nt:4d} {row['time_grid']:9s} times: W1 {row['w1']:.4f} "
+            print(f"spacing {row['spacing']:5.3f}  {nt:4d} {row['time_grid']:9s} times: W1 {row['w1']:.4f} "
                   f"({row['ratio']:.2f}x direct)  grid {pr.shape}  {row['mbytes']:.1f} MB",
                   flush=True)
     lines = [f"direct fox: sliced W1 {d_w1:.4f}, floor {floor:.4f} "
@@ -67,7 +68,7 @@ def main():
              "| spacing | time points | time grid | grid | W1 replay | × direct fox | table MB |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['spacing']:g} | {r['time_points']} | {r['time_grid']} | "
+        lines.append(f"| {r['spacing']:g}{' (default)' if r['default'] else ''} | {r['time_points']} | {r['time_grid']} | "
                      f"{r['shape'][0]}×{r['shape'][1]} | {r['w1']:.4f} | {r['ratio']:.2f} | "
                      f"{r['mbytes']:.1f} |")
     md = "\n".join(lines)

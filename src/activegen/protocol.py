@@ -35,10 +35,12 @@ from .processes import ActiveOU
 
 FORMAT = "activegen-protocol"
 VERSION = 1
-#: Default spatial spacing and number of time points (docs/protocol.md: at these the
-#: replay of the 2D mixture is within the direct sampler's error).
+#: Default number of time points and spatial spacing in units of the narrowest mode width
+#: σ_min (docs/protocol.md: at these the replay of the 2D mixture is within the direct
+#: sampler's error); DEFAULT_SPACING when σ_min is unknown (a score model).
+DEFAULT_TIME_POINTS = 50
+SPACING_PER_MIN_STD = 0.25
 DEFAULT_SPACING = 0.1
-DEFAULT_TIME_POINTS = 100
 TIME_CONVENTION = (
     "times are forward times t in [0, T]; the generating particle at reverse time s "
     "(0 -> T) feels F(x, T - s); potential[k] and force[k] are V(x, times[k]) and "
@@ -103,13 +105,19 @@ class Protocol:
 
         return field
 
+    def interpolator(self, which: str = "force", dtype=None):
+        """A jitted f(t, x (N, d)) -> V̂ (N,) (which="potential") or F̂ (N, d) ("force");
+        build it once and call it many times (the table is transferred once)."""
+        table = self._table(self.potential if which == "potential" else self.force, dtype)
+        return lambda t, x: _interpolate_jit(table, t, x)
+
     def potential_at(self, t, x, dtype=None):
         """V̂(x, t) (N,), interpolated like the force."""
-        return interpolate(self._table(self.potential, dtype), t, jnp.asarray(x))
+        return self.interpolator("potential", dtype)(t, jnp.asarray(x))
 
     def force_at(self, t, x, dtype=None):
         """F̂(x, t) (N, d)."""
-        return interpolate(self._table(self.force, dtype), t, jnp.asarray(x))
+        return self.interpolator("force", dtype)(t, jnp.asarray(x))
 
     def _table(self, values, dtype):
         dtype = dtype or jnp.result_type(float)
@@ -145,6 +153,9 @@ def interpolate(table, t, x):
     return out
 
 
+_interpolate_jit = jax.jit(interpolate)
+
+
 # -- grids ------------------------------------------------------------------------
 def time_grid(t_final: float, n: int, t0: float) -> np.ndarray:
     """n forward times from 0 to T, uniform in log(t + t0): t_k = t0((1 + T/t0)^{k/(n−1)} − 1).
@@ -169,6 +180,15 @@ def time_scale(process: ActiveOU, min_std: float | None = None) -> float:
     if min_std is not None:
         scales.append(min_std**2 / (2.0 * process.diffusivity))
     return float(min(scales))
+
+
+def default_spacing(min_std: float | None = None) -> float:
+    """σ_min/4 rounded down to 1, 2 or 5 × 10^k (DEFAULT_SPACING without σ_min)."""
+    if min_std is None:
+        return DEFAULT_SPACING
+    raw = SPACING_PER_MIN_STD * min_std
+    e = 10.0 ** math.floor(math.log10(raw))
+    return float(max(m for m in (1.0, 2.0, 5.0) if m * e <= raw * (1 + 1e-9)) * e)
 
 
 def default_extent(process: ActiveOU, target=None, dim: int | None = None):
@@ -210,7 +230,7 @@ def export_protocol(
     process: ActiveOU,
     *,
     t_final: float = 6.0,
-    spacing: float = DEFAULT_SPACING,
+    spacing: float | None = None,
     time_points: int = DEFAULT_TIME_POINTS,
     extent=None,
     t0: float | None = None,
@@ -222,7 +242,8 @@ def export_protocol(
 
     model: a GaussianMixture (analytic score) or a score model (`prepare`, `derivs`, `dim`).
     extent: (lo, hi) per coordinate (default `default_extent`; required for a score model
-    without a target). t0: the time grid's scale (default `time_scale`).
+    without a target). spacing: default `default_spacing(σ_min)`. t0: the time grid's scale
+    (default `time_scale`).
     """
     from .samplers import _as_score
     from .targets import GaussianMixture
@@ -247,9 +268,12 @@ def export_protocol(
         lo, hi = (np.broadcast_to(np.asarray(a, float), (score.dim,)) for a in extent)
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(hi > lo)):
             raise ActivegenError(f"the extent must have finite lo < hi, got {lo} .. {hi}")
+    min_std = getattr(target, "min_std", getattr(model, "min_std", None))
+    if spacing is None:
+        spacing = default_spacing(min_std)
     lo, step, shape = spatial_grid(lo, hi, spacing)
     if t0 is None:
-        t0 = time_scale(process, getattr(target, "min_std", None))
+        t0 = time_scale(process, min_std)
     times = time_grid(t_final, time_points, t0)
     dtype = dtype or jnp.result_type(float)
     force, potential = FORCES[method]
@@ -285,7 +309,7 @@ def export_protocol(
         beta=process.beta, tau=process.tau, d_active=process.d_active,
         d_thermal=process.d_thermal, t_final=t_final,
         grid=dict(lo=lo.tolist(), spacing=step.tolist(), shape=list(shape),
-                  hi=(lo + step * (np.asarray(shape) - 1)).tolist()),
+                  hi=np.round(lo + step * (np.asarray(shape) - 1), 12).tolist()),
         time_grid=dict(n=time_points, kind="geometric in t + t0", t0=t0),
         time_convention=TIME_CONVENTION, interpolation=OUTSIDE_GRID, start=START,
         stationary_variance=process.stationary_variance,
