@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -29,7 +30,7 @@ def files(tmp_path_factory):
                  "--t-final", "1", "--spacing", "0.25", "--time-points", "8", "--no-progress",
                  "--out", str(d / "p2.npz")]) == 0
     assert main(["sample", "--target", str(t2), "--method", "naive", "--tau", "0.1",
-                 "--t-final", "0.5", "--n", "300", "--no-progress", "--out", str(d / "s2.npz")]) == 0
+                 "--t-final", "0.2", "--n", "300", "--no-progress", "--out", str(d / "s2.npz")]) == 0
     p1 = export_protocol(default_target_1d(), "fox", ActiveOU(tau=0.1), t_final=1.0,
                          spacing=0.25, time_points=8)
     save_protocol(p1, d / "p1.npz")
@@ -37,9 +38,10 @@ def files(tmp_path_factory):
 
 
 def test_plot_samples_1d_and_2d(files, tmp_path):
-    s1 = tmp_path / "s1.npz"
-    assert main(["sample", "--protocol", str(files / "p1.npz"), "--n", "300", "--no-progress",
-                 "--out", str(s1)]) == 0
+    tg = default_target_1d()
+    s1 = tmp_path / "s1.npz"  # the layout `activegen sample` writes (tested in test_protocol)
+    np.savez(s1, samples=np.asarray(tg.sample(jax.random.key(0), 300)),
+             target=json.dumps(tg.to_dict()), info=json.dumps({"method": "fox", "tau": 0.1}))
     for src, name, extra in ((s1, "f1.png", []), (files / "s2.npz", "f2.png", ["--no-metrics"])):
         out = tmp_path / name
         assert main(["plot", "samples", "--input", str(src), "--out", str(out)] + extra) == 0

@@ -364,6 +364,8 @@ def cmd_animate(args) -> int:
     if args.still is not None:
         _out_file(args.still, ".png")
     check_count("--n", args.n)
+    if args.n > 5000:
+        raise ActivegenError(f"--n: an animation shows at most 5000 particles, got {args.n}")
     check_count("--frames", args.frames)
     check_count("--fps", args.fps)
     if args.dt is not None:
@@ -545,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--seed", type=int, default=0)
     an.add_argument("--still", default=None, help="also write one frame as PNG")
     an.add_argument("--still-frame", type=int, default=None,
-                    help="index of that frame (default 80%% of the way)")
+                    help="index of that frame (default 90%% of the way)")
     an.add_argument("--out", required=True, help="output .gif (or .mp4 where ffmpeg exists)")
     an.set_defaults(func=cmd_animate)
     return ap

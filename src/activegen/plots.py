@@ -23,14 +23,37 @@ def _plt():
     return plt
 
 
+def _save(fig, path, dpi):
+    """Save as PNG with a 256-colour palette (figures are part of the docs: keep them small)."""
+    from PIL import Image
+
+    fig.savefig(path, dpi=dpi)
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(256)
+    small.save(path, optimize=True)
+
+
 def _t0(protocol: Protocol) -> float:
     return float(protocol.meta.get("time_grid", {}).get("t0", protocol.t_final / 20))
 
 
 def snapshot_times(protocol: Protocol, n: int) -> np.ndarray:
-    """n forward times from T down to 0 on the protocol's own (geometric) time warp: the
+    """n forward times from T down towards 0 (t = 0 itself left out: there the potential
+    only has to hold the finished sample) on the protocol's own (geometric) time warp: the
     potential changes fastest near t = 0, so the snapshots crowd there."""
-    return time_grid(protocol.t_final, n, _t0(protocol))[::-1]
+    return time_grid(protocol.t_final, n + 1, _t0(protocol))[:0:-1]
+
+
+def _colour_limit(v):
+    """Upper end of the colour scale of V − min V: the 90 % quantile over the view, so
+    that the far field (the trap's ½β|x|² growth) does not wash out the wells."""
+    return float(np.quantile(v, 0.9))
+
+
+def _norm(vmax):
+    from matplotlib.colors import PowerNorm
+
+    return PowerNorm(0.5, vmin=0.0, vmax=vmax)
 
 
 # -- samples against the target -----------------------------------------------------
@@ -68,7 +91,7 @@ def plot_samples(samples, path, target=None, title: str | None = None) -> Path:
                   cmap="Greys")
         ax.set(title=title, aspect="equal")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save(fig, path, 100)
     plt.close(fig)
     return Path(path)
 
@@ -129,10 +152,10 @@ def plot_potential(protocol: Protocol, path, times=None, n_snapshots: int = 4,
         qpts = np.stack([qx.ravel(), qy.ravel()], -1)
         for ax, t in zip(axes.ravel(), times):
             v = _shifted_potential(vfun, t, pts).reshape(gx.shape)
-            vmax = np.quantile(v, 0.6)
-            ax.imshow(np.minimum(v, vmax), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
-                      cmap="viridis", aspect="equal")
-            ax.contour(gx, gy, v, levels=np.linspace(0, vmax, 8)[1:], colors="w",
+            vmax = _colour_limit(v)
+            ax.imshow(v, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
+                      cmap="viridis", aspect="equal", norm=_norm(vmax))
+            ax.contour(gx, gy, v, levels=vmax * np.linspace(0, 1, 12)[1:] ** 2, colors="w",
                        linewidths=0.4)
             f = np.asarray(ffun(t, qpts))
             ax.quiver(qx.ravel(), qy.ravel(), f[:, 0], f[:, 1], color="tab:red", width=0.004)
@@ -142,7 +165,7 @@ def plot_potential(protocol: Protocol, path, times=None, n_snapshots: int = 4,
             ax.axis("off")
         fig.suptitle(head + "   (colour: V − min V, arrows: F = −∇V)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    _save(fig, path, 80)
     plt.close(fig)
     return Path(path)
 
@@ -175,11 +198,11 @@ def animation_frames(times_s, t_final: float, n_frames: int, t0: float) -> np.nd
 
 
 def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
-            max_particles: int = 1500, target=None, still=None, still_index: int | None = None,
+            max_particles: int = 5000, target=None, still=None, still_index: int | None = None,
             progress: bool = False) -> dict:
     """Particles (trajectory (frames, N, d) at reverse times times_s) in the potential
     V̂(x, T − s) drawn beneath them; written as GIF (.gif, Pillow) or MP4 (.mp4, ffmpeg).
-    still: also write one frame (index still_index, default 80 % of the way) as PNG.
+    still: also write one frame (index still_index, default 90 % of the way) as PNG.
     Returns {"frames", "path", "still"}."""
     from matplotlib import animation
 
@@ -207,7 +230,7 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
     if protocol.dim == 2:
         gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120))
         pts = np.stack([gx.ravel(), gy.ravel()], -1)
-        img = ax.imshow(np.zeros(gx.shape), origin="lower", cmap="viridis",
+        img = ax.imshow(np.zeros(gx.shape), origin="lower", cmap="viridis", norm=_norm(1.0),
                         extent=(lo[0], hi[0], lo[1], hi[1]), aspect="equal")
         dots = ax.scatter(traj[0, :, 0], traj[0, :, 1], s=2, c="tab:red", edgecolors="none")
         ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
@@ -215,9 +238,8 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         def draw(j):
             t = T - times_s[j]
             v = _shifted_potential(vfun, t, pts).reshape(gx.shape)
-            vmax = np.quantile(v, 0.6)
-            img.set_data(np.minimum(v, vmax))
-            img.set_clim(0, vmax)
+            img.set_data(v)
+            img.set_norm(_norm(_colour_limit(v)))
             dots.set_offsets(traj[j])
             ax.set_title(f"{head}: s = {times_s[j]:.3f}, t = T − s = {t:.3f}", fontsize=9)
             return img, dots
@@ -257,11 +279,11 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         bar.close()
     still_path = None
     if still is not None:
-        j = int(0.8 * (n - 1)) if still_index is None else int(still_index)
+        j = int(0.9 * (n - 1)) if still_index is None else int(still_index)
         if not -n <= j < n:
             raise ActivegenError(f"--still-frame must lie in [0, {n - 1}], got {j}")
         draw(j)
-        fig.savefig(still, dpi=90)
+        _save(fig, still, 90)
         still_path = Path(still)
     plt.close(fig)
     return {"frames": n, "path": path, "still": still_path}
