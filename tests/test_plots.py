@@ -80,7 +80,7 @@ def test_animate_gif_frames_and_still(files, tmp_path, capsys):
     assert "6 frames" in capsys.readouterr().out
 
 
-def test_animate_1d_api_and_bad_suffix(files, tmp_path):
+def test_animate_1d_api_and_bad_suffix(files, tmp_path, capsys):
     from activegen.protocol import load_protocol
 
     pr = load_protocol(files / "p1.npz")
@@ -92,3 +92,9 @@ def test_animate_1d_api_and_bad_suffix(files, tmp_path):
         assert im.n_frames == len(idx)
     assert main(["animate", "--protocol", str(files / "p1.npz"), "--out",
                  str(tmp_path / "a.avi"), "--no-progress"]) == 2
+    from matplotlib import animation
+
+    if not animation.writers.is_available("ffmpeg"):
+        assert main(["animate", "--protocol", str(files / "p1.npz"), "--out",
+                     str(tmp_path / "a.mp4"), "--no-progress"]) == 2
+        assert "needs ffmpeg" in capsys.readouterr().err

@@ -358,8 +358,8 @@ def cmd_animate(args) -> int:
     from .protocol import replay
 
     out = Path(args.out)
-    if out.suffix not in (".gif", ".mp4"):
-        raise ActivegenError(f"--out must end in .gif or .mp4, got {args.out!r}")
+    check_count("--fps", args.fps)
+    plots.movie_writer(out, args.fps)  # refuses a bad suffix, or MP4 without ffmpeg
     _out_file(args.out, out.suffix)
     if args.still is not None:
         _out_file(args.still, ".png")
@@ -367,7 +367,6 @@ def cmd_animate(args) -> int:
     if args.n > 5000:
         raise ActivegenError(f"--n: an animation shows at most 5000 particles, got {args.n}")
     check_count("--frames", args.frames)
-    check_count("--fps", args.fps)
     if args.dt is not None:
         check_positive("--dt", args.dt)
     proto, target = _protocol_from_args(args, progress=not args.no_progress)

@@ -197,6 +197,20 @@ def animation_frames(times_s, t_final: float, n_frames: int, t0: float) -> np.nd
     return np.unique(idx)
 
 
+def movie_writer(path, fps: int):
+    """PillowWriter for .gif, FFMpegWriter for .mp4 (only where ffmpeg is installed)."""
+    from matplotlib import animation
+
+    suffix = Path(path).suffix
+    if suffix == ".mp4":
+        if not animation.writers.is_available("ffmpeg"):
+            raise ActivegenError("writing MP4 needs ffmpeg, which is not installed; use .gif")
+        return animation.FFMpegWriter(fps=fps)
+    if suffix == ".gif":
+        return animation.PillowWriter(fps=fps)
+    raise ActivegenError(f"--out must end in .gif or .mp4, got {str(path)!r}")
+
+
 def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
             max_particles: int = 5000, target=None, still=None, still_index: int | None = None,
             progress: bool = False) -> dict:
@@ -211,14 +225,7 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
     times_s = np.asarray(times_s, float)
     if traj.ndim != 3 or traj.shape[2] != protocol.dim or len(times_s) != len(traj):
         raise ActivegenError("animate: trajectory and protocol dimensions do not match")
-    if path.suffix == ".mp4":
-        if not animation.writers.is_available("ffmpeg"):
-            raise ActivegenError("writing MP4 needs ffmpeg, which is not installed; use .gif")
-        writer = animation.FFMpegWriter(fps=fps)
-    elif path.suffix == ".gif":
-        writer = animation.PillowWriter(fps=fps)
-    else:
-        raise ActivegenError(f"--out must end in .gif or .mp4, got {str(path)!r}")
+    writer = movie_writer(path, fps)
     plt = _plt()
     T = protocol.t_final
     m = protocol.meta
@@ -232,14 +239,22 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         pts = np.stack([gx.ravel(), gy.ravel()], -1)
         img = ax.imshow(np.zeros(gx.shape), origin="lower", cmap="viridis", norm=_norm(1.0),
                         extent=(lo[0], hi[0], lo[1], hi[1]), aspect="equal")
-        dots = ax.scatter(traj[0, :, 0], traj[0, :, 1], s=2, c="tab:red", edgecolors="none")
+        dots = ax.scatter(traj[0, :, 0], traj[0, :, 1], s=2, c="tab:red", edgecolors="none",
+                          zorder=3)
         ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
+
+        contours = []
 
         def draw(j):
             t = T - times_s[j]
             v = _shifted_potential(vfun, t, pts).reshape(gx.shape)
+            vmax = _colour_limit(v)
             img.set_data(v)
-            img.set_norm(_norm(_colour_limit(v)))
+            img.set_norm(_norm(vmax))
+            while contours:
+                contours.pop().remove()
+            contours.append(ax.contour(gx, gy, v, levels=vmax * np.linspace(0, 1, 12)[1:] ** 2,
+                                       colors="w", linewidths=0.4))
             dots.set_offsets(traj[j])
             ax.set_title(f"{head}: s = {times_s[j]:.3f}, t = T − s = {t:.3f}", fontsize=9)
             return img, dots
