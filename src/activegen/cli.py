@@ -286,8 +286,6 @@ def cmd_export_potential(args) -> int:
     from .protocol import save_protocol
 
     out = _out_file(args.out, ".npz")
-    if args.protocol is not None:
-        raise ActivegenError("export-potential takes --target or --model, not --protocol")
     proto, _ = _protocol_from_args(args, progress=not args.no_progress)
     npz, side = save_protocol(proto, out)
     g = proto.meta["grid"]
@@ -301,7 +299,9 @@ def _load_samples_npz(path):
     import numpy as np
 
     p = Path(path)
-    if p.suffix != ".npz" or not p.is_file():
+    import zipfile
+
+    if p.suffix != ".npz" or not p.is_file() or not zipfile.is_zipfile(p):
         raise ActivegenError(f"--input must be an existing .npz written by activegen sample: {p}")
     try:
         with np.load(p, allow_pickle=False) as z:
@@ -310,7 +310,7 @@ def _load_samples_npz(path):
             info = json.loads(str(z["info"])) if "info" in z.files else {}
     except KeyError:
         raise ActivegenError(f"{p} holds no 'samples' (not written by activegen sample)") from None
-    except Exception as exc:
+    except (OSError, ValueError, EOFError) as exc:  # not a zip, bad JSON
         raise ActivegenError(f"{p} is not readable: {exc}") from None
     return samples, target, info
 
@@ -514,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export-potential",
                        help="tabulate V and F = -grad V on a space × time grid (.npz + .json)")
-    _source_options(x)
+    _source_options(x, with_protocol=False)
     x.add_argument("--out", required=True, help="output PROTOCOL.npz (sidecar PROTOCOL.json)")
     x.set_defaults(func=cmd_export_potential)
 

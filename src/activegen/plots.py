@@ -181,9 +181,10 @@ def plot_sweep_file(path_json, path) -> Path:
         raise ActivegenError(f"sweep file not found: {p}")
     try:
         res = json.loads(p.read_text())
-        res["rows"], res["slopes"]  # noqa: B018
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError):
-        raise ActivegenError(f"{p} is not a tau_sweep.json (rows, slopes)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        res = None
+    if not (isinstance(res, dict) and "rows" in res and "slopes" in res):
+        raise ActivegenError(f"{p} is not a tau_sweep.json (rows, slopes)")
     plot_sweep(res, path)
     return Path(path)
 

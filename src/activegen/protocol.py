@@ -23,6 +23,7 @@ import dataclasses
 import itertools
 import json
 import math
+import zipfile
 from pathlib import Path
 
 import jax
@@ -275,6 +276,12 @@ def export_protocol(
     if t0 is None:
         t0 = time_scale(process, min_std)
     times = time_grid(t_final, time_points, t0)
+    entries = time_points * int(np.prod(shape)) * (len(shape) + 1)
+    if entries > 100_000_000:
+        raise ActivegenError(
+            f"the table would hold {entries:.2e} numbers (> 1e8, {entries * 4 / 1e9:.1f} GB); "
+            "use a larger --spacing or fewer --time-points"
+        )
     dtype = dtype or jnp.result_type(float)
     force, potential = FORCES[method]
     axes = [lo[i] + step[i] * np.arange(n) for i, n in enumerate(shape)]
@@ -348,6 +355,8 @@ def load_protocol(path) -> Protocol:
         raise ActivegenError(f"a protocol file must end in .npz, got {str(path)!r}")
     if not path.is_file():
         raise ActivegenError(f"protocol file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ActivegenError(f"{path} is not an .npz archive (not an activegen protocol)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: np.asarray(z[k]) for k in ("times", "lo", "spacing", "potential",
@@ -355,7 +364,7 @@ def load_protocol(path) -> Protocol:
         meta = json.loads(str(arrays.pop("meta")))
     except KeyError as exc:
         raise ActivegenError(f"{path} is not an activegen protocol (missing {exc})") from None
-    except Exception as exc:  # zipfile / pickle / JSON errors
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:  # not a zip / JSON
         raise ActivegenError(f"{path} is not a readable protocol: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ActivegenError(f"{path} is not an activegen protocol (format mismatch)")
@@ -377,8 +386,7 @@ def load_protocol(path) -> Protocol:
     if np.any(np.diff(times) <= 0) or np.any(sp <= 0):
         raise ActivegenError(f"protocol {path}: times must increase and spacings be > 0")
     proto = Protocol(lo.astype(float), sp.astype(float), times.astype(float), pot, force, meta)
-    proto.process  # validates β, τ, D_A, D_T
-    if proto.process.tau <= 0:
+    if proto.process.tau <= 0:  # .process validates β, τ, D_A, D_T
         raise ActivegenError(f"protocol {path}: tau must be > 0")
     check_positive("t_final", proto.t_final)
     return proto
