@@ -296,11 +296,11 @@ def cmd_export_potential(args) -> int:
 
 
 def _load_samples_npz(path):
+    import zipfile
+
     import numpy as np
 
     p = Path(path)
-    import zipfile
-
     if p.suffix != ".npz" or not p.is_file() or not zipfile.is_zipfile(p):
         raise ActivegenError(f"--input must be an existing .npz written by activegen sample: {p}")
     try:
@@ -338,6 +338,7 @@ def cmd_plot(args) -> int:
             title += f"\nW1 {ev['metrics']['w1']:.3f} (floor {ev['floor']['w1']:.3f})"
         plots.plot_samples(samples, out, target=target, title=title)
     elif args.what == "potential":
+        check_count("--snapshots", args.snapshots)
         proto, target = _protocol_from_args(args, progress=not args.no_progress)
         if target is None and "target" in proto.meta.get("source", {}):
             from .targets import GaussianMixture
@@ -367,6 +368,8 @@ def cmd_animate(args) -> int:
     if args.n > 5000:
         raise ActivegenError(f"--n: an animation shows at most 5000 particles, got {args.n}")
     check_count("--frames", args.frames)
+    if args.still_frame is not None and not 0 <= args.still_frame < args.frames:
+        raise ActivegenError(f"--still-frame must lie in [0, {args.frames - 1}], got {args.still_frame}")
     if args.dt is not None:
         check_positive("--dt", args.dt)
     proto, target = _protocol_from_args(args, progress=not args.no_progress)
