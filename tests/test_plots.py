@@ -11,6 +11,7 @@ from activegen import ActiveOU, default_target_1d
 from activegen.cli import main
 from activegen.plots import animate, animation_frames
 from activegen.protocol import export_protocol, replay, save_protocol
+from activegen.targets import GaussianMixture
 
 SPEC_2D = {"weights": [0.4, 0.6], "means": [[-1.0, 0.0], [1.5, 0.5]], "stds": [0.7, 0.9]}
 
@@ -29,8 +30,9 @@ def files(tmp_path_factory):
     assert main(["export-potential", "--target", str(t2), "--method", "fox", "--tau", "0.1",
                  "--t-final", "1", "--spacing", "0.25", "--time-points", "8", "--no-progress",
                  "--out", str(d / "p2.npz")]) == 0
-    assert main(["sample", "--target", str(t2), "--method", "naive", "--tau", "0.1",
-                 "--t-final", "0.2", "--n", "300", "--no-progress", "--out", str(d / "s2.npz")]) == 0
+    tg2 = GaussianMixture.from_dict(SPEC_2D)  # the layout `activegen sample` writes
+    np.savez(d / "s2.npz", samples=np.asarray(tg2.sample(jax.random.key(1), 300)),
+             target=json.dumps(tg2.to_dict()), info=json.dumps({"method": "naive"}))
     p1 = export_protocol(default_target_1d(), "fox", ActiveOU(tau=0.1), t_final=1.0,
                          spacing=0.25, time_points=8)
     save_protocol(p1, d / "p1.npz")
