@@ -8,6 +8,8 @@ The public API (THEORY.md names):
     OUDriver                       active Ornstein–Uhlenbeck self-propulsion
     sample, METHODS                the reverse samplers
     evaluate, w1, hist_kl          accuracy metrics with finite-sample floors
+    Protocol, export_protocol,     the effective potential tabulated on a grid (a lab
+    load_protocol, replay          protocol) and its replay from the file alone
 """
 
 from . import _xla
@@ -27,6 +29,7 @@ from .forces import (
 )
 from .metrics import evaluate, hist_kl, log_slope, moment_errors, w1, w1_floor
 from .processes import ActiveOU
+from .protocol import Protocol, export_protocol, load_protocol, replay, save_protocol
 from .samplers import ACTIVE_METHODS, METHODS, Sampled, default_dt, sample, sample_field
 from .scores import MixtureScore, ScoreDerivs, autodiff_derivs, mixture_derivs
 from .targets import GaussianMixture, default_target_1d, default_target_2d
@@ -37,6 +40,7 @@ __all__ = [
     "default_dt", "default_target_1d", "default_target_2d", "evaluate", "force_fox",
     "force_naive", "force_ucn", "hist_kl", "log_slope", "mixture_derivs", "moment_errors",
     "potential_fox", "potential_naive", "potential_ucn", "sample", "sample_field", "w1",
-    "w1_floor", "ACTIVE_METHODS",
+    "w1_floor", "ACTIVE_METHODS", "Protocol", "export_protocol", "load_protocol", "replay",
+    "save_protocol",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Command-line interface: `activegen sample | demo | experiment tau-sweep`."""
+"""Command-line interface: `activegen sample | demo | experiment tau-sweep | plot | animate |
+export-potential`."""
 
 from __future__ import annotations
 
@@ -81,13 +82,125 @@ def _driver_and_process(args, dim: int):
     return cls.from_effective(proc.tau, proc.d_active, dim), proc
 
 
-def _add_process_options(p: argparse.ArgumentParser, with_tau: bool = True):
+_PROCESS_DEFAULTS = {"d_thermal": 0.0, "beta": 1.0, "t_final": 6.0}
+
+
+def _add_process_options(p: argparse.ArgumentParser, with_tau: bool = True,
+                         defaults: bool = True):
+    """--tau, --d-active, --d-thermal, --beta, --t-final. defaults=False leaves them None
+    (so that a command can tell whether they were given, e.g. beside --protocol); then
+    `_fill_process_defaults` sets them."""
+    dflt = _PROCESS_DEFAULTS if defaults else dict.fromkeys(_PROCESS_DEFAULTS)
     if with_tau:
         p.add_argument("--tau", type=_float, default=None, help="persistence time τ >= 0")
     p.add_argument("--d-active", type=_float, default=None, help="active strength D_A > 0 (default 1)")
-    p.add_argument("--d-thermal", type=_float, default=0.0, help="thermal D_T >= 0")
-    p.add_argument("--beta", type=_float, default=1.0, help="trap stiffness β > 0")
-    p.add_argument("--t-final", type=_float, default=6.0, help="diffusion time T > 0")
+    p.add_argument("--d-thermal", type=_float, default=dflt["d_thermal"], help="thermal D_T >= 0 (default 0)")
+    p.add_argument("--beta", type=_float, default=dflt["beta"], help="trap stiffness β > 0 (default 1)")
+    p.add_argument("--t-final", type=_float, default=dflt["t_final"], help="diffusion time T > 0 (default 6)")
+
+
+def _fill_process_defaults(args):
+    for k, v in _PROCESS_DEFAULTS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+
+
+def _one_source(args, names):
+    """Exactly one of the options `names` (e.g. target, protocol, model) is given."""
+    given = [n for n in names if getattr(args, n, None) is not None]
+    if len(given) != 1:
+        flags = " or ".join("--" + n for n in names if hasattr(args, n))
+        raise ActivegenError(f"give exactly one of {flags}" +
+                             (f" (got {', '.join('--' + g for g in given)})" if given else ""))
+    return given[0]
+
+
+def _reject_with_protocol(args, names):
+    """Options that a protocol file makes meaningless: it carries β, τ, D_A, D_T, T and the
+    method."""
+    for n in names:
+        v = getattr(args, n, None)
+        if v not in (None, False) and not (n == "driver" and v == "ou"):
+            raise ActivegenError(
+                f"--{n.replace('_', '-')} cannot be used with --protocol: the protocol "
+                "carries the method and every process parameter (β, τ, D_A, D_T, T)"
+            )
+
+
+_PROCESS_NAMES = ("method", "tau", "d_active", "d_thermal", "beta", "t_final")
+
+
+def _load_model(path):
+    """A learned score model (`activegen.learned.load_model`), when that feature is present."""
+    try:
+        from .learned import load_model
+    except ImportError:
+        raise ActivegenError(
+            "learned models need activegen.learned (the learned-score feature), which this "
+            "installation does not have; use --target"
+        ) from None
+    return load_model(path)
+
+
+def _add_grid_options(p: argparse.ArgumentParser):
+    from .protocol import DEFAULT_SPACING, DEFAULT_TIME_POINTS
+
+    p.add_argument("--spacing", type=_float, default=None,
+                   help="spatial grid spacing (default σ_min/4 rounded down to 1, 2 or 5 × 10^k; "
+                        f"{DEFAULT_SPACING} for a model)")
+    p.add_argument("--time-points", type=int, default=None,
+                   help=f"number of forward times, geometric near t = 0 (default {DEFAULT_TIME_POINTS})")
+    p.add_argument("--extent", type=_floats, default=None,
+                   help="grid box LO,HI (every axis) or XLO,XHI,YLO,YHI (default: the target's "
+                        "4σ extent and 5 sd of the stationary law)")
+
+
+def _protocol_from_args(args, progress: bool):
+    """The Protocol named by --protocol, or exported in memory from --target/--model with
+    --method, the process and grid options."""
+    from .protocol import DEFAULT_TIME_POINTS, export_protocol, load_protocol
+
+    src = _one_source(args, ("target", "protocol", "model"))
+    if src == "protocol":
+        _reject_with_protocol(args, _PROCESS_NAMES + ("spacing", "time_points", "extent"))
+        return load_protocol(args.protocol), None
+    if args.method is None:
+        raise ActivegenError(f"--method is required with --{src}")
+    _fill_process_defaults(args)
+    args.time_points = DEFAULT_TIME_POINTS if args.time_points is None else args.time_points
+    check_positive("--t-final", args.t_final)
+    if args.spacing is not None:
+        check_positive("--spacing", args.spacing)
+    check_count("--time-points", args.time_points)
+    if src == "target":
+        from .targets import GaussianMixture
+
+        model = GaussianMixture.load(args.target)
+        if args.tau is None:
+            raise ActivegenError("--tau is required")
+        proc = _process(args)
+        source = {"kind": "target", "path": str(args.target), "target": model.to_dict()}
+    else:
+        model = _load_model(args.model)
+        proc = _process(args) if args.tau is not None else getattr(model, "process", None)
+        if proc is None:
+            raise ActivegenError("--tau is required")
+        source = {"kind": "model", "path": str(args.model)}
+    extent = None
+    if args.extent is not None:
+        e = args.extent
+        if len(e) == 2:
+            extent = (e[0], e[1])
+        elif len(e) == 2 * model.dim:
+            extent = (e[0::2], e[1::2])
+        else:
+            raise ActivegenError(
+                f"--extent takes LO,HI or {model.dim} pairs LO,HI; got {len(e)} numbers")
+    _x64(args)
+    proto = export_protocol(model, args.method, proc, t_final=args.t_final,
+                            spacing=args.spacing, time_points=args.time_points, extent=extent,
+                            source=source, progress=progress)
+    return proto, (model if src == "target" else None)
 
 
 def cmd_sample(args) -> int:
@@ -97,6 +210,11 @@ def cmd_sample(args) -> int:
     from .targets import GaussianMixture
 
     out = _out_file(args.out, ".npz")
+    if _one_source(args, ("target", "protocol")) == "protocol":
+        return _sample_protocol(args, out)
+    if args.method is None:
+        raise ActivegenError("--method is required with --target")
+    _fill_process_defaults(args)
     target = GaussianMixture.load(args.target)
     driver, proc = _driver_and_process(args, target.dim)
     check_positive("--t-final", args.t_final)
@@ -128,6 +246,151 @@ def cmd_sample(args) -> int:
         **extra,
     )
     print(f"wrote {res.samples.shape[0]} samples (d = {res.samples.shape[1]}) to {out}")
+    return 0
+
+
+def _sample_protocol(args, out) -> int:
+    """`sample --protocol`: replay an exported protocol (no target or score involved)."""
+    import numpy as np
+
+    from .protocol import load_protocol, replay
+
+    _reject_with_protocol(args, _PROCESS_NAMES + (
+        "driver", "speed", "tumble_rate", "rot_diffusion", "no_driver_correction"))
+    proto = load_protocol(args.protocol)
+    check_count("--n", args.n)
+    if args.dt is not None:
+        check_positive("--dt", args.dt)
+    _x64(args)
+    res = replay(proto, args.n, seed=args.seed, dt=args.dt, save_every=args.save_every,
+                 progress=not args.no_progress)
+    src = proto.meta.get("source", {})
+    extra = {} if res.trajectory is None else {"trajectory": res.trajectory, "times": res.times}
+    if "target" in src:
+        extra["target"] = json.dumps(src["target"])
+    np.savez(
+        out,
+        samples=res.samples,
+        seed=args.seed,
+        protocol=str(args.protocol),
+        info=json.dumps(res.info),
+        **{k: v for k, v in res.info.items() if isinstance(v, (int, float, str))},
+        **extra,
+    )
+    print(f"replayed {args.protocol} ({proto.meta['method']}, τ = {proto.meta['tau']:g}): "
+          f"wrote {res.samples.shape[0]} samples (d = {res.samples.shape[1]}) to {out}")
+    return 0
+
+
+def cmd_export_potential(args) -> int:
+    from .protocol import save_protocol
+
+    out = _out_file(args.out, ".npz")
+    proto, _ = _protocol_from_args(args, progress=not args.no_progress)
+    npz, side = save_protocol(proto, out)
+    g = proto.meta["grid"]
+    print(f"wrote {npz} and {side}: {proto.meta['method']} potential on "
+          f"{'×'.join(map(str, g['shape']))} points (spacing {g['spacing'][0]:g}) × "
+          f"{len(proto.times)} times in [0, {proto.t_final:g}]")
+    return 0
+
+
+def _load_samples_npz(path):
+    import zipfile
+
+    import numpy as np
+
+    p = Path(path)
+    if p.suffix != ".npz" or not p.is_file() or not zipfile.is_zipfile(p):
+        raise ActivegenError(f"--input must be an existing .npz written by activegen sample: {p}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            samples = np.asarray(z["samples"])
+            target = str(z["target"]) if "target" in z.files else None
+            info = json.loads(str(z["info"])) if "info" in z.files else {}
+    except KeyError:
+        raise ActivegenError(f"{p} holds no 'samples' (not written by activegen sample)") from None
+    except (OSError, ValueError, EOFError) as exc:  # not a zip, bad JSON
+        raise ActivegenError(f"{p} is not readable: {exc}") from None
+    return samples, target, info
+
+
+def cmd_plot(args) -> int:
+    from . import plots
+
+    out = _out_file(args.out, ".png")
+    if args.what == "samples":
+        from .targets import GaussianMixture
+
+        samples, tjson, info = _load_samples_npz(args.input)
+        if args.target is not None:
+            target = GaussianMixture.load(args.target)
+        elif tjson is not None:
+            target = GaussianMixture.from_dict(json.loads(tjson))
+        else:
+            target = None
+        title = f"{info.get('method', 'samples')}" + (
+            f", τ = {info['tau']:g}" if "tau" in info else "") + f", N = {len(samples)}"
+        if target is not None and not args.no_metrics:
+            from .metrics import evaluate
+
+            ev = evaluate(samples, target, seed=args.seed)
+            title += f"\nW1 {ev['metrics']['w1']:.3f} (floor {ev['floor']['w1']:.3f})"
+        plots.plot_samples(samples, out, target=target, title=title)
+    elif args.what == "potential":
+        check_count("--snapshots", args.snapshots)
+        proto, target = _protocol_from_args(args, progress=not args.no_progress)
+        if target is None and "target" in proto.meta.get("source", {}):
+            from .targets import GaussianMixture
+
+            target = GaussianMixture.from_dict(proto.meta["source"]["target"])
+        plots.plot_potential(proto, out, times=args.times, n_snapshots=args.snapshots,
+                             target=target)
+    else:
+        plots.plot_sweep_file(args.input, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_animate(args) -> int:
+    import math
+
+    from . import plots
+    from .protocol import replay
+
+    out = Path(args.out)
+    check_count("--fps", args.fps)
+    plots.movie_writer(out, args.fps)  # refuses a bad suffix, or MP4 without ffmpeg
+    _out_file(args.out, out.suffix)
+    if args.still is not None:
+        _out_file(args.still, ".png")
+    check_count("--n", args.n)
+    if args.n > 5000:
+        raise ActivegenError(f"--n: an animation shows at most 5000 particles, got {args.n}")
+    check_count("--frames", args.frames)
+    if args.still_frame is not None and not 0 <= args.still_frame < args.frames:
+        raise ActivegenError(f"--still-frame must lie in [0, {args.frames - 1}], got {args.still_frame}")
+    if args.dt is not None:
+        check_positive("--dt", args.dt)
+    proto, target = _protocol_from_args(args, progress=not args.no_progress)
+    if target is None and "target" in proto.meta.get("source", {}):
+        from .targets import GaussianMixture
+
+        target = GaussianMixture.from_dict(proto.meta["source"]["target"])
+    # save often enough to resolve the frames' finest spacing (near t = 0)
+    from .samplers import default_dt
+
+    dt = args.dt or default_dt(proto.process.tau)
+    t0 = plots._t0(proto)
+    finest = t0 * math.log1p(proto.t_final / t0) / max(1, args.frames - 1)
+    every = max(1, int(finest / dt))
+    res = replay(proto, args.n, seed=args.seed, dt=dt, save_every=every,
+                 progress=not args.no_progress)
+    idx = plots.animation_frames(res.times, proto.t_final, args.frames, t0)
+    r = plots.animate(proto, res.trajectory[idx], res.times[idx], out, fps=args.fps,
+                      target=target, still=args.still, still_index=args.still_frame,
+                      progress=not args.no_progress)
+    print(f"wrote {out} ({r['frames']} frames)" + (f" and {r['still']}" if r["still"] else ""))
     return 0
 
 
@@ -188,10 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = ap.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("sample", help="generate samples of a Gaussian-mixture target")
-    s.add_argument("--target", required=True, help="target JSON: weights, means, stds|covs")
-    s.add_argument("--method", required=True, choices=METHODS)
-    _add_process_options(s)
+    s = sub.add_parser("sample", help="generate samples of a Gaussian-mixture target, or "
+                       "replay an exported protocol")
+    s.add_argument("--target", default=None, help="target JSON: weights, means, stds|covs")
+    s.add_argument("--protocol", default=None,
+                   help="PROTOCOL.npz from export-potential: replay it (no target, method or "
+                        "process options: the protocol carries them)")
+    s.add_argument("--method", default=None, choices=METHODS, help="required with --target")
+    _add_process_options(s, defaults=False)
     s.add_argument("--driver", choices=("ou", "rtp", "abp"), default="ou",
                    help="self-propulsion for fox/ucn/naive: active OU, run-and-tumble, active Brownian")
     s.add_argument("--speed", type=_float, default=None, help="rtp/abp swim speed v0")
@@ -234,6 +501,57 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--out", default="tau-sweep", help="output folder")
     t.set_defaults(func=cmd_tau_sweep)
+    from .forces import FORCES
+
+    def _source_options(q, with_protocol=True):
+        q.add_argument("--target", default=None, help="target JSON")
+        q.add_argument("--model", default=None, help="learned score model directory")
+        if with_protocol:
+            q.add_argument("--protocol", default=None, help="PROTOCOL.npz from export-potential")
+        q.add_argument("--method", default=None, choices=tuple(FORCES),
+                       help="force whose potential is tabulated (with --target/--model)")
+        _add_process_options(q, defaults=False)
+        _add_grid_options(q)
+        q.add_argument("--x64", action="store_true", help="compute in float64")
+        q.add_argument("--no-progress", action="store_true")
+
+    x = sub.add_parser("export-potential",
+                       help="tabulate V and F = -grad V on a space × time grid (.npz + .json)")
+    _source_options(x, with_protocol=False)
+    x.add_argument("--out", required=True, help="output PROTOCOL.npz (sidecar PROTOCOL.json)")
+    x.set_defaults(func=cmd_export_potential)
+
+    pl = sub.add_parser("plot", help="figures: samples vs target, potential snapshots, τ sweep")
+    psub = pl.add_subparsers(dest="what", required=True)
+    ps = psub.add_parser("samples", help="samples (.npz from sample) against the target")
+    ps.add_argument("--input", required=True, help=".npz written by activegen sample")
+    ps.add_argument("--target", default=None, help="target JSON (default: the one in the .npz)")
+    ps.add_argument("--no-metrics", action="store_true", help="leave W1 out of the title")
+    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("--out", required=True, help="output .png")
+    pp = psub.add_parser("potential", help="V(x, t) and F = -grad V at several times")
+    _source_options(pp)
+    pp.add_argument("--times", type=_floats, default=None,
+                    help="forward times t (default: --snapshots times, crowded near t = 0)")
+    pp.add_argument("--snapshots", type=int, default=4)
+    pp.add_argument("--out", required=True, help="output .png")
+    pw = psub.add_parser("sweep", help="error against τ from tau_sweep.json")
+    pw.add_argument("--input", required=True, help="tau_sweep.json")
+    pw.add_argument("--out", required=True, help="output .png")
+    pl.set_defaults(func=cmd_plot)
+
+    an = sub.add_parser("animate", help="particles in the time-dependent potential (GIF/MP4)")
+    _source_options(an)
+    an.add_argument("--n", type=int, default=1000, help="number of particles")
+    an.add_argument("--frames", type=int, default=60, help="frames (crowded near t = 0)")
+    an.add_argument("--fps", type=int, default=12)
+    an.add_argument("--dt", type=_float, default=None, help="step Δs (default min(τ/20, 0.002))")
+    an.add_argument("--seed", type=int, default=0)
+    an.add_argument("--still", default=None, help="also write one frame as PNG")
+    an.add_argument("--still-frame", type=int, default=None,
+                    help="index of that frame (default 90%% of the way)")
+    an.add_argument("--out", required=True, help="output .gif (or .mp4 where ffmpeg exists)")
+    an.set_defaults(func=cmd_animate)
     return ap
 
 

@@ -1,0 +1,305 @@
+"""Figures and animations (matplotlib, Agg backend): generated samples against the target,
+snapshots of the tabulated potential V(x, t) with its force F = −∇V, and particles moving in
+the time-dependent potential (GIF, or MP4 where ffmpeg exists). Everything drawn of V and F
+comes from a `protocol.Protocol` (from a file, or exported in memory from a target)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ActivegenError
+from .protocol import Protocol, time_grid
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path, dpi):
+    """Save as PNG with a 256-colour palette (figures are part of the docs: keep them small)."""
+    from PIL import Image
+
+    fig.savefig(path, dpi=dpi)
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(256)
+    small.save(path, optimize=True)
+
+
+def _t0(protocol: Protocol) -> float:
+    return float(protocol.meta.get("time_grid", {}).get("t0", protocol.t_final / 20))
+
+
+def snapshot_times(protocol: Protocol, n: int) -> np.ndarray:
+    """n forward times from T down towards 0 (t = 0 itself left out: there the potential
+    only has to hold the finished sample) on the protocol's own (geometric) time warp: the
+    potential changes fastest near t = 0, so the snapshots crowd there."""
+    return time_grid(protocol.t_final, n + 1, _t0(protocol))[:0:-1]
+
+
+def _colour_limit(v):
+    """Upper end of the colour scale of V − min V: the 90 % quantile over the view, so
+    that the far field (the trap's ½β|x|² growth) does not wash out the wells."""
+    return float(np.quantile(v, 0.9))
+
+
+def _norm(vmax):
+    from matplotlib.colors import PowerNorm
+
+    return PowerNorm(0.5, vmin=0.0, vmax=vmax)
+
+
+# -- samples against the target -----------------------------------------------------
+def plot_samples(samples, path, target=None, title: str | None = None) -> Path:
+    """1D: histogram against the exact density; 2D: 2D histogram with the exact density's
+    contours (`experiments._plot_2d`); without a target, the samples alone."""
+    from .experiments import _plot_2d
+
+    x = np.asarray(samples, float)
+    if x.ndim != 2 or x.shape[1] not in (1, 2) or len(x) == 0:
+        raise ActivegenError(f"plot samples: need samples of shape (N, 1) or (N, 2), got {x.shape}")
+    if target is not None and target.dim != x.shape[1]:
+        raise ActivegenError(f"the samples have d = {x.shape[1]} but the target d = {target.dim}")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    title = title or f"{len(x)} samples"
+    if x.shape[1] == 1:
+        if target is not None:
+            lo, hi = target.extent(4.0)
+            lo, hi = float(lo[0]), float(hi[0])
+        else:
+            lo, hi = np.quantile(x[:, 0], [0.001, 0.999])
+        ax.hist(x[:, 0], bins=80, range=(lo, hi), density=True, color="0.6", label="samples")
+        if target is not None:
+            g = np.linspace(lo, hi, 400)
+            ax.plot(g, np.exp(np.asarray(target.log_prob(g[:, None]))), "r-", lw=1.5,
+                    label="exact density")
+        ax.set(xlabel="x", ylabel="density", title=title)
+        ax.legend(fontsize=8)
+    elif target is not None:
+        _plot_2d(ax, target, x, title + " (red: exact density)")
+    else:
+        lo, hi = np.quantile(x, 0.001, axis=0), np.quantile(x, 0.999, axis=0)
+        ax.hist2d(x[:, 0], x[:, 1], bins=80, range=[[lo[0], hi[0]], [lo[1], hi[1]]],
+                  cmap="Greys")
+        ax.set(title=title, aspect="equal")
+    fig.tight_layout()
+    _save(fig, path, 100)
+    plt.close(fig)
+    return Path(path)
+
+
+# -- the potential and its force --------------------------------------------------------
+def _shifted_potential(vfun, t, pts):
+    """V̂(x, t) − min over the points (V is defined up to a function of t); vfun from
+    `Protocol.interpolator("potential")`."""
+    v = np.asarray(vfun(t, pts))
+    return v - v.min()
+
+
+def _view(protocol: Protocol, target):
+    """Plot window: the target's 4σ extent where known, else the whole grid."""
+    if target is None:
+        return protocol.lo, protocol.hi
+    lo, hi = target.extent(4.0)
+    return np.maximum(lo, protocol.lo), np.minimum(hi, protocol.hi)
+
+
+def plot_potential(protocol: Protocol, path, times=None, n_snapshots: int = 4,
+                   target=None) -> Path:
+    """Snapshots of V(x, t) (shifted to min 0) and F = −∇V at several forward times.
+
+    1D: V and F against x, one curve per time. 2D: one panel per time, V as a colour map
+    with contours, F as arrows (length ∝ |F| within a panel)."""
+    times = snapshot_times(protocol, n_snapshots) if times is None else np.asarray(times, float)
+    if times.size == 0 or np.any(times < 0) or np.any(times > protocol.t_final):
+        raise ActivegenError(f"--times must lie in [0, T = {protocol.t_final:g}]")
+    plt = _plt()
+    m = protocol.meta
+    head = f"{m['method']} potential, τ = {m['tau']:g}, β = {m['beta']:g}, D_A = {m['d_active']:g}"
+    lo, hi = _view(protocol, target)
+    vfun, ffun = protocol.interpolator("potential"), protocol.interpolator("force")
+    if protocol.dim == 1:
+        g = np.linspace(lo[0], hi[0], 400)[:, None]
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        cmap = plt.get_cmap("viridis")
+        for j, t in enumerate(times):
+            c = cmap(j / max(1, len(times) - 1))
+            a1.plot(g[:, 0], _shifted_potential(vfun, t, g), color=c, label=f"t = {t:.3g}")
+            a2.plot(g[:, 0], np.asarray(ffun(t, g))[:, 0], color=c)
+        a1.set(xlabel="x", ylabel="V(x, t) − min V", title=head)
+        a1.set_ylim(0, None)
+        a2.axhline(0, color="0.7", lw=0.8)
+        a2.set(xlabel="x", ylabel="F = −∂V/∂x", title="force (forward time t = T − s)")
+        a1.legend(fontsize=8)
+    else:
+        k = len(times)
+        cols = min(k, 4)
+        rows = math.ceil(k / cols)
+        aspect = float((hi[1] - lo[1]) / (hi[0] - lo[0]))
+        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, (3.3 * aspect + 0.5) * rows + 0.4),
+                                 squeeze=False)
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 160), np.linspace(lo[1], hi[1], 160))
+        pts = np.stack([gx.ravel(), gy.ravel()], -1)
+        qx, qy = np.meshgrid(np.linspace(lo[0], hi[0], 17), np.linspace(lo[1], hi[1], 17))
+        qpts = np.stack([qx.ravel(), qy.ravel()], -1)
+        for ax, t in zip(axes.ravel(), times):
+            v = _shifted_potential(vfun, t, pts).reshape(gx.shape)
+            vmax = _colour_limit(v)
+            ax.imshow(v, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
+                      cmap="viridis", aspect="equal", norm=_norm(vmax))
+            ax.contour(gx, gy, v, levels=vmax * np.linspace(0, 1, 12)[1:] ** 2, colors="w",
+                       linewidths=0.4)
+            f = np.asarray(ffun(t, qpts))
+            ax.quiver(qx.ravel(), qy.ravel(), f[:, 0], f[:, 1], color="tab:red", width=0.004)
+            ax.set_title(f"t = {t:.3g}  (s = {protocol.t_final - t:.3g})", fontsize=9)
+            ax.tick_params(labelsize=7)
+        for ax in axes.ravel()[k:]:
+            ax.axis("off")
+        fig.suptitle(head + "   (colour: V − min V, arrows: F = −∇V)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path, 80)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_sweep_file(path_json, path) -> Path:
+    """The error-vs-τ figure from a `tau_sweep.json` (`experiments.plot_sweep`)."""
+    import json
+
+    from .experiments import plot_sweep
+
+    p = Path(path_json)
+    if not p.is_file():
+        raise ActivegenError(f"sweep file not found: {p}")
+    try:
+        res = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        res = None
+    if not (isinstance(res, dict) and "rows" in res and "slopes" in res):
+        raise ActivegenError(f"{p} is not a tau_sweep.json (rows, slopes)")
+    plot_sweep(res, path)
+    return Path(path)
+
+
+# -- animation ------------------------------------------------------------------------
+def animation_frames(times_s, t_final: float, n_frames: int, t0: float) -> np.ndarray:
+    """Indices into saved frames at reverse times `times_s` nearest to n_frames forward
+    times from T down to 0, uniform in log(t + t0) (without repeats)."""
+    want = t_final - time_grid(t_final, n_frames, t0)[::-1]
+    idx = np.abs(np.asarray(times_s)[None, :] - want[:, None]).argmin(1)
+    return np.unique(idx)
+
+
+def movie_writer(path, fps: int):
+    """PillowWriter for .gif, FFMpegWriter for .mp4 (only where ffmpeg is installed)."""
+    from matplotlib import animation
+
+    suffix = Path(path).suffix
+    if suffix == ".mp4":
+        if not animation.writers.is_available("ffmpeg"):
+            raise ActivegenError("writing MP4 needs ffmpeg, which is not installed; use .gif")
+        return animation.FFMpegWriter(fps=fps)
+    if suffix == ".gif":
+        return animation.PillowWriter(fps=fps)
+    raise ActivegenError(f"--out must end in .gif or .mp4, got {str(path)!r}")
+
+
+def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
+            max_particles: int = 5000, target=None, still=None, still_index: int | None = None,
+            progress: bool = False) -> dict:
+    """Particles (trajectory (frames, N, d) at reverse times times_s) in the potential
+    V̂(x, T − s) drawn beneath them; written as GIF (.gif, Pillow) or MP4 (.mp4, ffmpeg).
+    still: also write one frame (index still_index, default 90 % of the way) as PNG.
+    Returns {"frames", "path", "still"}."""
+    from matplotlib import animation
+
+    path = Path(path)
+    traj = np.asarray(trajectory)[:, :max_particles]
+    times_s = np.asarray(times_s, float)
+    if traj.ndim != 3 or traj.shape[2] != protocol.dim or len(times_s) != len(traj):
+        raise ActivegenError("animate: trajectory and protocol dimensions do not match")
+    writer = movie_writer(path, fps)
+    plt = _plt()
+    T = protocol.t_final
+    m = protocol.meta
+    lo, hi = _view(protocol, target)
+    vfun = protocol.interpolator("potential")
+    aspect = float((hi[-1] - lo[-1]) / (hi[0] - lo[0]))
+    fig, ax = plt.subplots(figsize=(4.6, 4.6 * aspect + 0.5) if protocol.dim == 2 else (5.6, 3.8))
+    head = f"{m['method']} protocol, τ = {m['tau']:g}"
+    if protocol.dim == 2:
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120))
+        pts = np.stack([gx.ravel(), gy.ravel()], -1)
+        img = ax.imshow(np.zeros(gx.shape), origin="lower", cmap="viridis", norm=_norm(1.0),
+                        extent=(lo[0], hi[0], lo[1], hi[1]), aspect="equal")
+        dots = ax.scatter(traj[0, :, 0], traj[0, :, 1], s=2, c="tab:red", edgecolors="none",
+                          zorder=3)
+        ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
+
+        contours = []
+
+        def draw(j):
+            t = T - times_s[j]
+            v = _shifted_potential(vfun, t, pts).reshape(gx.shape)
+            vmax = _colour_limit(v)
+            img.set_data(v)
+            img.set_norm(_norm(vmax))
+            while contours:
+                contours.pop().remove()
+            contours.append(ax.contour(gx, gy, v, levels=vmax * np.linspace(0, 1, 12)[1:] ** 2,
+                                       colors="w", linewidths=0.4))
+            dots.set_offsets(traj[j])
+            ax.set_title(f"{head}: s = {times_s[j]:.3f}, t = T − s = {t:.3f}", fontsize=9)
+            return img, dots
+    else:
+        g = np.linspace(lo[0], hi[0], 400)[:, None]
+        (line,) = ax.plot(g[:, 0], np.zeros(len(g)), "k-", lw=1.2)
+        dots = ax.scatter(traj[0, :, 0], np.zeros(traj.shape[1]), s=3, c="tab:red",
+                          alpha=0.5, edgecolors="none")
+        rng = np.random.default_rng(0)
+        jitter = rng.uniform(0.0, 1.0, traj.shape[1])
+        ax.set(xlim=(lo[0], hi[0]), xlabel="x", ylabel="V(x, t) − min V")
+
+        def draw(j):
+            t = T - times_s[j]
+            raw = np.asarray(vfun(t, g))
+            v = raw - raw.min()
+            top = np.quantile(v, 0.7)
+            line.set_ydata(v)
+            vx = np.asarray(vfun(t, traj[j])) - raw.min()
+            dots.set_offsets(np.c_[traj[j, :, 0], vx + 0.03 * top * jitter])
+            ax.set_ylim(-0.02 * top, top)
+            ax.set_title(f"{head}: s = {times_s[j]:.3f}, t = {t:.3f}", fontsize=9)
+            return line, dots
+
+    draw(0)
+    fig.tight_layout()
+    n = len(traj)
+    anim = animation.FuncAnimation(fig, draw, frames=n, blit=False)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="animate", unit="frame", leave=False)
+    anim.save(path, writer=writer, dpi=80,
+              progress_callback=(lambda i, k: bar.update(1)) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    still_path = None
+    if still is not None:
+        j = int(0.9 * (n - 1)) if still_index is None else int(still_index)
+        if not -n <= j < n:
+            raise ActivegenError(f"--still-frame must lie in [0, {n - 1}], got {j}")
+        draw(j)
+        _save(fig, still, 90)
+        still_path = Path(still)
+    plt.close(fig)
+    return {"frames": n, "path": path, "still": still_path}

@@ -1,0 +1,421 @@
+"""The effective potential as a lab protocol: V(x, t) and F = −∇V tabulated on a grid.
+
+Export (THEORY.md §2): for a force of `forces.FORCES` (fox: F_F = −∇V_F, ucn, naive) and a
+score (a Gaussian-mixture target's analytic score, or a score model), V and F are evaluated
+on a regular spatial grid (d = 1 or 2) × a time grid in *forward* time t ∈ [0, T]. The
+generating particle at reverse time s feels F(x, T − s).
+
+Replay: an active particle driven by the tabulated force alone, no score or target,
+
+    dx = F̂(x, T − s) ds + η ds + √(2D_T) dW̄,   τ dη = −η ds + √(2D_A) dW̄',
+
+with F̂ the multilinear interpolation of the table in x (linear extrapolation from the edge
+cell outside the grid: exact for a force that is affine there, as a Gaussian-mixture
+force is far from the data) and linear in t (clamped to the first/last time). The start is
+the forward process's stationary law x ~ N(0, (D_T/β + D_A/(β(1+βτ))) I), η ~ N(0, D_A/τ)
+independent of x, as in the direct samplers (THEORY.md §2 E); it differs from p(x, T) only
+by the data's trace e^{−βT} (2.5·10⁻³ at the default βT = 6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import zipfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .errors import ActivegenError, check_count, check_positive
+from .forces import FORCES
+from .processes import ActiveOU
+
+FORMAT = "activegen-protocol"
+VERSION = 1
+#: Default number of time points and spatial spacing in units of the narrowest mode width
+#: σ_min (docs/protocol.md: at these the replay of the 2D mixture is within the direct
+#: sampler's error); DEFAULT_SPACING when σ_min is unknown (a score model).
+DEFAULT_TIME_POINTS = 50
+SPACING_PER_MIN_STD = 0.25
+DEFAULT_SPACING = 0.1
+TIME_CONVENTION = (
+    "times are forward times t in [0, T]; the generating particle at reverse time s "
+    "(0 -> T) feels F(x, T - s); potential[k] and force[k] are V(x, times[k]) and "
+    "F(x, times[k]) = -grad V; grid axis i is lo[i] + spacing[i] * arange(shape[i])"
+)
+OUTSIDE_GRID = (
+    "multilinear in x, linearly extrapolated from the edge cell outside the grid; "
+    "linear in t, clamped outside [times[0], times[-1]]"
+)
+START = "x ~ N(0, stationary_variance I), eta ~ N(0, D_A/tau I) independent (stationary laws)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """A tabulated time-dependent potential. lo, spacing: (d,) grid origin and spacing;
+    times: (n_t,) increasing forward times; potential: (n_t, n_1, …, n_d);
+    force: (n_t, n_1, …, n_d, d); meta: method, process parameters, T, source."""
+
+    lo: np.ndarray
+    spacing: np.ndarray
+    times: np.ndarray
+    potential: np.ndarray
+    force: np.ndarray
+    meta: dict
+
+    @property
+    def dim(self) -> int:
+        return len(self.lo)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.potential.shape[1:])
+
+    @property
+    def axes(self) -> list[np.ndarray]:
+        return [self.lo[i] + self.spacing[i] * np.arange(n) for i, n in enumerate(self.shape)]
+
+    @property
+    def hi(self) -> np.ndarray:
+        return self.lo + self.spacing * (np.asarray(self.shape) - 1)
+
+    @property
+    def t_final(self) -> float:
+        return float(self.meta["t_final"])
+
+    @property
+    def process(self) -> ActiveOU:
+        m = self.meta
+        return ActiveOU(m["beta"], m["d_thermal"], m["d_active"], m["tau"])
+
+    def points(self) -> np.ndarray:
+        """The grid points, shape (n_1, …, n_d, d)."""
+        return np.stack(np.meshgrid(*self.axes, indexing="ij"), axis=-1)
+
+    def force_field(self, dtype=None):
+        """field(t, x) -> (F̂ (N, d), None): the interpolated force (jax-traceable), in the
+        form `samplers.sample_field` takes."""
+        table = self._table(self.force, dtype)
+
+        def field(t, x):
+            return interpolate(table, t, x), None
+
+        return field
+
+    def interpolator(self, which: str = "force", dtype=None):
+        """A jitted f(t, x (N, d)) -> V̂ (N,) (which="potential") or F̂ (N, d) ("force");
+        build it once and call it many times (the table is transferred once)."""
+        table = self._table(self.potential if which == "potential" else self.force, dtype)
+        return lambda t, x: _interpolate_jit(table, t, x)
+
+    def potential_at(self, t, x, dtype=None):
+        """V̂(x, t) (N,), interpolated like the force."""
+        return self.interpolator("potential", dtype)(t, jnp.asarray(x))
+
+    def force_at(self, t, x, dtype=None):
+        """F̂(x, t) (N, d)."""
+        return self.interpolator("force", dtype)(t, jnp.asarray(x))
+
+    def _table(self, values, dtype):
+        dtype = dtype or jnp.result_type(float)
+        return (jnp.asarray(self.times, dtype), jnp.asarray(self.lo, dtype),
+                jnp.asarray(self.spacing, dtype), jnp.asarray(values, dtype))
+
+
+def interpolate(table, t, x):
+    """Linear in t, multilinear in x of values (n_t, n_1, …, n_d, *rest) at points x (N, d).
+
+    Inside the grid: Σ over the 2^(d+1) corners of the enclosing cell of the product of
+    the hat weights; outside: the edge cell's multilinear form, i.e. linear extrapolation
+    in x (exact for affine fields) and clamping in t.
+    """
+    times, lo, spacing, values = table
+    d = x.shape[-1]
+    n = jnp.asarray(values.shape[1: d + 1])
+    it = jnp.clip(jnp.searchsorted(times, t, side="right") - 1, 0, times.shape[0] - 2)
+    wt = jnp.clip((t - times[it]) / (times[it + 1] - times[it]), 0.0, 1.0)
+    u = (x - lo) / spacing
+    i = jnp.clip(jnp.floor(u), 0, n - 2).astype(jnp.int32)
+    f = u - i
+    rest = values.ndim - d - 1
+    out = 0.0
+    for ct in (0, 1):
+        w_t = wt if ct else 1.0 - wt
+        for corner in itertools.product((0, 1), repeat=d):
+            w = w_t
+            for k, c in enumerate(corner):
+                w = w * (f[:, k] if c else 1.0 - f[:, k])
+            idx = (it + ct,) + tuple(i[:, k] + c for k, c in enumerate(corner))
+            out = out + w.reshape(w.shape + (1,) * rest) * values[idx]
+    return out
+
+
+_interpolate_jit = jax.jit(interpolate)
+
+
+# -- grids ------------------------------------------------------------------------
+def time_grid(t_final: float, n: int, t0: float) -> np.ndarray:
+    """n forward times from 0 to T, uniform in log(t + t0): t_k = t0((1 + T/t0)^{k/(n−1)} − 1).
+
+    Spacing ≈ t0·log(1 + T/t0)/(n−1) near t = 0, where the potential changes fastest."""
+    check_positive("t_final", t_final)
+    check_positive("t0", t0)
+    if n < 2:
+        raise ActivegenError(f"the time grid needs at least 2 points, got {n}")
+    k = np.arange(n) / (n - 1)
+    t = t0 * np.expm1(k * math.log1p(t_final / t0))
+    t[-1] = t_final
+    return t
+
+
+def time_scale(process: ActiveOU, min_std: float | None = None) -> float:
+    """t0 = the fastest time scale of the potential: min(1/(β + 1/τ), σ_min²/(2D), 1/β)
+    (the rise of c(t), the diffusion across the narrowest mode, the trap)."""
+    scales = [1.0 / process.beta]
+    if process.tau > 0:
+        scales.append(1.0 / process.rate)
+    if min_std is not None:
+        scales.append(min_std**2 / (2.0 * process.diffusivity))
+    return float(min(scales))
+
+
+def default_spacing(min_std: float | None = None) -> float:
+    """σ_min/4 rounded down to 1, 2 or 5 × 10^k (DEFAULT_SPACING without σ_min)."""
+    if min_std is None:
+        return DEFAULT_SPACING
+    raw = SPACING_PER_MIN_STD * min_std
+    e = 10.0 ** math.floor(math.log10(raw))
+    return float(max(m for m in (1.0, 2.0, 5.0) if m * e <= raw * (1 + 1e-9)) * e)
+
+
+def default_extent(process: ActiveOU, target=None, dim: int | None = None):
+    """(lo, hi) per coordinate covering the target's modes within 4σ and the start
+    (the stationary law) within 5 standard deviations."""
+    r = 5.0 * math.sqrt(process.stationary_variance)
+    if target is None:
+        return -r * np.ones(dim), r * np.ones(dim)
+    lo, hi = target.extent(4.0)
+    return np.minimum(lo, -r), np.maximum(hi, r)
+
+
+def spatial_grid(lo, hi, spacing: float):
+    """(lo', spacing (d,), shape): a regular grid of the given spacing covering [lo, hi]
+    (lo' = lo rounded down to a multiple of the spacing)."""
+    spacing = check_positive("spacing", spacing)
+    lo = np.round(np.floor(np.asarray(lo, float) / spacing) * spacing, 12)
+    shape = np.ceil((np.asarray(hi, float) - lo) / spacing - 1e-9).astype(int) + 1
+    if np.any(shape < 2):
+        raise ActivegenError("the spatial grid needs at least 2 points per axis")
+    if np.prod(shape) > 4_000_000:
+        raise ActivegenError(
+            f"the spatial grid has {int(np.prod(shape))} points; use a larger spacing"
+        )
+    return lo, np.full(len(lo), spacing), tuple(int(s) for s in shape)
+
+
+# -- export -----------------------------------------------------------------------
+def _check_dim(dim: int):
+    if dim not in (1, 2):
+        raise ActivegenError(
+            f"a protocol is tabulated on a grid in d = 1 or 2 only; this target has d = {dim}"
+        )
+
+
+def export_protocol(
+    model,
+    method: str,
+    process: ActiveOU,
+    *,
+    t_final: float = 6.0,
+    spacing: float | None = None,
+    time_points: int = DEFAULT_TIME_POINTS,
+    extent=None,
+    t0: float | None = None,
+    source: dict | None = None,
+    dtype=None,
+    progress: bool = False,
+) -> Protocol:
+    """Tabulate V and F = −∇V of FORCES[method] on a grid (see module doc).
+
+    model: a GaussianMixture (analytic score) or a score model (`prepare`, `derivs`, `dim`).
+    extent: (lo, hi) per coordinate (default `default_extent`; required for a score model
+    without a target). spacing: default `default_spacing(σ_min)`. t0: the time grid's scale
+    (default `time_scale`).
+    """
+    from .samplers import _as_score
+    from .targets import GaussianMixture
+
+    if method not in FORCES:
+        raise ActivegenError(f"method must be one of {', '.join(FORCES)}; got {method!r}")
+    if process.tau <= 0:
+        raise ActivegenError("tau must be > 0: a protocol drives an active particle")
+    t_final = check_positive("t_final", t_final)
+    time_points = check_count("time_points", time_points)
+    score = _as_score(model, process, closed_form=True)
+    _check_dim(score.dim)
+    target = model if isinstance(model, GaussianMixture) else getattr(model, "target", None)
+    if extent is None:
+        if target is None and not hasattr(model, "extent"):
+            raise ActivegenError("give the grid's extent (this score model has no target)")
+        if target is None:
+            lo, hi = (np.asarray(a, float) for a in model.extent())
+        else:
+            lo, hi = default_extent(process, target)
+    else:
+        lo, hi = (np.broadcast_to(np.asarray(a, float), (score.dim,)) for a in extent)
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(hi > lo)):
+            raise ActivegenError(f"the extent must have finite lo < hi, got {lo} .. {hi}")
+    min_std = getattr(target, "min_std", getattr(model, "min_std", None))
+    if spacing is None:
+        spacing = default_spacing(min_std)
+    lo, step, shape = spatial_grid(lo, hi, spacing)
+    if t0 is None:
+        t0 = time_scale(process, min_std)
+    times = time_grid(t_final, time_points, t0)
+    entries = time_points * int(np.prod(shape)) * (len(shape) + 1)
+    if entries > 100_000_000:
+        raise ActivegenError(
+            f"the table would hold {entries:.2e} numbers (> 1e8, {entries * 4 / 1e9:.1f} GB); "
+            "use a larger --spacing or fewer --time-points"
+        )
+    dtype = dtype or jnp.result_type(float)
+    force, potential = FORCES[method]
+    axes = [lo[i] + step[i] * np.arange(n) for i, n in enumerate(shape)]
+    pts = jnp.asarray(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(shape)),
+                      dtype)
+
+    @jax.jit
+    def at_time(t):
+        dv = jax.vmap(score.derivs, in_axes=(None, 0))(score.prepare(t, dtype), pts)
+        f = jax.vmap(force, in_axes=(None, None, 0, 0))(process, t, pts, dv)
+        v = jax.vmap(potential, in_axes=(None, None, 0, 0))(process, t, pts, dv)
+        return v, f
+
+    vs, fs = [], []
+    it = times
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(times, desc=f"export {method}", unit="t", leave=False)
+    for t in it:
+        v, f = at_time(jnp.asarray(t, dtype))
+        vs.append(np.asarray(v, np.float32).reshape(shape))
+        fs.append(np.asarray(f, np.float32).reshape(shape + (len(shape),)))
+    potential_arr, force_arr = np.stack(vs), np.stack(fs)
+    if not (np.all(np.isfinite(potential_arr)) and np.all(np.isfinite(force_arr))):
+        raise ActivegenError(
+            "the potential is not finite on the grid (a too large extent for float32? "
+            "try --x64 or a smaller extent)"
+        )
+    meta = dict(
+        format=FORMAT, version=VERSION, method=method, dim=len(shape),
+        beta=process.beta, tau=process.tau, d_active=process.d_active,
+        d_thermal=process.d_thermal, t_final=t_final,
+        grid=dict(lo=lo.tolist(), spacing=step.tolist(), shape=list(shape),
+                  hi=np.round(lo + step * (np.asarray(shape) - 1), 12).tolist()),
+        time_grid=dict(n=time_points, kind="geometric in t + t0", t0=t0),
+        time_convention=TIME_CONVENTION, interpolation=OUTSIDE_GRID, start=START,
+        stationary_variance=process.stationary_variance,
+        source=source or ({"kind": "target", "target": target.to_dict()} if target is not None
+                          else {"kind": "model"}),
+    )
+    return Protocol(lo, step, times, potential_arr, force_arr, meta)
+
+
+# -- files --------------------------------------------------------------------------
+def sidecar_path(path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def save_protocol(protocol: Protocol, path) -> tuple[Path, Path]:
+    """Write PROTOCOL.npz (times, lo, spacing, potential, force, meta as JSON text) and the
+    JSON sidecar PROTOCOL.json (the same metadata, plus the array shapes)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ActivegenError(f"a protocol file must end in .npz, got {str(path)!r}")
+    meta = dict(protocol.meta, arrays={
+        "times": list(protocol.times.shape), "potential": list(protocol.potential.shape),
+        "force": list(protocol.force.shape)})
+    np.savez_compressed(path, times=protocol.times, lo=protocol.lo, spacing=protocol.spacing,
+                        potential=protocol.potential, force=protocol.force,
+                        meta=json.dumps(meta))
+    side = sidecar_path(path)
+    side.write_text(json.dumps(meta, indent=2) + "\n")
+    return path, side
+
+
+def load_protocol(path) -> Protocol:
+    """Read and validate a protocol .npz (the sidecar is not needed)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ActivegenError(f"a protocol file must end in .npz, got {str(path)!r}")
+    if not path.is_file():
+        raise ActivegenError(f"protocol file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ActivegenError(f"{path} is not an .npz archive (not an activegen protocol)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k]) for k in ("times", "lo", "spacing", "potential",
+                                                     "force", "meta")}
+        meta = json.loads(str(arrays.pop("meta")))
+    except KeyError as exc:
+        raise ActivegenError(f"{path} is not an activegen protocol (missing {exc})") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:  # not a zip / JSON
+        raise ActivegenError(f"{path} is not a readable protocol: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ActivegenError(f"{path} is not an activegen protocol (format mismatch)")
+    for key in ("method", "beta", "tau", "d_active", "d_thermal", "t_final"):
+        if key not in meta:
+            raise ActivegenError(f"protocol {path} lacks '{key}' in its metadata")
+    times, lo, sp = arrays["times"], arrays["lo"], arrays["spacing"]
+    pot, force = arrays["potential"], arrays["force"]
+    d = lo.shape[0] if lo.ndim == 1 else -1
+    _check_dim(d)
+    if (sp.shape != (d,) or times.ndim != 1 or times.size < 2 or pot.ndim != d + 1
+            or pot.shape[0] != times.size or force.shape != pot.shape + (d,)
+            or any(s < 2 for s in pot.shape[1:])):
+        raise ActivegenError(f"protocol {path} has inconsistent array shapes")
+    for name, a in (("times", times), ("lo", lo), ("spacing", sp), ("potential", pot),
+                    ("force", force)):
+        if not np.all(np.isfinite(a)):
+            raise ActivegenError(f"protocol {path}: '{name}' holds NaN or inf")
+    if np.any(np.diff(times) <= 0) or np.any(sp <= 0):
+        raise ActivegenError(f"protocol {path}: times must increase and spacings be > 0")
+    proto = Protocol(lo.astype(float), sp.astype(float), times.astype(float), pot, force, meta)
+    if proto.process.tau <= 0:  # .process validates β, τ, D_A, D_T
+        raise ActivegenError(f"protocol {path}: tau must be > 0")
+    check_positive("t_final", proto.t_final)
+    return proto
+
+
+# -- replay -------------------------------------------------------------------------
+def stationary_init(process: ActiveOU, dim: int, dtype=None):
+    """init_x(key, n): x ~ N(0, (D_T/β + D_A/(β(1+βτ))) I), the forward stationary law."""
+    sd = math.sqrt(process.stationary_variance)
+
+    def init_x(key, n):
+        return sd * jax.random.normal(key, (n, dim), dtype or jnp.result_type(float))
+
+    return init_x
+
+
+def replay(protocol: Protocol, n: int, key=None, *, seed: int | None = None,
+           dt: float | None = None, save_every: int | None = None, dtype=None,
+           progress: bool = False):
+    """Generate n samples from the protocol alone (module doc): `samplers.sample_field`
+    with the interpolated force and the stationary start. Returns a `Sampled`."""
+    from .samplers import sample_field
+
+    p = protocol.process
+    res = sample_field(
+        protocol.force_field(dtype), stationary_init(p, protocol.dim, dtype), p, n, key,
+        seed=seed, t_final=protocol.t_final, dt=dt, save_every=save_every, dim=protocol.dim,
+        dtype=dtype, progress=progress, desc=f"protocol ({protocol.meta['method']})",
+    )
+    res.info.update(d=protocol.dim, protocol={k: protocol.meta[k] for k in
+                                              ("method", "grid", "time_grid", "source")})
+    return res
