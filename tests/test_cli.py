@@ -147,3 +147,16 @@ def test_tau_sweep_with_rtp_driver(tmp_path):
     assert rc == 0
     row = json.loads((tmp_path / "s" / "tau_sweep.json").read_text())["rows"][0]
     assert row["info"]["driver"] == "RunAndTumbleDriver" and row["info"]["driver_correction"]
+
+
+def test_sample_chunk_size_gives_the_same_samples(tmp_path):
+    outs = []
+    for k, extra in enumerate(([], ["--chunk-size", "16384"])):
+        out = tmp_path / f"c{k}.npz"
+        assert main(["sample", "--target", _write(tmp_path, GOOD), "--method", "naive",
+                     "--tau", "0.1", "--n", "20000", "--t-final", "0.2", "--no-progress",
+                     "--out", str(out), *extra]) == 0
+        outs.append(np.load(out)["samples"])
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+    assert main(["sample", "--target", _write(tmp_path, GOOD), "--method", "naive", "--tau",
+                 "0.1", "--chunk-size", "0", "--out", str(tmp_path / "x.npz")]) == 2

@@ -234,6 +234,7 @@ def cmd_sample(args) -> int:
         driver=driver,
         driver_correction=not args.no_driver_correction,
         progress=not args.no_progress,
+        chunk_size=args.chunk_size,
     )
     extra = {} if res.trajectory is None else {"trajectory": res.trajectory, "times": res.times}
     np.savez(
@@ -470,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=10_000, help="number of particles")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--save-every", type=int, default=None, help="keep a trajectory frame every k steps")
+    s.add_argument("--chunk-size", type=int, default=None,
+                   help="run the ensemble in chunks of about this many particles (memory "
+                        "O(chunk)); same samples as one run")
     s.add_argument("--x64", action="store_true", help="compute in float64")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--out", required=True, help="output .npz")
