@@ -172,6 +172,30 @@ def test_rtp_driver_correction_restores_accuracy(ref1d):
     assert cor < 1.5 * ou + 4 * sd, (raw, cor, ou)
 
 
+def test_abp_3d_driver_correction_on_a_generative_task():
+    """Issue 4 in 3D: fox driven by active Brownian propulsion (κ = 11/15) on a 3-mode 3D
+    mixture. Measured (4·10⁴ particles, 2 seeds, τ = 0.1, floor 0.009): uncorrected 0.021,
+    corrected 0.010, OU-driven 0.013 (docs/drivers.md). Both runs share the driver's noise
+    (same seed), so the gap is resolved at 3·10⁴ particles; the corrected run must be at the
+    finite-sample floor."""
+    from pathlib import Path
+
+    from activegen.drivers import ActiveBrownianDriver
+
+    tg = GaussianMixture.load(Path(__file__).parents[1] / "examples" / "three_modes_3d.json")
+    proc = ActiveOU(1.0, 0.0, 1.0, 0.1)
+    drv = ActiveBrownianDriver.from_effective(0.1, 1.0, 3)
+    n, kw = 30_000, dict(seed=2, t_final=1.5)
+    ref = np.asarray(tg.sample(jax.random.key(99), 200_000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FirstOrderWarning)
+        raw = w1(sample(tg, "fox", proc, n, driver=drv, driver_correction=False, **kw).samples, ref)
+        cor = w1(sample(tg, "fox", proc, n, driver=drv, **kw).samples, ref)
+    floor, sd = w1_floor(tg, n, ref)
+    assert cor < raw, (raw, cor)
+    assert cor < floor + 4 * sd, (cor, floor, sd)
+
+
 @pytest.mark.parametrize("method", ["fox", "exact", "ode"])
 def test_chunked_run_equals_one_run(method):
     """An ensemble run in particle chunks (memory O(chunk)) gives the samples of one run
