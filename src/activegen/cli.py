@@ -420,7 +420,7 @@ def _sweep_target(args):
 def _run_sweep(target, args, taus, methods, n, seeds, out: Path, stem: str, log=print):
     """One τ sweep: estimate, run, write STEM.md/.json/.png and STEM_densities.png."""
     from .experiments import (density_taus, plot_densities, plot_sweep, sweep_markdown,
-                              sweep_seconds, tau_sweep)
+                              sweep_pivot_markdown, sweep_seconds, tau_sweep)
 
     est = sweep_seconds(target.dim, taus, len(methods), n, len(seeds), args.t_final)
     n_runs = len(taus) * len(methods) * len(seeds)
@@ -434,7 +434,7 @@ def _run_sweep(target, args, taus, methods, n, seeds, out: Path, stem: str, log=
                     keep_samples=density_taus(taus))
     plot_densities(res, out / f"{stem}_densities.png", target)
     res.pop("samples", None)
-    md = sweep_markdown(res)
+    md = sweep_pivot_markdown(res) + "\n\nEvery run:\n\n" + sweep_markdown(res)
     (out / f"{stem}.md").write_text(md + "\n")
     (out / f"{stem}.json").write_text(json.dumps(res, indent=2))
     plot_sweep(res, out / f"{stem}.png")

@@ -147,6 +147,27 @@ def sweep_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def sweep_pivot_markdown(result: dict) -> str:
+    """The sweep's W1 as a τ × method table (mean over seeds), with the floor and the
+    fitted slopes: the compact form of `sweep_markdown`."""
+    methods = list(result["slopes"])
+    taus = sorted({r["tau"] for r in result["rows"]})
+
+    def cell(m, t, key="metrics"):
+        v = [r[key]["w1"] for r in result["rows"] if r["method"] == m and r["tau"] == t]
+        return float(np.mean(v)) if v else float("nan")
+
+    lines = ["| τ | " + " | ".join(methods) + " | floor |",
+             "|---|" + "---|" * (len(methods) + 1)]
+    for t in taus:
+        floor = np.mean([r["floor"]["w1"] for r in result["rows"] if r["tau"] == t])
+        lines.append(f"| {t:g} | " + " | ".join(f"{cell(m, t):.4f}" for m in methods)
+                     + f" | {floor:.4f} |")
+    lines.append("| slope | " + " | ".join(f"{result['slopes'][m]:.2f}" for m in methods)
+                 + " | |")
+    return "\n".join(lines)
+
+
 def plot_sweep(result: dict, path) -> None:
     """Log–log W1 against τ per method (mean ± sd over seeds), fitted slopes in the legend,
     the finite-sample floor dashed."""
@@ -166,6 +187,11 @@ def plot_sweep(result: dict, path) -> None:
     floor = np.mean([r["floor"]["w1"] for r in result["rows"]])
     ax.axhline(floor, ls="--", color="grey", label=f"floor {floor:.4f}")
     ax.set(xscale="log", yscale="log", xlabel="τ", ylabel="W1 to the target")
+    from matplotlib.ticker import NullFormatter
+
+    all_taus = sorted({r["tau"] for r in result["rows"]})
+    ax.set_xticks(all_taus, [f"{t:g}" for t in all_taus])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
