@@ -160,3 +160,25 @@ def test_sample_chunk_size_gives_the_same_samples(tmp_path):
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
     assert main(["sample", "--target", _write(tmp_path, GOOD), "--method", "naive", "--tau",
                  "0.1", "--chunk-size", "0", "--out", str(tmp_path / "x.npz")]) == 2
+def test_tau_sweep_2d_writes_density_figure(tmp_path):
+    rc = main(["experiment", "tau-sweep", "--dim", "2", "--taus", "0.2", "--methods", "naive",
+               "--n", "200", "--t-final", "0.3", "--no-progress", "--out", str(tmp_path / "s")])
+    assert rc == 0
+    res = json.loads((tmp_path / "s" / "tau_sweep.json").read_text())
+    assert len(res["target"]["weights"]) == 4 and "samples" not in res
+    assert (tmp_path / "s" / "tau_sweep_densities.png").stat().st_size > 5_000
+
+
+def test_validity_map_writes_files(tmp_path, capsys):
+    out = tmp_path / "v"
+    rc = main(["experiment", "validity-map", "--taus", "0.05,0.2", "--sigmas", "0.4,0.8",
+               "--n", "300", "--t-final", "0.3", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "validity_map.json").read_text())
+    assert len(res["cells"]) == 4 and res["taus"] == [0.05, 0.2] and res["sigmas"] == [0.4, 0.8]
+    for c in res["cells"]:
+        assert set(c["w1"]) == {"exact", "fox", "naive"} and set(c["ratio"]) == set(c["w1"])
+        assert c["tau_grad_force"]["fox"] > 0 and c["floor"] > 0
+    assert {"threshold", "min_failing", "misclassified"} <= set(res["calibration"])
+    assert (out / "validity_map.md").read_text().count("\n| 0.") == 4
+    assert (out / "validity_map.png").stat().st_size > 10_000

@@ -211,3 +211,21 @@ def test_chunked_run_equals_one_run(method):
     np.testing.assert_allclose(chunked.samples, one.samples, atol=tol)
     np.testing.assert_allclose(chunked.trajectory, one.trajectory, atol=tol)
     assert one.trajectory.shape == (6, 40_000, 2)
+
+
+@pytest.mark.parametrize("tau,fires", [(0.025, False), (0.1, True)])
+def test_validity_warning_on_the_calibration_family(tau, fires):
+    # the validity map's mixture σ = (0.4, 0.6): fox works at τ = 0.025 (τ‖∇F‖ ≈ 0.14) and is
+    # worse than naive at τ = 0.1 (≈ 0.89); the threshold lies between (docs/results.md)
+    from activegen.experiments import validity_target
+    from activegen.samplers import VALIDITY_THRESHOLD
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = sample(validity_target(0.4), "fox", ActiveOU(1.0, 0.0, 1.0, tau), 300, seed=0,
+                     t_final=0.3)
+    hits = [w for w in rec if issubclass(w.category, FirstOrderWarning)]
+    assert bool(hits) == fires
+    assert (res.info["tau_grad_force"] > VALIDITY_THRESHOLD) == fires
+    if fires:
+        assert "lower tau" in str(hits[0].message) and "exact" in str(hits[0].message)

@@ -1,5 +1,5 @@
-"""Command-line interface: `activegen sample | demo | experiment tau-sweep | plot | animate |
-export-potential`."""
+"""Command-line interface: `activegen sample | demo | experiment tau-sweep | validity-map |
+results | plot | animate | export-potential`."""
 
 from __future__ import annotations
 
@@ -408,34 +408,123 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_tau_sweep(args) -> int:
-    from .experiments import plot_sweep, sweep_markdown, tau_sweep
-    from .targets import GaussianMixture, default_target_1d
+def _sweep_target(args):
+    from .targets import GaussianMixture, default_target_1d, default_target_2d
 
-    target = GaussianMixture.load(args.target) if args.target else default_target_1d()
-    check_count("--n", args.n)
-    for t in args.taus:
+    if args.target and args.dim is not None:
+        raise ActivegenError("give --target or --dim, not both")
+    if args.target:
+        return GaussianMixture.load(args.target)
+    return default_target_2d() if args.dim == 2 else default_target_1d()
+
+
+def _run_sweep(target, args, taus, methods, n, seeds, out: Path, stem: str, log=print):
+    """One τ sweep: estimate, run, write STEM.md/.json/.png and STEM_densities.png."""
+    from .experiments import (density_taus, plot_densities, plot_sweep, sweep_markdown,
+                              sweep_pivot_markdown, sweep_seconds, tau_sweep)
+
+    est = sweep_seconds(target.dim, taus, len(methods), n, len(seeds), args.t_final)
+    n_runs = len(taus) * len(methods) * len(seeds)
+    log(f"{stem}: {n_runs} runs of {n} particles in {target.dim}D, roughly "
+        f"{est / 60:.1f} min on 2 cores" + (" — this will take a while" if est > 300 else ""))
+    res = tau_sweep(target, taus, methods, n, seed=seeds,
+                    beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active,
+                    d_thermal=args.d_thermal, t_final=args.t_final,
+                    progress=not args.no_progress, driver=args.driver,
+                    driver_correction=not args.no_driver_correction,
+                    keep_samples=density_taus(taus))
+    plot_densities(res, out / f"{stem}_densities.png", target)
+    res.pop("samples", None)
+    md = sweep_pivot_markdown(res) + "\n\nEvery run:\n\n" + sweep_markdown(res)
+    (out / f"{stem}.md").write_text(md + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(res, indent=2))
+    plot_sweep(res, out / f"{stem}.png")
+    return res, md
+
+
+def _check_sweep_args(args, taus, methods, n):
+    check_count("--n", n)
+    for t in taus:
         check_positive("--taus", t)
-    bad = [m for m in args.methods if m not in METHODS]
+    bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ActivegenError(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
+    check_positive("--t-final", args.t_final)
+
+
+def cmd_tau_sweep(args) -> int:
+    target = _sweep_target(args)
+    _check_sweep_args(args, args.taus, args.methods, args.n)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _x64(args)
-    n_runs = len(args.taus) * len(args.methods) * len(args.seeds or [0])
-    print(f"tau-sweep: {n_runs} runs of {args.n} particles "
-          f"(roughly {n_runs * args.n * 3000 / 5e6 / 60:.0f} min on 2 cores at T = 6)")
     seeds = args.seeds or [args.seed]
-    res = tau_sweep(target, args.taus, args.methods, args.n, seed=seeds,
-                    beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active, d_thermal=args.d_thermal,
-                    t_final=args.t_final, progress=not args.no_progress,
-                    driver=args.driver, driver_correction=not args.no_driver_correction)
-    md = sweep_markdown(res)
-    (out / "tau_sweep.md").write_text(md + "\n")
-    (out / "tau_sweep.json").write_text(json.dumps(res, indent=2))
-    plot_sweep(res, out / "tau_sweep.png")
+    res, md = _run_sweep(target, args, args.taus, args.methods, args.n, seeds, out, "tau_sweep")
     print(md)
-    print(f"wrote {out / 'tau_sweep.md'}, {out / 'tau_sweep.json'} and {out / 'tau_sweep.png'}")
+    print(f"wrote {out / 'tau_sweep.md'}, {out / 'tau_sweep.json'}, {out / 'tau_sweep.png'} "
+          f"and {out / 'tau_sweep_densities.png'}")
+    return 0
+
+
+def _run_validity(args, out: Path, log=print):
+    from .experiments import (calibrate_threshold, plot_validity, validity_map,
+                              validity_markdown)
+    from .samplers import VALIDITY_THRESHOLD
+
+    for t in args.taus:
+        check_positive("--taus", t)
+    for s_ in args.sigmas:
+        check_positive("--sigmas", s_)
+    check_count("--n", args.vm_n)
+    check_positive("--t-final", args.vm_t_final)
+    est = sum(3 * (3.0 + args.vm_n * args.vm_t_final / min(t / 20, 0.002) / 1e7)
+              for t in args.taus) * len(args.sigmas)
+    log(f"validity-map: {len(args.taus)} τ × {len(args.sigmas)} σ_min × 3 methods of "
+        f"{args.vm_n} particles, roughly {est / 60:.1f} min on 2 cores"
+        + (" — this will take a while" if est > 300 else ""))
+    res = validity_map(args.taus, args.sigmas, n=args.vm_n, seed=args.seed,
+                       t_final=args.vm_t_final, progress=False, log=log)
+    res["calibration"] = calibrate_threshold(res)
+    res["validity_threshold"] = VALIDITY_THRESHOLD
+    md = validity_markdown(res)
+    (out / "validity_map.md").write_text(md + "\n")
+    (out / "validity_map.json").write_text(json.dumps(res, indent=2))
+    plot_validity(res, out / "validity_map.png", threshold=VALIDITY_THRESHOLD)
+    return res, md
+
+
+def cmd_validity_map(args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res, md = _run_validity(args, out)
+    print(md)
+    print(f"wrote {out / 'validity_map.md'}, {out / 'validity_map.json'} and "
+          f"{out / 'validity_map.png'}")
+    return 0
+
+
+def cmd_results(args) -> int:
+    """The results page's data: the default 1D and 2D τ sweeps and the validity map."""
+    import time
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_sweep_args(args, args.taus_1d + args.taus_2d, args.methods, args.n)
+    from .experiments import sweep_seconds
+    from .targets import default_target_1d, default_target_2d
+
+    total = (sweep_seconds(1, args.taus_1d, len(args.methods), args.n, 1, args.t_final)
+             + sweep_seconds(2, args.taus_2d, len(args.methods), args.n_2d, 1, args.t_final))
+    print(f"results: two τ sweeps and the validity map; the sweeps alone roughly "
+          f"{total / 60:.0f} min on 2 cores")
+    t0 = time.perf_counter()
+    for stem, target, taus, n in (("tau_sweep_1d", default_target_1d(), args.taus_1d, args.n),
+                                  ("tau_sweep_2d", default_target_2d(), args.taus_2d, args.n_2d)):
+        _, md = _run_sweep(target, args, taus, args.methods, n, [args.seed], out, stem)
+        print(md.splitlines()[-1], f"({time.perf_counter() - t0:.0f} s)")
+    args.vm_t_final = args.t_final
+    _run_validity(args, out)
+    print(f"wrote {out}/ in {time.perf_counter() - t0:.0f} s")
     return 0
 
 
@@ -491,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     esub = e.add_subparsers(dest="experiment", required=True)
     t = esub.add_parser("tau-sweep", help="accuracy of each method against τ")
     t.add_argument("--target", default=None, help="target JSON (default: bimodal 1D mixture)")
+    t.add_argument("--dim", type=int, choices=(1, 2), default=None,
+                   help="the default target of that dimension: 1 bimodal 1D, 2 the demo's "
+                        "4-mode 2D mixture (instead of --target)")
     t.add_argument("--taus", type=_floats, default=[0.2, 0.1, 0.05])
     t.add_argument("--methods", type=lambda s: s.split(","), default=["exact", "fox", "naive"])
     t.add_argument("--n", type=int, default=40_000)
@@ -505,6 +597,39 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--out", default="tau-sweep", help="output folder")
     t.set_defaults(func=cmd_tau_sweep)
+
+    def _validity_options(q):
+        q.add_argument("--taus", type=_floats, default=[0.025, 0.05, 0.1, 0.2],
+                       help="validity map: persistence times τ")
+        q.add_argument("--sigmas", type=_floats, default=[0.3, 0.4, 0.6, 0.8],
+                       help="narrowest mode widths σ_min (mixture σ = (σ_min, 1.5 σ_min))")
+
+    v = esub.add_parser("validity-map", help="fox's and naive's error relative to exact over "
+                        "(τ, σ_min) on 1D mixtures; calibrates the τ‖∇F‖ warning")
+    _validity_options(v)
+    v.add_argument("--n", dest="vm_n", type=int, default=20_000)
+    v.add_argument("--t-final", dest="vm_t_final", type=_float, default=3.0,
+                   help="diffusion time T (default 3: the samplers start from the exact law)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--out", default="validity-map", help="output folder")
+    v.set_defaults(func=cmd_validity_map)
+
+    r = esub.add_parser("results", help="the data of docs/results.md: 1D and 2D τ sweeps of "
+                        "every method and the validity map")
+    r.add_argument("--methods", type=lambda s: s.split(","),
+                   default=["passive", "exact", "fox", "ucn", "naive"])
+    r.add_argument("--taus-1d", type=_floats, default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5])
+    r.add_argument("--taus-2d", type=_floats, default=[0.02, 0.05, 0.1, 0.2, 0.5])
+    r.add_argument("--n", type=int, default=20_000, help="particles, 1D sweep")
+    r.add_argument("--n-2d", type=int, default=10_000, help="particles, 2D sweep")
+    r.add_argument("--vm-n", type=int, default=20_000, help="particles, validity map")
+    _validity_options(r)
+    r.add_argument("--seed", type=int, default=0)
+    _add_process_options(r, with_tau=False)
+    r.set_defaults(t_final=3.0, driver="ou", no_driver_correction=False, x64=False)
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--out", default="docs/results", help="output folder")
+    r.set_defaults(func=cmd_results)
     from .forces import FORCES
 
     def _source_options(q, with_protocol=True):

@@ -27,15 +27,20 @@ def tau_sweep(
     progress: bool = False,
     driver: str = "ou",
     driver_correction: bool = True,
+    keep_samples=(),
 ) -> dict:
     """Run each method at each τ; returns rows of metrics with floors and fitted slopes of
     W1 against τ (log–log least squares over every seed's row with W1 above twice its
     floor, or over all rows when fewer than two τ are resolved). `seed` may be a list: one
-    row per seed. `driver` (ou, rtp, abp) drives fox/ucn/naive."""
+    row per seed. `driver` (ou, rtp, abp) drives fox/ucn/naive. For the τ in `keep_samples`
+    the first seed's samples are kept in result["samples"][method][τ] (arrays: drop that
+    key before writing JSON; `plot_densities` draws them)."""
     from .drivers import DRIVERS
 
     seeds = [seed] if isinstance(seed, int) else list(seed)
     rows = []
+    kept: dict = {}
+    keep = {float(t) for t in keep_samples}
     for tau in taus:
         proc = ActiveOU(beta, d_thermal, d_active, float(tau))
         drv = DRIVERS[driver].from_effective(float(tau), d_active, target.dim)
@@ -48,6 +53,8 @@ def tau_sweep(
                     res = sample(target, m, proc, n, seed=sd, t_final=t_final,
                                  progress=progress, **kw)
                 ev = evaluate(res.samples, target, seed=sd)
+                if float(tau) in keep and sd == seeds[0]:
+                    kept.setdefault(m, {})[float(tau)] = res.samples
                 rows.append({"method": m, "tau": float(tau), "seed": sd, **ev, "info": res.info})
     slopes = {}
     for m in methods:
@@ -56,7 +63,67 @@ def tau_sweep(
         above = [x for x in r if x["metrics"]["w1"] > 2 * x["floor"]["w1"]]
         use = above if len({x["tau"] for x in above}) >= 2 else r
         slopes[m] = log_slope([x["tau"] for x in use], [x["metrics"]["w1"] for x in use])
-    return {"rows": rows, "slopes": slopes, "target": target.to_dict()}
+    out = {"rows": rows, "slopes": slopes, "target": target.to_dict()}
+    if kept:
+        out["samples"] = kept
+    return out
+
+
+def sweep_seconds(dim: int, taus, n_methods: int, n: int, n_seeds: int = 1,
+                  t_final: float = 6.0) -> float:
+    """A rough wall time (s) of a sweep on 2 shared cores: ~1·10⁷ particle-steps/s in 1D,
+    ~3·10⁶ in 2D (the 4-mode mixture), ~4 s of compile and evaluation per run."""
+    import math
+
+    from .samplers import default_dt
+
+    rate = 1e7 if dim == 1 else 3e6
+    steps = sum(math.ceil(t_final / default_dt(float(t))) for t in taus)
+    return n_methods * n_seeds * (steps * n / rate + 4.0 * len(taus))
+
+
+def density_taus(taus, k: int = 3) -> list[float]:
+    """Up to k τ of a sweep for the density figure: smallest, largest and one between."""
+    ts = sorted({float(t) for t in taus})
+    if len(ts) <= k:
+        return ts
+    idx = np.unique(np.round(np.linspace(0, len(ts) - 1, k)).astype(int))
+    return [ts[i] for i in idx]
+
+
+def plot_densities(result: dict, path, target: GaussianMixture | None = None) -> None:
+    """Generated against exact densities: one panel per (method, kept τ) of a sweep run
+    with `keep_samples` (rows: methods, columns: τ); 1D a histogram with the exact density
+    curve, 2D a 2D histogram with the exact density's contours (`plots.draw_samples`)."""
+    from .plots import _plt, _save, draw_samples
+
+    kept = result["samples"]
+    target = target or GaussianMixture.from_dict(result["target"])
+    methods = list(kept)
+    taus = sorted({t for m in methods for t in kept[m]})
+    w1 = {(r["method"], r["tau"]): r["metrics"]["w1"] for r in result["rows"]}
+    plt = _plt()
+    size = 2.6 if target.dim == 1 else 2.9
+    fig, axes = plt.subplots(len(methods), len(taus), squeeze=False,
+                             figsize=(size * 1.25 * len(taus), size * len(methods)),
+                             sharex=target.dim == 1)
+    for i, m in enumerate(methods):
+        for j, t in enumerate(taus):
+            ax = axes[i, j]
+            if t not in kept[m]:
+                ax.axis("off")
+                continue
+            x = np.asarray(kept[m][t], float)
+            draw_samples(ax, x, target, f"{m}, τ = {t:g}: W1 {w1.get((m, t), np.nan):.3f}",
+                         bins=60, legend=False)
+            ax.title.set_fontsize(8)
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+    fig.suptitle("generated (grey histogram) against the exact density (red)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path, 80)
+    plt.close(fig)
 
 
 def sweep_markdown(result: dict) -> str:
@@ -80,6 +147,27 @@ def sweep_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def sweep_pivot_markdown(result: dict) -> str:
+    """The sweep's W1 as a τ × method table (mean over seeds), with the floor and the
+    fitted slopes: the compact form of `sweep_markdown`."""
+    methods = list(result["slopes"])
+    taus = sorted({r["tau"] for r in result["rows"]})
+
+    def cell(m, t, key="metrics"):
+        v = [r[key]["w1"] for r in result["rows"] if r["method"] == m and r["tau"] == t]
+        return float(np.mean(v)) if v else float("nan")
+
+    lines = ["| τ | " + " | ".join(methods) + " | floor |",
+             "|---|" + "---|" * (len(methods) + 1)]
+    for t in taus:
+        floor = np.mean([r["floor"]["w1"] for r in result["rows"] if r["tau"] == t])
+        lines.append(f"| {t:g} | " + " | ".join(f"{cell(m, t):.4f}" for m in methods)
+                     + f" | {floor:.4f} |")
+    lines.append("| slope | " + " | ".join(f"{result['slopes'][m]:.2f}" for m in methods)
+                 + " | |")
+    return "\n".join(lines)
+
+
 def plot_sweep(result: dict, path) -> None:
     """Log–log W1 against τ per method (mean ± sd over seeds), fitted slopes in the legend,
     the finite-sample floor dashed."""
@@ -99,6 +187,11 @@ def plot_sweep(result: dict, path) -> None:
     floor = np.mean([r["floor"]["w1"] for r in result["rows"]])
     ax.axhline(floor, ls="--", color="grey", label=f"floor {floor:.4f}")
     ax.set(xscale="log", yscale="log", xlabel="τ", ylabel="W1 to the target")
+    from matplotlib.ticker import NullFormatter
+
+    all_taus = sorted({r["tau"] for r in result["rows"]})
+    ax.set_xticks(all_taus, [f"{t:g}" for t in all_taus])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -143,3 +236,187 @@ def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bo
     plt.close(fig)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return out / "demo.png", out / "report.json", report
+
+
+# -- where first order breaks down (issue 3 §2) ---------------------------------------------
+#: The 1D mixture family of the validity map: w = (0.3, 0.7), μ = (−2, 1.5), σ = (s, 1.5 s).
+VALIDITY_WEIGHTS = (0.3, 0.7)
+VALIDITY_MEANS = (-2.0, 1.5)
+VALIDITY_METHODS = ("exact", "fox", "naive")
+
+
+def validity_target(s: float) -> GaussianMixture:
+    """The validity map's mixture with narrowest mode width σ_min = s (other mode 1.5 s)."""
+    return GaussianMixture.from_stds(list(VALIDITY_WEIGHTS), [[m] for m in VALIDITY_MEANS],
+                                     [s, 1.5 * s])
+
+
+def validity_map(
+    taus=(0.025, 0.05, 0.1, 0.2),
+    sigmas=(0.3, 0.4, 0.6, 0.8),
+    n: int = 20_000,
+    seed: int = 0,
+    beta: float = 1.0,
+    d_active: float = 1.0,
+    t_final: float = 3.0,
+    methods=VALIDITY_METHODS,
+    progress: bool = False,
+    log=None,
+) -> dict:
+    """Accuracy of the first-order samplers over a (τ, σ_min) grid of 1D mixtures
+    (`validity_target`), D_T = 0. For each cell every method in `methods` (exact, fox, naive)
+    runs with n particles from the exact law at T = `t_final` (every sampler starts from
+    the exact marginal or joint law at T, so T = 3 loses nothing against T = 6); records W1
+    to the target, its finite-sample floor (mean and sd over exact draws), each method's
+    ratio to the reference max(exact W1, floor) (exact is correct up to sampling noise: its
+    W1 is itself a noisy draw of the floor, and one seed's draw is shared by every cell) and
+    the validity diagnostic `info["tau_grad_force"]` (largest ensemble
+    mean of τ‖∇F_0‖ met by the particles) of fox and naive, and the scale τD_A/σ_min².
+
+    Returns {"cells": [...], "taus", "sigmas", "n", "seed", "t_final", ...}; each cell has
+    "tau", "sigma_min", "tau_d_over_sigma2", "w1" {method: W1}, "floor", "floor_sd",
+    "reference", "ratio" {method: W1 / reference}, "tau_grad_force" {fox, naive}, "wall_s" {method}."""
+    cells = []
+    total = len(taus) * len(sigmas)
+    for i, s in enumerate(sigmas):
+        target = validity_target(float(s))
+        for j, tau in enumerate(taus):
+            proc = ActiveOU(beta, 0.0, d_active, float(tau))
+            cell = {"tau": float(tau), "sigma_min": float(s),
+                    "tau_d_over_sigma2": float(tau) * d_active / float(s) ** 2,
+                    "w1": {}, "ratio": {}, "tau_grad_force": {}, "wall_s": {}}
+            for m in methods:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = sample(target, m, proc, n, seed=seed, t_final=t_final,
+                                 progress=progress)
+                ev = evaluate(res.samples, target, seed=seed)
+                cell["w1"][m] = ev["metrics"]["w1"]
+                cell["floor"], cell["floor_sd"] = ev["floor"]["w1"], ev["floor_sd"]["w1"]
+                cell["wall_s"][m] = res.info.get("wall_s")
+                if "tau_grad_force" in res.info:
+                    cell["tau_grad_force"][m] = res.info["tau_grad_force"]
+            if "exact" in cell["w1"]:
+                ref = max(cell["w1"]["exact"], cell["floor"])
+                cell["reference"] = ref
+                cell["ratio"] = {m: v / ref for m, v in cell["w1"].items()}
+            cells.append(cell)
+            if log is not None:
+                k = i * len(taus) + j + 1
+                log(f"[{k}/{total}] σ_min {s:g} τ {tau:g}: "
+                    + ", ".join(f"{m} {v:.4f}" for m, v in cell["w1"].items())
+                    + f" (floor {cell['floor']:.4f}); τ|∇F| fox "
+                    + f"{cell['tau_grad_force'].get('fox', float('nan')):.3f}")
+    return {"cells": cells, "taus": [float(t) for t in taus],
+            "sigmas": [float(s) for s in sigmas], "n": n, "seed": seed, "t_final": t_final,
+            "beta": beta, "d_active": d_active, "d_thermal": 0.0, "methods": list(methods),
+            "family": {"weights": list(VALIDITY_WEIGHTS), "means": list(VALIDITY_MEANS),
+                       "stds": "(σ_min, 1.5 σ_min)"}}
+
+
+def fox_fails(cell: dict, k: float | None = None) -> bool:
+    """The calibration criterion: in this cell the first-order potential V_F fails when
+    fox's W1 exceeds naive's (the first-order correction does harm), or, with k given,
+    exceeds k × the reference max(exact W1, floor)."""
+    w = cell["w1"]
+    return w["fox"] > w["naive"] or (k is not None and w["fox"] > k * cell["reference"])
+
+
+def calibrate_threshold(result: dict, k: float | None = None) -> dict:
+    """The diagnostic value τ‖∇F‖ (fox's) that separates the validity map's cells where fox
+    works from those where it fails (`fox_fails`): the gap between the largest working
+    value below the smallest failing one and that failing one (its geometric mean), and
+    the cells on the wrong side of a threshold at that midpoint."""
+    diag = [(c["tau_grad_force"]["fox"], fox_fails(c, k)) for c in result["cells"]]
+    bad = [d for d, f in diag if f]
+    if not bad:
+        return {"threshold": None, "k": k, "min_failing": None, "max_working_below": None,
+                "misclassified": 0}
+    lo_bad = min(bad)
+    good = [d for d, f in diag if not f and d < lo_bad]
+    hi_good = max(good) if good else lo_bad / 2
+    thr = float(np.sqrt(hi_good * lo_bad))
+    wrong = sum((d > thr) != f for d, f in diag)
+    return {"threshold": thr, "k": k, "min_failing": lo_bad, "max_working_below": hi_good,
+            "misclassified": int(wrong)}
+
+
+def validity_markdown(result: dict, k: float = 3.0) -> str:
+    """The validity map as Markdown: per (σ_min, τ) W1 of exact/fox/naive, floor, the ratios
+    to the reference max(exact, floor), τD_A/σ_min², fox's diagnostic, and whether fox is
+    worse than naive / worse than k × the reference."""
+    lines = [
+        "| σ_min | τ | τD/σ² | exact W1 | fox W1 | naive W1 | floor | fox/ref | naive/ref "
+        f"| τ‖∇F‖ (fox) | fox > naive | fox > {k:g}× ref |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in result["cells"]:
+        w, r = c["w1"], c["ratio"]
+        lines.append(
+            f"| {c['sigma_min']:g} | {c['tau']:g} | {c['tau_d_over_sigma2']:.3g} | "
+            f"{w['exact']:.4f} | {w['fox']:.4f} | {w['naive']:.4f} | {c['floor']:.4f} | "
+            f"{r['fox']:.2f} | {r['naive']:.2f} | {c['tau_grad_force']['fox']:.3f} | "
+            f"{'yes' if w['fox'] > w['naive'] else 'no'} | "
+            f"{'yes' if w['fox'] > k * c['reference'] else 'no'} |")
+    lines.append("")
+    lines.append("ref = max(exact W1, floor): the exact sampler is right up to sampling noise.")
+    for kk, name in ((None, "fox worse than naive"),
+                     (k, f"fox worse than naive or than {k:g}× ref")):
+        cal = calibrate_threshold(result, kk)
+        if cal["threshold"] is None:
+            lines.append(f"- {name}: in no cell.")
+        else:
+            lines.append(
+                f"- {name}: from τ‖∇F‖ = {cal['min_failing']:.3f}; the largest working value "
+                f"below it is {cal['max_working_below']:.3f} (midpoint {cal['threshold']:.3f}, "
+                f"{cal['misclassified']} cell(s) on the wrong side of it).")
+    return "\n".join(lines)
+
+
+def plot_validity(result: dict, path, threshold: float | None = None, k: float = 3.0) -> None:
+    """Two panels of the validity map, W1 / max(W1_exact, floor) over (τ, σ_min), log colour scale with
+    the values written in the cells: fox and naive; a third panel: fox's ratio against its
+    diagnostic τ‖∇F‖ (failing cells red), with the threshold as a vertical line."""
+    from matplotlib.colors import LogNorm
+
+    from .plots import _plt, _save
+
+    plt = _plt()
+    taus, sigmas = result["taus"], result["sigmas"]
+    cell = {(c["sigma_min"], c["tau"]): c for c in result["cells"]}
+    grids = {m: np.array([[cell[(s, t)]["ratio"][m] for t in taus] for s in sigmas])
+             for m in ("fox", "naive")}
+    vmax = max(float(np.nanmax(g)) for g in grids.values())
+    norm = LogNorm(vmin=1.0 / 1.5, vmax=max(vmax, 2.0))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2),
+                             gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    for ax, m in zip(axes[:2], ("fox", "naive")):
+        im = ax.imshow(grids[m], origin="lower", cmap="magma_r", norm=norm, aspect="auto")
+        for i, s in enumerate(sigmas):
+            for j, t in enumerate(taus):
+                v = grids[m][i, j]
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=9,
+                        color="white" if v > 6 else "black")
+        ax.set_xticks(range(len(taus)), [f"{t:g}" for t in taus])
+        ax.set_yticks(range(len(sigmas)), [f"{s:g}" for s in sigmas])
+        ax.set(xlabel="τ", ylabel="σ_min (other mode 1.5 σ_min)",
+               title=f"{m}: W1 / max(W1 exact, floor)")
+    fig.colorbar(im, ax=axes[1], shrink=0.9, label="W1 / max(W1 exact, floor)")
+    ax = axes[2]
+    x = np.array([c["tau_grad_force"]["fox"] for c in result["cells"]])
+    y = np.array([c["ratio"]["fox"] for c in result["cells"]])
+    worse = np.array([fox_fails(c) for c in result["cells"]])
+    far = np.array([fox_fails(c, k) for c in result["cells"]]) & ~worse
+    ok = ~worse & ~far
+    ax.scatter(x[ok], y[ok], c="tab:blue", label="fox better than naive, ≤ %g× ref" % k)
+    ax.scatter(x[far], y[far], c="tab:orange", marker="D",
+               label=f"fox better than naive but > {k:g}× ref")
+    ax.scatter(x[worse], y[worse], c="tab:red", marker="s", label="fox worse than naive")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:g}")
+    ax.set(xscale="log", yscale="log", xlabel="diagnostic: max over s of mean τ‖∇F₀‖",
+           ylabel="fox W1 / max(W1 exact, floor)", title="fox's error against the diagnostic")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path, 90)
+    plt.close(fig)

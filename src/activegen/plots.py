@@ -57,11 +57,37 @@ def _norm(vmax):
 
 
 # -- samples against the target -----------------------------------------------------
+def draw_samples(ax, x, target=None, title: str = "", bins: int = 80, legend: bool = True):
+    """Draw samples (N, 1) or (N, 2) on `ax`: 1D a histogram with the exact density curve,
+    2D a 2D histogram with the exact density's contours (`experiments._plot_2d`)."""
+    from .experiments import _plot_2d
+
+    if x.shape[1] == 1:
+        if target is not None:
+            lo, hi = target.extent(4.0)
+            lo, hi = float(lo[0]), float(hi[0])
+        else:
+            lo, hi = np.quantile(x[:, 0], [0.001, 0.999])
+        ax.hist(x[:, 0], bins=bins, range=(lo, hi), density=True, color="0.6", label="samples")
+        if target is not None:
+            g = np.linspace(lo, hi, 400)
+            ax.plot(g, np.exp(np.asarray(target.log_prob(g[:, None]))), "r-", lw=1.5,
+                    label="exact density")
+        ax.set(xlabel="x", ylabel="density", title=title)
+        if legend:
+            ax.legend(fontsize=8)
+    elif target is not None:
+        _plot_2d(ax, target, x, title + ("" if not legend else " (red: exact density)"))
+    else:
+        lo, hi = np.quantile(x, 0.001, axis=0), np.quantile(x, 0.999, axis=0)
+        ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]],
+                  cmap="Greys")
+        ax.set(title=title, aspect="equal")
+
+
 def plot_samples(samples, path, target=None, title: str | None = None) -> Path:
     """1D: histogram against the exact density; 2D: 2D histogram with the exact density's
     contours (`experiments._plot_2d`); without a target, the samples alone."""
-    from .experiments import _plot_2d
-
     x = np.asarray(samples, float)
     if x.ndim != 2 or x.shape[1] not in (1, 2) or len(x) == 0:
         raise ActivegenError(f"plot samples: need samples of shape (N, 1) or (N, 2), got {x.shape}")
@@ -69,27 +95,7 @@ def plot_samples(samples, path, target=None, title: str | None = None) -> Path:
         raise ActivegenError(f"the samples have d = {x.shape[1]} but the target d = {target.dim}")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    title = title or f"{len(x)} samples"
-    if x.shape[1] == 1:
-        if target is not None:
-            lo, hi = target.extent(4.0)
-            lo, hi = float(lo[0]), float(hi[0])
-        else:
-            lo, hi = np.quantile(x[:, 0], [0.001, 0.999])
-        ax.hist(x[:, 0], bins=80, range=(lo, hi), density=True, color="0.6", label="samples")
-        if target is not None:
-            g = np.linspace(lo, hi, 400)
-            ax.plot(g, np.exp(np.asarray(target.log_prob(g[:, None]))), "r-", lw=1.5,
-                    label="exact density")
-        ax.set(xlabel="x", ylabel="density", title=title)
-        ax.legend(fontsize=8)
-    elif target is not None:
-        _plot_2d(ax, target, x, title + " (red: exact density)")
-    else:
-        lo, hi = np.quantile(x, 0.001, axis=0), np.quantile(x, 0.999, axis=0)
-        ax.hist2d(x[:, 0], x[:, 1], bins=80, range=[[lo[0], hi[0]], [lo[1], hi[1]]],
-                  cmap="Greys")
-        ax.set(title=title, aspect="equal")
+    draw_samples(ax, x, target, title or f"{len(x)} samples")
     fig.tight_layout()
     _save(fig, path, 100)
     plt.close(fig)

@@ -47,7 +47,11 @@ METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive")
 ACTIVE_METHODS = ("fox", "ucn", "naive")
 
 #: τ·‖∇F‖ (ensemble mean, largest over the run) above which the first-order
-#: expansion is flagged as unreliable.
+#: expansion is flagged as unreliable. Calibrated by `activegen experiment validity-map`
+#: (docs/results.md): on the 1D mixtures σ = (s, 1.5s), s = 0.3–0.8, τ = 0.025–0.2, fox is
+#: worse than naive in every cell above 0.6 and better in every cell below 0.28; 0.3 is
+#: the conservative end of that gap (the first cell where fox exceeds 3× the exact
+#: sampler's error, still no worse than naive, sits at 0.24).
 VALIDITY_THRESHOLD = 0.3
 
 
@@ -381,7 +385,9 @@ def _integrate(m: _Method, key, n, t_final, dt, save_every, progress, desc, info
             warnings.warn(
                 f"tau*|grad F| reached {tjf:.2f} (> {VALIDITY_THRESHOLD}): the first-order "
                 "effective potential is unreliable here (modes too narrow for this "
-                "persistence time); lower tau or use method 'exact'",
+                "persistence time: tau*D/sigma^2 not small; past this value fox did worse "
+                "than the zeroth-order force 'naive' in calibration); lower tau or use "
+                "method 'exact'",
                 FirstOrderWarning,
                 stacklevel=3,
             )
