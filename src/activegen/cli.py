@@ -1,4 +1,4 @@
-"""Command-line interface: `activegen sample | demo | experiment tau-sweep`."""
+"""Command-line interface: `activegen sample | train | demo | experiment tau-sweep | learned-gallery`."""
 
 from __future__ import annotations
 
@@ -97,7 +97,12 @@ def cmd_sample(args) -> int:
     from .targets import GaussianMixture
 
     out = _out_file(args.out, ".npz")
-    target = GaussianMixture.load(args.target)
+    if (args.target is None) == (args.model is None):
+        raise ActivegenError("give exactly one of --target TARGET.json and --model MODEL_DIR")
+    if args.model is not None:
+        target = _load_model(args)
+    else:
+        target = GaussianMixture.load(args.target)
     driver, proc = _driver_and_process(args, target.dim)
     check_positive("--t-final", args.t_final)
     check_count("--n", args.n)
@@ -117,10 +122,11 @@ def cmd_sample(args) -> int:
         driver_correction=not args.no_driver_correction,
         progress=not args.no_progress,
     )
-    extra = {} if res.trajectory is None else {"trajectory": res.trajectory, "times": res.times}
+    back = target.to_data if args.model is not None else (lambda a: a)  # model: standardised
+    extra = {} if res.trajectory is None else {"trajectory": back(res.trajectory), "times": res.times}
     np.savez(
         out,
-        samples=res.samples,
+        samples=back(res.samples),
         seed=args.seed,
         target=json.dumps(target.to_dict()),
         info=json.dumps(res.info),
@@ -128,6 +134,54 @@ def cmd_sample(args) -> int:
         **extra,
     )
     print(f"wrote {res.samples.shape[0]} samples (d = {res.samples.shape[1]}) to {out}")
+    return 0
+
+
+def _load_model(args):
+    """The learned model of --model; τ and D_A default to the model's (others as given,
+    then checked against the model by the sampler)."""
+    from .learned import load_model
+
+    if args.hutchinson is not None and args.hutchinson < 0:
+        raise ActivegenError(f"--hutchinson must be >= 0, got {args.hutchinson}")
+    model = load_model(args.model, hutchinson=args.hutchinson)
+    trained = model.config["process"]
+    if args.tau is None and args.speed is None:
+        args.tau = trained["tau"]
+    if args.d_active is None and args.speed is None:
+        args.d_active = trained["d_active"]
+    return model
+
+
+def cmd_train(args) -> int:
+    from .learned import train
+
+    out = Path(args.out)
+    if args.resume:
+        opts = {} if args.steps is None else {"steps": check_count("--steps", args.steps)}
+        proc = None
+        if args.tau is not None:
+            proc = _process(args)
+        model, rep = train(None, out, process=proc, resume=True,
+                           progress=not args.no_progress, **opts)
+    else:
+        from .datasets import load_data
+
+        if args.data is None:
+            raise ActivegenError("--data is required (a built-in set, image:PATH.png, .npy or .csv)")
+        if args.tau is None:
+            raise ActivegenError("--tau is required")
+        proc = _process(args)
+        x = load_data(args.data, n=check_count("--n-data", args.n_data), seed=args.seed)
+        check_positive("--t-max", args.t_max)
+        opts = dict(kind=args.kind, marginal="joint" if args.joint else "x",
+                    width=args.width, depth=args.depth, batch=args.batch, lr=args.lr,
+                    t_max=args.t_max, seed=args.seed,
+                    steps=3000 if args.steps is None else args.steps)
+        model, rep = train(x, out, process=proc, progress=not args.no_progress,
+                           source=args.data, standardize=not args.no_standardize, **opts)
+    print(f"trained {rep['steps']} steps in {rep['seconds']:.1f} s ({rep['n_params']} parameters, "
+          f"last loss {rep['last_loss']:.4f}); model in {out}, loss log {out / 'loss.csv'}")
     return 0
 
 
@@ -189,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sample", help="generate samples of a Gaussian-mixture target")
-    s.add_argument("--target", required=True, help="target JSON: weights, means, stds|covs")
+    s.add_argument("--target", default=None, help="target JSON: weights, means, stds|covs")
+    s.add_argument("--model", default=None,
+                   help="a learned model folder (activegen train) instead of --target")
+    s.add_argument("--hutchinson", type=int, default=None,
+                   help="--model: estimate grad(div S) with K random probes (0: exact)")
     s.add_argument("--method", required=True, choices=METHODS)
     _add_process_options(s)
     s.add_argument("--driver", choices=("ou", "rtp", "abp"), default="ou",
@@ -207,6 +265,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--out", required=True, help="output .npz")
     s.set_defaults(func=cmd_sample)
+
+    tr = sub.add_parser("train", help="learn a score model from data (denoising score matching)")
+    tr.add_argument("--data", default=None,
+                    help="built-in set (two-moons, swiss-roll, rings, checkerboard, eight-gaussians, "
+                         "pinwheel, image), image:PATH.png, or an N x d .npy/.csv file")
+    tr.add_argument("--out", required=True, help="model folder (checkpoints, config, loss log)")
+    _add_process_options(tr)
+    tr.add_argument("--t-max", type=_float, default=6.0, help="largest training time = sampling T")
+    tr.add_argument("--steps", type=int, default=None, help="training steps in all (default 3000)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--kind", choices=("energy", "vector"), default="energy",
+                    help="scalar energy E(x,t) (S = -grad E) or a vector score network")
+    tr.add_argument("--joint", action="store_true", help="learn the joint (x, eta) score (method exact)")
+    tr.add_argument("--width", type=int, default=64)
+    tr.add_argument("--depth", type=int, default=3)
+    tr.add_argument("--batch", type=int, default=512)
+    tr.add_argument("--lr", type=_float, default=2e-3)
+    tr.add_argument("--n-data", type=int, default=10_000, help="points drawn from a built-in set")
+    tr.add_argument("--no-standardize", action="store_true", help="train in data coordinates")
+    tr.add_argument("--resume", action="store_true", help="continue the model in --out")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(func=cmd_train)
 
     d = sub.add_parser("demo", help="fox vs exact vs naive on a 2D mixture: figure + report")
     d.add_argument("--out", default="activegen-demo", help="output folder")

@@ -123,6 +123,10 @@ class MixtureScore:
         k = p.cross_cov(t) / p.eta_variance
         return self.target.conditional_state(p, t, dtype), k
 
+    def sample_joint(self, key, n: int, t, dtype=None):
+        """n exact draws (x, η) of the joint law p(x, η, t) (the start of method exact)."""
+        return self.target.sample_joint(key, n, self.process, t, dtype)
+
     def joint_score(self, joint_state, x, eta):
         """(∇_x, ∇_η) log p(x,η,t): with z = x − kη and S_c the conditional mixture score,
         ∇_x = S_c(z), ∇_η = −η τ/D_A − k S_c(z)."""
