@@ -8,6 +8,7 @@ The public API (THEORY.md names):
     OUDriver                       active Ornstein–Uhlenbeck self-propulsion
     sample, METHODS                the reverse samplers
     evaluate, w1, hist_kl          accuracy metrics with finite-sample floors
+    train, load_model, LearnedScore  learned scores from data (DSM; `learned`, `datasets`)
 """
 
 from .drivers import OUDriver
@@ -33,6 +34,15 @@ __all__ = [
     "default_dt", "default_target_1d", "default_target_2d", "evaluate", "force_fox",
     "force_naive", "force_ucn", "hist_kl", "log_slope", "mixture_derivs", "moment_errors",
     "potential_fox", "potential_naive", "potential_ucn", "sample", "sample_field", "w1",
-    "w1_floor", "ACTIVE_METHODS",
+    "w1_floor", "ACTIVE_METHODS", "LearnedScore", "load_model", "train",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """Learned-score names load lazily (equinox/optax only when used)."""
+    if name in ("LearnedScore", "load_model", "train"):
+        from . import learned
+
+        return getattr(learned, name)
+    raise AttributeError(f"module 'activegen' has no attribute {name!r}")

@@ -176,6 +176,7 @@ def cmd_train(args) -> int:
         check_positive("--t-max", args.t_max)
         opts = dict(kind=args.kind, marginal="joint" if args.joint else "x",
                     width=args.width, depth=args.depth, batch=args.batch, lr=args.lr,
+                    n_fourier=args.n_fourier,
                     t_max=args.t_max, seed=args.seed,
                     steps=3000 if args.steps is None else args.steps)
         model, rep = train(x, out, process=proc, progress=not args.no_progress,
@@ -226,6 +227,23 @@ def cmd_tau_sweep(args) -> int:
     plot_sweep(res, out / "tau_sweep.png")
     print(md)
     print(f"wrote {out / 'tau_sweep.md'}, {out / 'tau_sweep.json'} and {out / 'tau_sweep.png'}")
+    return 0
+
+
+def cmd_learned_gallery(args) -> int:
+    from .learned_gallery import run
+
+    check_count("--steps", args.steps)
+    check_count("--n", args.n)
+    check_positive("--tau", args.tau)
+    bad = sorted(set(args.parts) - {"hutchinson", "mixture", "gallery"})
+    if bad:
+        raise ActivegenError(f"--parts: unknown {bad}; choose from hutchinson, mixture, gallery")
+    check_positive("--t-final", args.t_final)
+    run(args.out, steps=args.steps, n=args.n, tau=args.tau, seed=args.seed,
+        progress=not args.no_progress, parts=args.parts, t_final=args.t_final)
+    print(f"wrote {Path(args.out) / f'learned_gallery_tau{args.tau:g}.png'} and "
+          f"{Path(args.out) / 'learned_results.json'}")
     return 0
 
 
@@ -280,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--joint", action="store_true", help="learn the joint (x, eta) score (method exact)")
     tr.add_argument("--width", type=int, default=64)
     tr.add_argument("--depth", type=int, default=3)
+    tr.add_argument("--n-fourier", type=int, default=32,
+                    help="random Fourier input features (0: plain MLP on x)")
     tr.add_argument("--batch", type=int, default=512)
     tr.add_argument("--lr", type=_float, default=2e-3)
     tr.add_argument("--n-data", type=int, default=10_000, help="points drawn from a built-in set")
@@ -314,6 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--out", default="tau-sweep", help="output folder")
     t.set_defaults(func=cmd_tau_sweep)
+    g = esub.add_parser("learned-gallery",
+                        help="learned scores: gallery of 2D sets, energy vs vector, Hutchinson")
+    g.add_argument("--out", default="docs/figures", help="output folder")
+    g.add_argument("--steps", type=int, default=3000, help="training steps per model")
+    g.add_argument("--n", type=int, default=5000, help="particles per gallery panel (2n: mixture)")
+    g.add_argument("--tau", type=_float, default=0.05, help="τ of the gallery (mixture: 0.1)")
+    g.add_argument("--t-final", type=_float, default=3.0, help="T of the gallery")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--parts", type=lambda s: s.split(","), default=["hutchinson", "mixture", "gallery"])
+    g.add_argument("--no-progress", action="store_true")
+    g.set_defaults(func=cmd_learned_gallery)
     return ap
 
 

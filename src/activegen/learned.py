@@ -73,7 +73,7 @@ MARGINALS = ("x", "joint")
 DEFAULTS = dict(
     kind="energy", marginal="x", width=64, depth=3, n_freq=6,
     t_min=1e-3, t_max=6.0, batch=512, lr=2e-3, warmup=100, steps=3000, chunk=100,
-    seed=0, hutchinson=0,
+    seed=0, hutchinson=0, n_fourier=32, fourier_max=4.0,
 )
 
 
@@ -86,17 +86,23 @@ def time_embedding(t, t_min: float, t_max: float, n_freq: int):
 
 
 class ScoreNet(eqx.Module):
-    """MLP N_θ(z, t): hidden layers h ← SiLU(W h + U emb(t) + b); output width 1 (energy)
-    or d (vector)."""
+    """MLP N_θ(z, t) on the input features φ(z) = [z, sin Bz, cos Bz] (fixed random Fourier
+    features, frequencies log-spaced up to `fourier_max`: smooth, and they lift the MLP's
+    spectral bias so that modes narrower than the data scale are resolved); hidden layers
+    h ← SiLU(W h + U emb(t) + b); output width 1 (energy) or d (vector)."""
 
     layers: list
     time_layers: list
     out: eqx.nn.Linear
+    freqs: jax.Array
 
-    def __init__(self, dim: int, kind: str, width: int, depth: int, n_freq: int, key):
-        keys = jax.random.split(key, 2 * depth + 1)
+    def __init__(self, dim: int, kind: str, width: int, depth: int, n_freq: int, key,
+                 n_fourier: int = 0, fourier_max: float = 16.0):
+        keys = jax.random.split(key, 2 * depth + 2)
         n_emb = 2 * n_freq + 1
-        sizes = [dim] + [width] * depth
+        scales = jnp.geomspace(1.0, fourier_max, n_fourier) if n_fourier else jnp.ones((0,))
+        self.freqs = jax.random.normal(keys[-2], (n_fourier, dim)) * scales[:, None]
+        sizes = [dim + 2 * n_fourier] + [width] * depth
         self.layers = [eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys[:depth])]
         self.time_layers = [eqx.nn.Linear(n_emb, width, use_bias=False, key=k)
                             for k in keys[depth:2 * depth]]
@@ -110,7 +116,11 @@ class ScoreNet(eqx.Module):
 
     def apply(self, biases, z):
         """N_θ at one point z (d,) with precomputed time biases."""
-        h = z
+        if self.freqs.shape[0]:
+            bz = jax.lax.stop_gradient(self.freqs) @ z
+            h = jnp.concatenate([z, jnp.sin(bz), jnp.cos(bz)])
+        else:
+            h = z
         for lin, b in zip(self.layers, biases):
             h = jax.nn.silu(lin.weight @ h + b)
         return self.out(h)
@@ -239,7 +249,7 @@ def _make_step_cached(cfg, process):
     """The compiled step for one (architecture, optimisation, process) configuration, reused
     across train calls (e.g. a resume in the same session)."""
     keys = ("kind", "marginal", "width", "depth", "n_freq", "t_min", "t_max", "batch", "lr",
-            "warmup", "steps", "seed", "data")
+            "warmup", "steps", "seed", "data", "n_fourier", "fourier_max")
     sig = json.dumps({k: cfg[k] for k in keys}, sort_keys=True) + repr(process)
     if sig not in _STEP_CACHE:
         if len(_STEP_CACHE) > 8:
@@ -279,6 +289,9 @@ def _check_cfg(cfg):
     for k in ("width", "depth", "batch", "steps", "chunk"):
         cfg[k] = check_count(k, cfg[k])
     cfg["n_freq"] = check_count("n_freq", cfg["n_freq"])
+    if isinstance(cfg["n_fourier"], bool) or int(cfg["n_fourier"]) < 0:
+        raise ActivegenError(f"n_fourier must be an integer >= 0, got {cfg['n_fourier']!r}")
+    cfg["fourier_max"] = check_positive("fourier_max", cfg["fourier_max"])
     for k in ("t_min", "t_max", "lr"):
         cfg[k] = check_positive(k, cfg[k])
     if cfg["t_min"] >= cfg["t_max"]:
@@ -433,7 +446,7 @@ class LearnedScore:
 # -- checkpoints -------------------------------------------------------------------
 def _skeleton(cfg):
     net = ScoreNet(cfg["data"]["d"], cfg["kind"], cfg["width"], cfg["depth"], cfg["n_freq"],
-                   jax.random.key(cfg["seed"]))
+                   jax.random.key(cfg["seed"]), cfg["n_fourier"], cfg["fourier_max"])
     return net, make_optimizer(cfg)
 
 
