@@ -23,7 +23,11 @@ Parametrisations (`kind`), both with the Gaussian part of the marginal of standa
   ∇(∇·S) by autodiff of S_θ (∇S not symmetric, no log p: log_p is reported as 0).
 
 N_θ is an MLP with SiLU activations (smooth: the effective potential needs third x-derivatives
-of E) whose every hidden layer gets a bias from a Fourier embedding of log t. `prepare(t)`
+of E) on fixed random Fourier features [z, sin Bz, cos Bz] of its input (frequencies up to
+`fourier_max` = 4: without them the MLP's spectral bias left modes of width ~0.1 unresolved,
+relative score error 0.5 at small t on eight Gaussians, 0.01 with them; much higher
+frequencies blow up the third derivatives fox needs), and every hidden layer gets a bias
+from a Fourier embedding of log t. `prepare(t)`
 computes these time biases and scalings once per time step; the per-point function only sees x.
 
 Joint score (for method `exact`): the joint conditional of (x_t, η_t) | x_0 is Gaussian with
