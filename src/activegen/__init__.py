@@ -10,6 +10,7 @@ The public API (THEORY.md names):
     evaluate, w1, hist_kl          accuracy metrics with finite-sample floors
     Protocol, export_protocol,     the effective potential tabulated on a grid (a lab
     load_protocol, replay          protocol) and its replay from the file alone
+    train, load_model, LearnedScore  learned scores from data (DSM; `learned`, `datasets`)
 """
 
 from . import _xla
@@ -41,6 +42,15 @@ __all__ = [
     "force_naive", "force_ucn", "hist_kl", "log_slope", "mixture_derivs", "moment_errors",
     "potential_fox", "potential_naive", "potential_ucn", "sample", "sample_field", "w1",
     "w1_floor", "ACTIVE_METHODS", "Protocol", "export_protocol", "load_protocol", "replay",
-    "save_protocol",
+    "save_protocol", "LearnedScore", "load_model", "train",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """Learned-score names load lazily (equinox/optax only when used)."""
+    if name in ("LearnedScore", "load_model", "train"):
+        from . import learned
+
+        return getattr(learned, name)
+    raise AttributeError(f"module 'activegen' has no attribute {name!r}")

@@ -1,5 +1,5 @@
-"""Command-line interface: `activegen sample | demo | experiment tau-sweep | validity-map |
-results | plot | animate | export-potential`."""
+"""Command-line interface: `activegen sample | train | demo | experiment tau-sweep |
+validity-map | results | learned-gallery | plot | animate | export-potential`."""
 
 from __future__ import annotations
 
@@ -130,16 +130,11 @@ def _reject_with_protocol(args, names):
 _PROCESS_NAMES = ("method", "tau", "d_active", "d_thermal", "beta", "t_final")
 
 
-def _load_model(path):
-    """A learned score model (`activegen.learned.load_model`), when that feature is present."""
-    try:
-        from .learned import load_model
-    except ImportError:
-        raise ActivegenError(
-            "learned models need activegen.learned (the learned-score feature), which this "
-            "installation does not have; use --target"
-        ) from None
-    return load_model(path)
+def _load_model(path, **kw):
+    """A learned score model (`activegen.learned.load_model`)."""
+    from .learned import load_model
+
+    return load_model(path, **kw)
 
 
 def _add_grid_options(p: argparse.ArgumentParser):
@@ -210,12 +205,17 @@ def cmd_sample(args) -> int:
     from .targets import GaussianMixture
 
     out = _out_file(args.out, ".npz")
-    if _one_source(args, ("target", "protocol")) == "protocol":
+    src = _one_source(args, ("target", "protocol", "model"))
+    if src == "protocol":
         return _sample_protocol(args, out)
     if args.method is None:
-        raise ActivegenError("--method is required with --target")
-    _fill_process_defaults(args)
-    target = GaussianMixture.load(args.target)
+        raise ActivegenError(f"--method is required with --{src}")
+    if src == "model":
+        target = _load_model_for_sampling(args)
+        _fill_process_defaults(args)
+    else:
+        _fill_process_defaults(args)
+        target = GaussianMixture.load(args.target)
     driver, proc = _driver_and_process(args, target.dim)
     check_positive("--t-final", args.t_final)
     check_count("--n", args.n)
@@ -236,10 +236,11 @@ def cmd_sample(args) -> int:
         progress=not args.no_progress,
         chunk_size=args.chunk_size,
     )
-    extra = {} if res.trajectory is None else {"trajectory": res.trajectory, "times": res.times}
+    back = target.to_data if args.model is not None else (lambda a: a)  # model: standardised
+    extra = {} if res.trajectory is None else {"trajectory": back(res.trajectory), "times": res.times}
     np.savez(
         out,
-        samples=res.samples,
+        samples=back(res.samples),
         seed=args.seed,
         target=json.dumps(target.to_dict()),
         info=json.dumps(res.info),
@@ -392,6 +393,55 @@ def cmd_animate(args) -> int:
                       target=target, still=args.still, still_index=args.still_frame,
                       progress=not args.no_progress)
     print(f"wrote {out} ({r['frames']} frames)" + (f" and {r['still']}" if r["still"] else ""))
+
+
+def _load_model_for_sampling(args):
+    """The learned model of --model; process options not given default to the model's (those
+    given are checked against the model by the sampler)."""
+    if args.hutchinson is not None and args.hutchinson < 0:
+        raise ActivegenError(f"--hutchinson must be >= 0, got {args.hutchinson}")
+    model = _load_model(args.model, hutchinson=args.hutchinson)
+    trained = model.config["process"]
+    if args.tau is None and args.speed is None:
+        args.tau = trained["tau"]
+    if args.d_active is None and args.speed is None:
+        args.d_active = trained["d_active"]
+    for k in ("beta", "d_thermal"):
+        if getattr(args, k) is None:
+            setattr(args, k, trained[k])
+    return model
+
+
+def cmd_train(args) -> int:
+    from .learned import train
+
+    out = Path(args.out)
+    if args.resume:
+        opts = {} if args.steps is None else {"steps": check_count("--steps", args.steps)}
+        proc = None
+        if args.tau is not None:
+            proc = _process(args)
+        model, rep = train(None, out, process=proc, resume=True,
+                           progress=not args.no_progress, **opts)
+    else:
+        from .datasets import load_data
+
+        if args.data is None:
+            raise ActivegenError("--data is required (a built-in set, image:PATH.png, .npy or .csv)")
+        if args.tau is None:
+            raise ActivegenError("--tau is required")
+        proc = _process(args)
+        x = load_data(args.data, n=check_count("--n-data", args.n_data), seed=args.seed)
+        check_positive("--t-max", args.t_max)
+        opts = dict(kind=args.kind, marginal="joint" if args.joint else "x",
+                    width=args.width, depth=args.depth, batch=args.batch, lr=args.lr,
+                    n_fourier=args.n_fourier,
+                    t_max=args.t_max, seed=args.seed,
+                    steps=3000 if args.steps is None else args.steps)
+        model, rep = train(x, out, process=proc, progress=not args.no_progress,
+                           source=args.data, standardize=not args.no_standardize, **opts)
+    print(f"trained {rep['steps']} steps in {rep['seconds']:.1f} s ({rep['n_params']} parameters, "
+          f"last loss {rep['last_loss']:.4f}); model in {out}, loss log {out / 'loss.csv'}")
     return 0
 
 
@@ -528,6 +578,23 @@ def cmd_results(args) -> int:
     return 0
 
 
+def cmd_learned_gallery(args) -> int:
+    from .learned_gallery import run
+
+    check_count("--steps", args.steps)
+    check_count("--n", args.n)
+    check_positive("--tau", args.tau)
+    bad = sorted(set(args.parts) - {"hutchinson", "mixture", "gallery"})
+    if bad:
+        raise ActivegenError(f"--parts: unknown {bad}; choose from hutchinson, mixture, gallery")
+    check_positive("--t-final", args.t_final)
+    run(args.out, steps=args.steps, n=args.n, tau=args.tau, seed=args.seed,
+        progress=not args.no_progress, parts=args.parts, t_final=args.t_final)
+    print(f"wrote {Path(args.out) / f'learned_gallery_tau{args.tau:g}.png'} and "
+          f"{Path(args.out) / 'learned_results.json'}")
+    return 0
+
+
 def _x64(args):
     if getattr(args, "x64", False):
         import jax
@@ -541,13 +608,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = ap.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("sample", help="generate samples of a Gaussian-mixture target, or "
-                       "replay an exported protocol")
+    s = sub.add_parser("sample", help="generate samples of a Gaussian-mixture target or a "
+                       "learned model, or replay an exported protocol")
     s.add_argument("--target", default=None, help="target JSON: weights, means, stds|covs")
+    s.add_argument("--model", default=None,
+                   help="a learned model folder (activegen train) instead of --target")
+    s.add_argument("--hutchinson", type=int, default=None,
+                   help="--model: estimate grad(div S) with K random probes (0: exact)")
     s.add_argument("--protocol", default=None,
                    help="PROTOCOL.npz from export-potential: replay it (no target, method or "
                         "process options: the protocol carries them)")
-    s.add_argument("--method", default=None, choices=METHODS, help="required with --target")
+    s.add_argument("--method", default=None, choices=METHODS, help="required with --target/--model")
     _add_process_options(s, defaults=False)
     s.add_argument("--driver", choices=("ou", "rtp", "abp"), default="ou",
                    help="self-propulsion for fox/ucn/naive: active OU, run-and-tumble, active Brownian")
@@ -567,6 +638,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--out", required=True, help="output .npz")
     s.set_defaults(func=cmd_sample)
+
+    tr = sub.add_parser("train", help="learn a score model from data (denoising score matching)")
+    tr.add_argument("--data", default=None,
+                    help="built-in set (two-moons, swiss-roll, rings, checkerboard, eight-gaussians, "
+                         "pinwheel, image), image:PATH.png, or an N x d .npy/.csv file")
+    tr.add_argument("--out", required=True, help="model folder (checkpoints, config, loss log)")
+    _add_process_options(tr)
+    tr.add_argument("--t-max", type=_float, default=6.0, help="largest training time = sampling T")
+    tr.add_argument("--steps", type=int, default=None, help="training steps in all (default 3000)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--kind", choices=("energy", "vector"), default="energy",
+                    help="scalar energy E(x,t) (S = -grad E) or a vector score network")
+    tr.add_argument("--joint", action="store_true", help="learn the joint (x, eta) score (method exact)")
+    tr.add_argument("--width", type=int, default=64)
+    tr.add_argument("--depth", type=int, default=3)
+    tr.add_argument("--n-fourier", type=int, default=32,
+                    help="random Fourier input features (0: plain MLP on x)")
+    tr.add_argument("--batch", type=int, default=512)
+    tr.add_argument("--lr", type=_float, default=2e-3)
+    tr.add_argument("--n-data", type=int, default=10_000, help="points drawn from a built-in set")
+    tr.add_argument("--no-standardize", action="store_true", help="train in data coordinates")
+    tr.add_argument("--resume", action="store_true", help="continue the model in --out")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(func=cmd_train)
 
     d = sub.add_parser("demo", help="fox vs exact vs naive on a 2D mixture: figure + report")
     d.add_argument("--out", default="activegen-demo", help="output folder")
@@ -681,6 +776,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="index of that frame (default 90%% of the way)")
     an.add_argument("--out", required=True, help="output .gif (or .mp4 where ffmpeg exists)")
     an.set_defaults(func=cmd_animate)
+    g = esub.add_parser("learned-gallery",
+                        help="learned scores: gallery of 2D sets, energy vs vector, Hutchinson")
+    g.add_argument("--out", default="docs/figures", help="output folder")
+    g.add_argument("--steps", type=int, default=3000, help="training steps per model")
+    g.add_argument("--n", type=int, default=5000, help="particles per gallery panel (2n: mixture)")
+    g.add_argument("--tau", type=_float, default=0.05, help="τ of the gallery (mixture: 0.1)")
+    g.add_argument("--t-final", type=_float, default=3.0, help="T of the gallery")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--parts", type=lambda s: s.split(","), default=["hutchinson", "mixture", "gallery"])
+    g.add_argument("--no-progress", action="store_true")
+    g.set_defaults(func=cmd_learned_gallery)
     return ap
 
 

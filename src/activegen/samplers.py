@@ -105,7 +105,7 @@ def _exact(score, p: ActiveOU, t_final: float, dtype) -> _Method:
     drv = OUDriver(p.tau, p.d_active)
 
     def init(key, n):
-        x, eta = score.target.sample_joint(key, n, p, t_final, dtype)
+        x, eta = score.sample_joint(key, n, t_final, dtype)
         return {"x": x, "eta": eta}
 
     def step(c, s, h, key):

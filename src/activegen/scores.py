@@ -8,7 +8,9 @@ with hessian = ∇S (the Jacobian of the score) and grad_div = ∇(∇·S): the 
 derivatives up to 2nd order, all the forces of THEORY.md §2 need. The generic route is
 JAX autodiff of log_prob (`autodiff_derivs`); the Gaussian mixture also has closed forms,
 tested equal and faster. The exact sampler additionally needs the joint score on (x, η):
-    prepare_joint(t) -> state,   joint_score(state, x, η) -> (∇_x log p, ∇_η log p).
+    prepare_joint(t) -> state,   joint_score(state, x, η) -> (∇_x log p, ∇_η log p),
+    sample_joint(key, n, t) -> (x, η)  (its start).
+Learned models (`learned.LearnedScore`) implement the same interface.
 """
 
 from __future__ import annotations
@@ -176,6 +178,10 @@ class MixtureScore:
         p = self.process
         k = p.cross_cov(t) / p.eta_variance
         return self.target.conditional_state(p, t, dtype), k
+
+    def sample_joint(self, key, n: int, t, dtype=None):
+        """n exact draws (x, η) of the joint law p(x, η, t) (the start of method exact)."""
+        return self.target.sample_joint(key, n, self.process, t, dtype)
 
     def joint_score(self, joint_state, x, eta):
         """(∇_x, ∇_η) log p(x,η,t): with z = x − kη and S_c the conditional mixture score,

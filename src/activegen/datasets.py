@@ -1,0 +1,246 @@
+"""Training data for learned scores: built-in 2D sets, an image point cloud, user files.
+
+`load_data(name_or_path, n, seed)` returns an (N, d) float64 array:
+
+* built-in 2D sets (`BUILTIN`): two-moons, swiss-roll, rings, checkerboard,
+  eight-gaussians, pinwheel — drawn with numpy from `seed`;
+* `image` (the small grayscale PNG shipped as package data, `data/example.png`) or
+  `image:PATH.png`: a 2D point cloud with density ∝ darkness of the pixels (`image_points`);
+* a user file `PATH.npy` or `PATH.csv` (N × d numbers, CSV with an optional header line),
+  used as it is (`n` ignored).
+
+Learned models live in standardised coordinates z = (x − mean)/scale (`Standardizer`,
+one mean per coordinate and one common scale, the root-mean coordinate variance, so that
+the shape and the process' isotropy are kept); the statistics are stored in the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ActivegenError, check_count
+
+EXAMPLE_IMAGE = "example.png"
+
+
+def _rng(seed):
+    return np.random.default_rng(int(seed))
+
+
+def two_moons(n: int, seed: int = 0, noise: float = 0.08) -> np.ndarray:
+    """Two interleaved half circles (radius 1), Gaussian noise of sd `noise`."""
+    r = _rng(seed)
+    th = np.pi * r.uniform(size=n)
+    up = r.uniform(size=n) < 0.5
+    x = np.where(up, np.cos(th), 1.0 - np.cos(th))
+    y = np.where(up, np.sin(th), 0.5 - np.sin(th))
+    return np.stack([x, y], 1) + noise * r.normal(size=(n, 2))
+
+
+def swiss_roll(n: int, seed: int = 0, noise: float = 0.15) -> np.ndarray:
+    """2D swiss roll: t ∈ [1.5π, 4.5π], (t cos t, t sin t)/3 plus Gaussian noise."""
+    r = _rng(seed)
+    t = 1.5 * np.pi * (1 + 2 * r.uniform(size=n))
+    pts = np.stack([t * np.cos(t), t * np.sin(t)], 1) / 3.0
+    return pts + noise * r.normal(size=(n, 2))
+
+
+def rings(n: int, seed: int = 0, radii=(1.0, 2.0, 3.0), noise: float = 0.08) -> np.ndarray:
+    """Concentric circles, points per ring ∝ radius."""
+    r = _rng(seed)
+    radii = np.asarray(radii, float)
+    k = r.choice(len(radii), size=n, p=radii / radii.sum())
+    th = 2 * np.pi * r.uniform(size=n)
+    pts = radii[k, None] * np.stack([np.cos(th), np.sin(th)], 1)
+    return pts + noise * r.normal(size=(n, 2))
+
+
+def checkerboard(n: int, seed: int = 0) -> np.ndarray:
+    """Uniform on the black squares of a 4×4 board on [−2, 2]²."""
+    r = _rng(seed)
+    x1 = r.uniform(-2, 2, size=n)
+    x2 = r.uniform(0, 1, size=n) + r.integers(0, 2, size=n) * 2.0 - 2.0
+    x2 = x2 + (np.floor(x1) % 2)
+    return np.stack([x1, x2], 1)
+
+
+def eight_gaussians(n: int, seed: int = 0, radius: float = 2.0, sd: float = 0.15) -> np.ndarray:
+    """Eight Gaussian modes of sd `sd` on a circle of radius `radius`."""
+    r = _rng(seed)
+    ang = 2 * np.pi * r.integers(0, 8, size=n) / 8
+    centers = radius * np.stack([np.cos(ang), np.sin(ang)], 1)
+    return centers + sd * r.normal(size=(n, 2))
+
+
+def pinwheel(n: int, seed: int = 0, arms: int = 5, radial_sd: float = 0.3,
+             tangential_sd: float = 0.08, rate: float = 0.25) -> np.ndarray:
+    """Pinwheel of `arms` curved arms (the classic of Johnson et al. 2016)."""
+    r = _rng(seed)
+    k = r.integers(0, arms, size=n)
+    feats = r.normal(size=(n, 2)) * np.array([radial_sd, tangential_sd])
+    feats[:, 0] += 1.0
+    ang = 2 * np.pi * k / arms + rate * np.exp(feats[:, 0])
+    c, s = np.cos(ang), np.sin(ang)
+    rot = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)  # (n, 2, 2)
+    return 2.0 * np.einsum("ni,nji->nj", feats, rot)
+
+
+def _read_gray(path) -> np.ndarray:
+    """A PNG as a 2D array of gray levels in [0, 1] (RGB(A) averaged)."""
+    import matplotlib.image as mpimg
+
+    try:
+        img = np.asarray(mpimg.imread(str(path)), float)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ActivegenError(f"cannot read image {path}: {exc}") from None
+    if img.ndim == 3:
+        img = img[..., :3].mean(-1)
+    if img.ndim != 2 or min(img.shape) < 2:
+        raise ActivegenError(f"image {path} is not a 2D picture (shape {img.shape})")
+    if img.max() > 1.0:
+        img = img / 255.0
+    return img
+
+
+def image_points(n: int, seed: int = 0, path=None) -> np.ndarray:
+    """A 2D point cloud from a grayscale image: pixel (i, j) is drawn with probability ∝
+    its darkness 1 − gray, then jittered uniformly inside the pixel; x = column,
+    y = −row (image upright), both divided by the image height."""
+    if path is None:
+        ref = resources.files("activegen") / "data" / EXAMPLE_IMAGE
+        with resources.as_file(ref) as p:
+            img = _read_gray(p)
+    else:
+        img = _read_gray(path)
+    w = np.clip(1.0 - img, 0.0, None).ravel()
+    if w.sum() <= 0:
+        raise ActivegenError(f"image {path or EXAMPLE_IMAGE} is blank (no dark pixels)")
+    r = _rng(seed)
+    idx = r.choice(w.size, size=n, p=w / w.sum())
+    rows, cols = np.divmod(idx, img.shape[1])
+    jit = r.uniform(size=(n, 2))
+    h = img.shape[0]
+    return np.stack([(cols + jit[:, 0]) / h, -(rows + jit[:, 1]) / h], 1)
+
+
+BUILTIN = {
+    "two-moons": two_moons,
+    "swiss-roll": swiss_roll,
+    "rings": rings,
+    "checkerboard": checkerboard,
+    "eight-gaussians": eight_gaussians,
+    "pinwheel": pinwheel,
+    "image": image_points,
+}
+
+
+def load_array(path) -> np.ndarray:
+    """(N, d) user data from .npy or .csv (comma-separated, optional header line).
+
+    Rejects: missing file, other suffixes, unparsable text, not 2D / fewer than 2 rows,
+    NaN or inf."""
+    p = Path(path)
+    if not p.is_file():
+        raise ActivegenError(f"data file not found: {path}")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            a = np.load(p, allow_pickle=False)
+        elif suffix == ".csv":
+            a = _read_csv(p)
+        else:
+            raise ActivegenError(
+                f"data file must end in .npy or .csv, got {p.name!r} "
+                f"(built-in sets: {', '.join(BUILTIN)})"
+            )
+    except ActivegenError:
+        raise
+    except Exception as exc:  # numpy's many parse errors
+        raise ActivegenError(f"cannot read data file {path}: {exc}") from None
+    return check_data(a, str(path))
+
+
+def _read_csv(p: Path) -> np.ndarray:
+    lines = [ln for ln in p.read_text().splitlines() if ln.strip()]
+    if not lines:
+        raise ActivegenError(f"data file {p} is empty")
+    try:
+        [float(v) for v in lines[0].split(",")]
+    except ValueError:
+        lines = lines[1:]  # a header line
+    rows = []
+    for i, ln in enumerate(lines):
+        try:
+            rows.append([float(v) for v in ln.split(",")])
+        except ValueError:
+            raise ActivegenError(f"data file {p}: line {i + 1} is not numbers: {ln[:60]!r}") from None
+    if len({len(r) for r in rows}) > 1:
+        raise ActivegenError(f"data file {p}: rows have different numbers of columns")
+    return np.asarray(rows, float)
+
+
+def check_data(a, what: str = "data") -> np.ndarray:
+    """An (N, d) finite float array with N ≥ 2, or a one-line ActivegenError."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "iuf":
+        raise ActivegenError(f"{what}: expected numbers, got dtype {a.dtype}")
+    a = a.astype(float)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[0] < 2 or a.shape[1] < 1:
+        raise ActivegenError(f"{what}: expected an N × d array with N >= 2, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ActivegenError(f"{what}: holds NaN or inf values")
+    if np.all(a.std(0) == 0):
+        raise ActivegenError(f"{what}: all points are equal (cannot standardise)")
+    return a
+
+
+def load_data(name_or_path: str, n: int = 10_000, seed: int = 0) -> np.ndarray:
+    """A built-in set (n points from seed), `image:PATH.png`, or a .npy/.csv file."""
+    name = str(name_or_path)
+    if name in BUILTIN:
+        n = check_count("n", n)
+        return BUILTIN[name](n, seed)
+    if name.startswith("image:"):
+        return image_points(check_count("n", n), seed, name[len("image:"):])
+    if not Path(name).suffix and not Path(name).exists():
+        raise ActivegenError(
+            f"unknown data set {name!r}: choose one of {', '.join(BUILTIN)}, "
+            "image:PATH.png, or a .npy/.csv file"
+        )
+    return load_array(name)
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """z = (x − mean)/scale: mean per coordinate, one scale (root-mean coordinate variance)."""
+
+    mean: tuple
+    scale: float
+
+    @classmethod
+    def fit(cls, x) -> "Standardizer":
+        x = check_data(x)
+        return cls(tuple(float(m) for m in x.mean(0)), float(np.sqrt(np.mean(x.var(0)))))
+
+    @classmethod
+    def identity(cls, d: int) -> "Standardizer":
+        return cls((0.0,) * d, 1.0)
+
+    def forward(self, x):
+        return (np.asarray(x) - np.asarray(self.mean)) / self.scale
+
+    def inverse(self, z):
+        return np.asarray(z) * self.scale + np.asarray(self.mean)
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Standardizer":
+        return cls(tuple(float(m) for m in d["mean"]), float(d["scale"]))

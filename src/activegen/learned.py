@@ -1,0 +1,619 @@
+"""Learned scores: time-conditioned networks trained by denoising score matching (DSM).
+
+With data instead of an analytic density, p(x,t) is learned from samples through the exact
+Gaussian conditional of the forward x-marginal (THEORY.md §1):
+
+    x_t = m(t) x_0 + √v(t) ε,   m = e^{−βt},   ε ~ N(0, I),   ∇ log p(x_t | x_0) = −ε/√v.
+
+DSM loss (λ(t) = v(t) weighting, i.e. noise prediction):
+
+    L(θ) = E_{t, x_0, ε} | √v(t) S_θ(x_t, t) + ε |²
+
+with t drawn half uniform on [t_min, T] and half log-uniform (the small-t region, where the
+score varies fastest and the sampler ends, gets more samples). Minimisers satisfy
+S_θ = ∇ log p(·, t) for every t.
+
+Parametrisations (`kind`), both with the Gaussian part of the marginal of standardised data,
+σ_t² = m² + v, built in and the network input scaled by 1/σ_t:
+
+* "energy": a scalar E_θ(x,t) = |x|²/(2σ_t²) + (σ_t/√v) N_θ(x/σ_t, t) ≈ −log p(x,t) + const;
+  S = −∇E, and ∇S, ∇(∇·S) by autodiff of −E (`scores.autodiff_derivs`): the force built from
+  it is a true gradient, the potentials V_F, V_U are available, ∇S is symmetric.
+* "vector": S_θ(x,t) = −x/σ_t² − N_θ(x/σ_t, t)/√v with a d-vector output; ∇S and
+  ∇(∇·S) by autodiff of S_θ (∇S not symmetric, no log p: log_p is reported as 0).
+
+N_θ is an MLP with SiLU activations (smooth: the effective potential needs third x-derivatives
+of E) on fixed random Fourier features [z, sin Bz, cos Bz] of its input (frequencies up to
+`fourier_max` = 4: without them the MLP's spectral bias left modes of width ~0.1 unresolved,
+relative score error 0.5 at small t on eight Gaussians, 0.01 with them; much higher
+frequencies blow up the third derivatives fox needs), and every hidden layer gets a bias
+from a Fourier embedding of log t. `prepare(t)`
+computes these time biases and scalings once per time step; the per-point function only sees x.
+
+Joint score (for method `exact`): the joint conditional of (x_t, η_t) | x_0 is Gaussian with
+means (m x_0, 0) and per-coordinate covariance [[v, c], [c, D_A/τ]]. With k = cτ/D_A,
+z = x − kη is independent of η, z | x_0 ~ N(m x_0, u I), u = v − c²τ/D_A, so
+log p(x, η, t) = log N(η; 0, D_A/τ) + log p_z(x − kη, t) and
+
+    ∇_x log p = S_z(x − kη),   ∇_η log p = −ητ/D_A − k S_z(x − kη).
+
+With this (exact) parametrisation the joint DSM loss on (x_t, η_t) equals (1 + k²) times the
+DSM loss of S_z on z_t = m x_0 + √u ε, which is what is minimised (`marginal="joint"`: the
+same network, variance u(t) in place of v(t)).
+
+Data are standardised (`datasets.Standardizer`): the model, the process and the samplers
+live in standardised coordinates; `LearnedScore.to_data` maps samples back (the CLI and the
+gallery do this). `sample_marginal` starts the samplers from m(T)·(draws of the stored
+standardised training set) + √v(T)·noise: the exact marginal of the empirical data law.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .datasets import Standardizer, check_data
+from .errors import ActivegenError, check_count, check_positive
+from .processes import ActiveOU
+from .scores import ScoreDerivs, autodiff_derivs
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.eqx"
+OPT_FILE = "opt_state.eqx"
+DATA_FILE = "data.npy"
+LOSS_FILE = "loss.csv"
+KINDS = ("energy", "vector")
+MARGINALS = ("x", "joint")
+
+DEFAULTS = dict(
+    kind="energy", marginal="x", width=64, depth=3, n_freq=6,
+    t_min=1e-3, t_max=6.0, batch=512, lr=2e-3, warmup=100, steps=3000, chunk=100,
+    seed=0, hutchinson=0, n_fourier=32, fourier_max=4.0,
+)
+
+
+# -- network ---------------------------------------------------------------------
+def time_embedding(t, t_min: float, t_max: float, n_freq: int):
+    """[γ, sin(πkγ), cos(πkγ)]_{k=1..n_freq}, γ = log t rescaled to [−1, 1] on [t_min, t_max]."""
+    g = 2.0 * (jnp.log(t) - math.log(t_min)) / (math.log(t_max) - math.log(t_min)) - 1.0
+    k = jnp.arange(1, n_freq + 1, dtype=jnp.result_type(g))
+    return jnp.concatenate([g[None], jnp.sin(jnp.pi * k * g), jnp.cos(jnp.pi * k * g)])
+
+
+class ScoreNet(eqx.Module):
+    """MLP N_θ(z, t) on the input features φ(z) = [z, sin Bz, cos Bz] (fixed random Fourier
+    features, frequencies log-spaced up to `fourier_max`: smooth, and they lift the MLP's
+    spectral bias so that modes narrower than the data scale are resolved); hidden layers
+    h ← SiLU(W h + U emb(t) + b); output width 1 (energy) or d (vector)."""
+
+    layers: list
+    time_layers: list
+    out: eqx.nn.Linear
+    freqs: jax.Array
+
+    def __init__(self, dim: int, kind: str, width: int, depth: int, n_freq: int, key,
+                 n_fourier: int = 0, fourier_max: float = 16.0):
+        keys = jax.random.split(key, 2 * depth + 2)
+        n_emb = 2 * n_freq + 1
+        scales = jnp.geomspace(1.0, fourier_max, n_fourier) if n_fourier else jnp.ones((0,))
+        self.freqs = jax.random.normal(keys[-2], (n_fourier, dim)) * scales[:, None]
+        sizes = [dim + 2 * n_fourier] + [width] * depth
+        self.layers = [eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys[:depth])]
+        self.time_layers = [eqx.nn.Linear(n_emb, width, use_bias=False, key=k)
+                            for k in keys[depth:2 * depth]]
+        out = eqx.nn.Linear(width, 1 if kind == "energy" else dim, key=keys[-1])
+        # start near the Gaussian part: a small output layer
+        self.out = eqx.tree_at(lambda m: m.weight, out, out.weight * 0.1)
+
+    def time_biases(self, emb):
+        """Per-layer biases U_l emb(t) + b_l (computed once per time)."""
+        return [tl(emb) + l.bias for tl, l in zip(self.time_layers, self.layers)]
+
+    def apply(self, biases, z):
+        """N_θ at one point z (d,) with precomputed time biases."""
+        if self.freqs.shape[0]:
+            bz = jax.lax.stop_gradient(self.freqs) @ z
+            h = jnp.concatenate([z, jnp.sin(bz), jnp.cos(bz)])
+        else:
+            h = z
+        for lin, b in zip(self.layers, biases):
+            h = jax.nn.silu(lin.weight @ h + b)
+        return self.out(h)
+
+
+def n_params(net) -> int:
+    return int(sum(a.size for a in jax.tree.leaves(eqx.filter(net, eqx.is_array))))
+
+
+class TimeState(NamedTuple):
+    """What `prepare(t)` computes once per time: the network, its time biases, the
+    scalings 1/σ_t, 1/σ_t², the output scale and the Hutchinson key."""
+
+    net: ScoreNet
+    biases: list
+    inv_sigma: jax.Array
+    inv_sigma2: jax.Array
+    out_scale: jax.Array
+    key: jax.Array
+
+
+def _variance_fn(process: ActiveOU, marginal: str):
+    return process.variance if marginal == "x" else process.conditional_variance
+
+
+def _time_state(net, cfg, process, t, key=None) -> TimeState:
+    t = jnp.asarray(t)
+    var = _variance_fn(process, cfg["marginal"])(t)
+    m = process.mean_scale(t)
+    sigma2 = m * m + var
+    emb = time_embedding(t, cfg["t_min"], cfg["t_max"], cfg["n_freq"])
+    sd = jnp.sqrt(var)
+    scale = jnp.sqrt(sigma2) / sd if cfg["kind"] == "energy" else 1.0 / sd
+    if key is None:
+        key = jax.random.key(0)
+    return TimeState(net, net.time_biases(emb), 1.0 / jnp.sqrt(sigma2), 1.0 / sigma2, scale, key)
+
+
+def energy_at(st: TimeState, x):
+    """E_θ(x,t) = |x|²/(2σ_t²) + (σ_t/√v) N_θ(x/σ_t, t)  (≈ −log p + const)."""
+    return 0.5 * jnp.sum(x * x) * st.inv_sigma2 + st.out_scale * st.net.apply(st.biases, x * st.inv_sigma)[0]
+
+
+def vector_score_at(st: TimeState, x):
+    """S_θ(x,t) = −x/σ_t² − N_θ(x/σ_t, t)/√v."""
+    return -x * st.inv_sigma2 - st.out_scale * st.net.apply(st.biases, x * st.inv_sigma)
+
+
+def _score_at(kind):
+    if kind == "energy":
+        return lambda st, x: -jax.grad(energy_at, argnums=1)(st, x)
+    return vector_score_at
+
+
+# -- derivative estimators ----------------------------------------------------------
+def hutchinson_grad_div(score_fn, x, key, n_probes: int):
+    """Unbiased estimate of ∇(∇·S) at x: ∇_x of (1/K)Σ_k z_kᵀ(∇S)z_k with Rademacher z_k
+    (E[z zᵀ] = I, so E[zᵀ(∇S)z] = ∇·S). Cost: K Jacobian-vector products and one gradient,
+    independent of d (the exact route needs d)."""
+    z = jax.random.rademacher(key, (n_probes,) + x.shape, dtype=x.dtype)
+
+    def quad(y):
+        jz = jax.vmap(lambda zi: jax.jvp(score_fn, (y,), (zi,))[1])(z)
+        return jnp.mean(jnp.sum(z * jz, -1))
+
+    return jax.grad(quad)(x)
+
+
+def vector_derivs(score_fn, x) -> ScoreDerivs:
+    """ScoreDerivs of a vector field S (no log p: 0): ∇S = jacfwd(S), ∇(∇·S) = grad(tr ∇S)."""
+    jac = jax.jacfwd(score_fn)
+    grad_div = jax.grad(lambda y: jnp.trace(jac(y)))(x)
+    return ScoreDerivs(jnp.zeros((), x.dtype), score_fn(x), jac(x), grad_div)
+
+
+def _point_key(key, x):
+    """A key for one point at one time: fold_in of the time key with the bits of x."""
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    return jax.random.fold_in(key, jnp.sum(bits * jnp.arange(1, x.shape[0] + 1, dtype=jnp.uint32)))
+
+
+# -- training ----------------------------------------------------------------------
+def _sample_times(key, n, t_min, t_max):
+    """Half uniform on [t_min, T], half log-uniform."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    u = jax.random.uniform(k1, (n,), minval=t_min, maxval=t_max)
+    lg = jnp.exp(jax.random.uniform(k2, (n,), minval=math.log(t_min), maxval=math.log(t_max)))
+    return jnp.where(jax.random.bernoulli(k3, 0.5, (n,)), u, lg)
+
+
+def dsm_loss(net, cfg, process, x0, key):
+    """L = mean |√var(t) S_θ(x_t, t) + ε|², x_t = m x_0 + √var ε (var = v, or u for the
+    joint model's z); one t per data point."""
+    n = x0.shape[0]
+    kt, ke = jax.random.split(key)
+    t = _sample_times(kt, n, cfg["t_min"], cfg["t_max"])
+    eps = jax.random.normal(ke, x0.shape, x0.dtype)
+    var = _variance_fn(process, cfg["marginal"])(t)
+    xt = process.mean_scale(t)[:, None] * x0 + jnp.sqrt(var)[:, None] * eps
+    score_at = _score_at(cfg["kind"])
+
+    def one(ti, xi):
+        return score_at(_time_state(net, cfg, process, ti), xi)
+
+    s = jax.vmap(one)(t, xt)
+    return jnp.mean(jnp.sum((jnp.sqrt(var)[:, None] * s + eps) ** 2, -1))
+
+
+def make_optimizer(cfg):
+    """Adam, warm-up then cosine decay to 1% over cfg['steps'], gradient clipping at 1."""
+    warm = min(cfg["warmup"], max(1, cfg["steps"] // 10))
+    sched = optax.warmup_cosine_decay_schedule(
+        0.0, cfg["lr"], warm, max(cfg["steps"], warm + 1), end_value=0.01 * cfg["lr"]
+    )
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
+
+
+def _process_of(cfg) -> ActiveOU:
+    return ActiveOU(**cfg["process"])
+
+
+_STEP_CACHE: dict = {}
+
+
+def _make_step_cached(cfg, process):
+    """The compiled step for one (architecture, optimisation, process) configuration, reused
+    across train calls (e.g. a resume in the same session)."""
+    keys = ("kind", "marginal", "width", "depth", "n_freq", "t_min", "t_max", "batch", "lr",
+            "warmup", "steps", "seed", "data", "n_fourier", "fourier_max")
+    sig = json.dumps({k: cfg[k] for k in keys}, sort_keys=True) + repr(process)
+    if sig not in _STEP_CACHE:
+        if len(_STEP_CACHE) > 8:
+            _STEP_CACHE.clear()
+        opt = make_optimizer(cfg)
+        _STEP_CACHE[sig] = (opt, _make_step(dict(cfg), process, opt))
+    return _STEP_CACHE[sig]
+
+
+def _make_step(cfg, process, opt):
+    """One jit-compiled training step (batch and DSM key from fold_in(seed, step), so a run
+    does not depend on where it was interrupted and resumed). A Python loop over jitted
+    steps: on CPU, XLA runs this body ~50× slower inside lax.scan (measured)."""
+    batch = cfg["batch"]
+    key0 = jax.random.key(cfg["seed"])
+
+    @eqx.filter_jit
+    def step(net, opt_state, data, i):
+        params, static = eqx.partition(net, eqx.is_array)
+        k = jax.random.fold_in(key0, i)
+        kb, kl = jax.random.split(k)
+        idx = jax.random.randint(kb, (batch,), 0, data.shape[0])
+        loss, g = jax.value_and_grad(
+            lambda p: dsm_loss(eqx.combine(p, static), cfg, process, data[idx], kl)
+        )(params)
+        upd, opt_state = opt.update(g, opt_state, params)
+        return eqx.combine(optax.apply_updates(params, upd), static), opt_state, loss
+
+    return step
+
+
+def _check_cfg(cfg):
+    if cfg["kind"] not in KINDS:
+        raise ActivegenError(f"kind must be one of {', '.join(KINDS)}, got {cfg['kind']!r}")
+    if cfg["marginal"] not in MARGINALS:
+        raise ActivegenError(f"marginal must be 'x' or 'joint', got {cfg['marginal']!r}")
+    for k in ("width", "depth", "batch", "steps", "chunk"):
+        cfg[k] = check_count(k, cfg[k])
+    cfg["n_freq"] = check_count("n_freq", cfg["n_freq"])
+    if isinstance(cfg["n_fourier"], bool) or int(cfg["n_fourier"]) < 0:
+        raise ActivegenError(f"n_fourier must be an integer >= 0, got {cfg['n_fourier']!r}")
+    cfg["fourier_max"] = check_positive("fourier_max", cfg["fourier_max"])
+    for k in ("t_min", "t_max", "lr"):
+        cfg[k] = check_positive(k, cfg[k])
+    if cfg["t_min"] >= cfg["t_max"]:
+        raise ActivegenError(f"t_min ({cfg['t_min']}) must be < t_max ({cfg['t_max']})")
+    if cfg["marginal"] == "joint" and cfg["process"]["tau"] == 0:
+        raise ActivegenError("a joint (x, eta) score needs tau > 0")
+    if cfg["marginal"] == "joint" and cfg["kind"] != "energy":
+        raise ActivegenError("the joint score is learned with kind 'energy' only")
+    if isinstance(cfg["hutchinson"], bool) or int(cfg["hutchinson"]) < 0:
+        raise ActivegenError(f"hutchinson must be an integer >= 0, got {cfg['hutchinson']!r}")
+
+
+class LearnedScore:
+    """A trained model behind the `scores` interface (and, for marginal="joint", the joint
+    interface of method exact). Coordinates are the standardised ones; `to_data` maps back.
+
+    hutchinson = K > 0 replaces the exact ∇(∇·S) by the K-probe estimator
+    (`hutchinson_grad_div`), probes drawn from a key derived from (seed, t, x).
+    """
+
+    def __init__(self, net: ScoreNet, config: dict, data, path=None, hutchinson: int | None = None):
+        self.net = net
+        self.config = config
+        self.data = jnp.asarray(data, jnp.float32)
+        self.path = path
+        self.process = _process_of(config)
+        self.standardizer = Standardizer.from_dict(config["standardizer"])
+        self.hutchinson = int(config.get("hutchinson", 0) if hutchinson is None else hutchinson)
+        self._score_at = _score_at(config["kind"])
+
+    # -- interface -----------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return int(self.config["data"]["d"])
+
+    @property
+    def kind(self) -> str:
+        return self.config["kind"]
+
+    def _need(self, marginal, what):
+        if self.config["marginal"] != marginal:
+            other = "an x-marginal" if marginal == "x" else "a joint (x, eta)"
+            raise ActivegenError(
+                f"{what} needs {other} score model; this one is {self.config['marginal']!r} "
+                f"(train with{'' if marginal == 'joint' else 'out'} --joint)"
+            )
+
+    def check_process(self, process: ActiveOU):
+        """Refuse process parameters other than those the model was trained for."""
+        trained = self.config["process"]
+        for name in ("beta", "d_thermal", "d_active", "tau"):
+            a, b = float(getattr(process, name)), float(trained[name])
+            if not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12):
+                where = f" ({self.path})" if self.path else ""
+                raise ActivegenError(
+                    f"the model{where} was trained for {name} = {b:g}, not {a:g}: p(x,t) "
+                    "depends on the process; train a model for these parameters"
+                )
+
+    def _check_t(self, t):
+        t = float(t)
+        if t > self.config["t_max"] * (1 + 1e-9):
+            raise ActivegenError(
+                f"t_final = {t:g} exceeds the model's training range t_max = "
+                f"{self.config['t_max']:g}; sample with --t-final <= {self.config['t_max']:g}"
+            )
+
+    def prepare(self, t, dtype=None) -> TimeState:
+        key = jax.random.fold_in(jax.random.key(self.config["seed"] + 1),
+                                 jax.lax.bitcast_convert_type(jnp.asarray(t, jnp.float32), jnp.uint32))
+        return _time_state(self.net, self.config, self.process, t, key)
+
+    def log_prob(self, state: TimeState, x):
+        """−E_θ (up to a t-dependent constant); 0 for the vector parametrisation."""
+        if self.kind == "energy":
+            return -energy_at(state, x)
+        return jnp.zeros((), x.dtype)
+
+    def score(self, state: TimeState, x):
+        self._need("x", "the score")
+        return self._score_at(state, x)
+
+    def derivs(self, state: TimeState, x) -> ScoreDerivs:
+        """(log p, S, ∇S, ∇(∇·S)) by autodiff of −E (energy) or of S_θ (vector); with
+        hutchinson > 0 the last one is the Hutchinson estimate."""
+        self._need("x", "the score derivatives")
+        if self.kind == "energy":
+            dv = autodiff_derivs(lambda y: -energy_at(state, y), x) if not self.hutchinson else None
+        else:
+            dv = vector_derivs(lambda y: vector_score_at(state, y), x) if not self.hutchinson else None
+        if dv is not None:
+            return dv
+        sfn = lambda y: self._score_at(state, y)  # noqa: E731
+        gd = hutchinson_grad_div(sfn, x, _point_key(state.key, x), self.hutchinson)
+        return ScoreDerivs(self.log_prob(state, x), sfn(x), jax.jacfwd(sfn)(x), gd)
+
+    def sample_marginal(self, key, n: int, t, dtype=None):
+        """m(t)·x_0 + √v(t)·ε with x_0 drawn from the stored (standardised) training set:
+        the exact p(x,t) of the empirical data law."""
+        self._check_t(t)
+        dtype = dtype or jnp.result_type(float)
+        k1, k2 = jax.random.split(key)
+        x0 = self.data[jax.random.randint(k1, (n,), 0, self.data.shape[0])].astype(dtype)
+        p = self.process
+        eps = jax.random.normal(k2, x0.shape, dtype)
+        return p.mean_scale(t) * x0 + jnp.sqrt(p.variance(t)) * eps
+
+    # -- joint ---------------------------------------------------------------------
+    def prepare_joint(self, t, dtype=None):
+        self._need("joint", "method 'exact'")
+        p = self.process
+        return self.prepare(t, dtype), p.cross_cov(t) / p.eta_variance
+
+    def joint_score(self, joint_state, x, eta):
+        """∇_x log p = S_z(x − kη), ∇_η log p = −ητ/D_A − k S_z(x − kη)."""
+        st, k = joint_state
+        s_z = self._score_at(st, x - k * eta)
+        return s_z, -eta / self.process.eta_variance - k * s_z
+
+    def sample_joint(self, key, n: int, t, dtype=None):
+        """(x, η) of the joint law of the empirical data: η ~ N(0, D_A/τ),
+        x = m x_0 + √u ε + kη."""
+        self._need("joint", "method 'exact'")
+        self._check_t(t)
+        dtype = dtype or jnp.result_type(float)
+        k1, k2, k3 = jax.random.split(key, 3)
+        p = self.process
+        x0 = self.data[jax.random.randint(k1, (n,), 0, self.data.shape[0])].astype(dtype)
+        eta = jnp.sqrt(p.eta_variance) * jax.random.normal(k2, x0.shape, dtype)
+        z = p.mean_scale(t) * x0 + jnp.sqrt(p.conditional_variance(t)) * jax.random.normal(k3, x0.shape, dtype)
+        return z + p.cross_cov(t) / p.eta_variance * eta, eta
+
+    def to_dict(self) -> dict:
+        """What a run's output records about its score model."""
+        return {"model": self.path, "kind": self.kind, "marginal": self.config["marginal"],
+                "data": self.config["data"], "process": self.config["process"],
+                "steps": self.config["step"], "hutchinson": self.hutchinson}
+
+    # -- coordinates -------------------------------------------------------------------
+    def to_data(self, z) -> np.ndarray:
+        """Standardised model coordinates → data coordinates."""
+        return self.standardizer.inverse(np.asarray(z))
+
+    def from_data(self, x) -> np.ndarray:
+        return self.standardizer.forward(np.asarray(x))
+
+    @property
+    def n_params(self) -> int:
+        return n_params(self.net)
+
+
+# -- checkpoints -------------------------------------------------------------------
+def _skeleton(cfg):
+    net = ScoreNet(cfg["data"]["d"], cfg["kind"], cfg["width"], cfg["depth"], cfg["n_freq"],
+                   jax.random.key(cfg["seed"]), cfg["n_fourier"], cfg["fourier_max"])
+    return net, make_optimizer(cfg)
+
+
+def save_checkpoint(path, net, opt_state, cfg, data, losses=None):
+    """Write config.json (full configuration, process, data statistics, progress),
+    model.eqx (weights), opt_state.eqx (optimizer, for resuming), data.npy (standardised
+    training set) and append to loss.csv."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    eqx.tree_serialise_leaves(path / WEIGHTS_FILE, net)
+    eqx.tree_serialise_leaves(path / OPT_FILE, opt_state)
+    if not (path / DATA_FILE).exists():
+        np.save(path / DATA_FILE, np.asarray(data, np.float32))
+    if losses:
+        new = not (path / LOSS_FILE).exists()
+        with open(path / LOSS_FILE, "a") as f:
+            if new:
+                f.write("step,loss\n")
+            for s, v in losses:
+                f.write(f"{s},{v:.6g}\n")
+    (path / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
+
+
+def _read_config(path) -> dict:
+    path = Path(path)
+    f = path / CONFIG_FILE
+    if not f.is_file():
+        raise ActivegenError(f"no model in {path}: {CONFIG_FILE} not found (train one first)")
+    try:
+        cfg = json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise ActivegenError(f"{f} is not valid JSON: {exc}") from None
+    missing = [k for k in ("kind", "process", "data", "standardizer", "step") if k not in cfg]
+    if missing:
+        raise ActivegenError(f"{f} is not a model configuration (missing {', '.join(missing)})")
+    for k, v in DEFAULTS.items():
+        cfg.setdefault(k, v)
+    return cfg
+
+
+def _load_state(path, cfg):
+    path = Path(path)
+    net, opt = _skeleton(cfg)
+    try:
+        net = eqx.tree_deserialise_leaves(path / WEIGHTS_FILE, net)
+        params = eqx.filter(net, eqx.is_array)
+        opt_state = opt.init(params)
+        if (path / OPT_FILE).exists():
+            opt_state = eqx.tree_deserialise_leaves(path / OPT_FILE, opt_state)
+        data = np.load(path / DATA_FILE)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ActivegenError(f"cannot load the model in {path}: {exc}") from None
+    return net, opt_state, data
+
+
+def load_model(path, hutchinson: int | None = None) -> LearnedScore:
+    """The LearnedScore stored in MODEL_DIR (see `save_checkpoint`)."""
+    cfg = _read_config(path)
+    net, _, data = _load_state(path, cfg)
+    return LearnedScore(net, cfg, data, path=str(path), hutchinson=hutchinson)
+
+
+def train(
+    data=None,
+    out=None,
+    *,
+    process: ActiveOU | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    source: str = "array",
+    standardize: bool = True,
+    stop_at: int | None = None,
+    **options,
+) -> tuple[LearnedScore, dict]:
+    """Train (or, with resume=True, continue training) a score model by DSM.
+
+    data: (N, d) array in data coordinates (standardised here unless standardize=False);
+    out: model folder (checkpoints after every chunk of steps), or None (in memory).
+    options: any of DEFAULTS (kind, marginal, width, depth, n_freq, t_min, t_max, batch,
+    lr, warmup, steps = the schedule's total, chunk, seed, hutchinson). With resume the
+    stored configuration is used; `steps` may be raised (the cosine schedule then stretches).
+    stop_at: end this call after that many steps in all (checkpointed; the schedule is
+    unchanged, so a later resume continues exactly as one uninterrupted run).
+    Returns (LearnedScore, report) with report = {steps, seconds, n_params, last_loss}.
+    """
+    if resume:
+        if out is None:
+            raise ActivegenError("resume needs the model folder")
+        cfg = _read_config(out)
+        if process is not None:
+            LearnedScore(None, cfg, np.zeros((1, cfg["data"]["d"]))).check_process(process)
+        bad = [k for k in options if k not in ("steps",) and options[k] != cfg.get(k)]
+        if bad:
+            raise ActivegenError(
+                f"cannot change {', '.join(bad)} when resuming (stored in {out}/{CONFIG_FILE})"
+            )
+        if "steps" in options:
+            cfg["steps"] = check_count("steps", options["steps"])
+        net, opt_state, zdata = _load_state(out, cfg)
+        prev_seconds = cfg.get("train_seconds", 0.0)
+    else:
+        unknown = sorted(set(options) - set(DEFAULTS))
+        if unknown:
+            raise ActivegenError(f"unknown training options: {', '.join(unknown)}")
+        if out is not None and (Path(out) / CONFIG_FILE).exists():
+            raise ActivegenError(
+                f"{out} already holds a model; use --resume to continue it or another --out"
+            )
+        x = check_data(data)
+        process = process or ActiveOU()
+        std = Standardizer.fit(x) if standardize else Standardizer.identity(x.shape[1])
+        zdata = std.forward(x).astype(np.float32)
+        cfg = dict(DEFAULTS)
+        cfg.update(options)
+        cfg["process"] = dict(beta=process.beta, d_thermal=process.d_thermal,
+                              d_active=process.d_active, tau=process.tau)
+        cfg["data"] = {"source": str(source), "n": int(x.shape[0]), "d": int(x.shape[1])}
+        cfg["standardizer"] = std.to_dict()
+        cfg["step"] = 0
+        _check_cfg(cfg)
+        net, opt = _skeleton(cfg)
+        opt_state = opt.init(eqx.filter(net, eqx.is_array))
+        cfg["n_params"] = n_params(net)
+        prev_seconds = 0.0
+    _check_cfg(cfg)
+    process = _process_of(cfg)
+    opt, step = _make_step_cached(cfg, process)
+    data_j = jnp.asarray(zdata, jnp.float32)
+    start, total, chunk = cfg["step"], cfg["steps"], cfg["chunk"]
+    end = total if stop_at is None else min(total, check_count("stop_at", stop_at))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start, desc="train", unit="step")
+    t0 = time.perf_counter()
+    last = math.nan
+    while start < end:
+        n_live = min(chunk, end - start)
+        losses = []
+        for i in range(start, start + n_live):
+            net, opt_state, loss = step(net, opt_state, data_j, jnp.asarray(i, jnp.int32))
+            losses.append(loss)
+        losses = np.asarray(jnp.stack(losses))
+        if not np.all(np.isfinite(losses[:n_live])):
+            raise ActivegenError(
+                f"training diverged (non-finite loss near step {start}); lower --lr"
+            )
+        last = float(losses[:n_live].mean())
+        start += n_live
+        cfg["step"] = start
+        cfg["train_seconds"] = prev_seconds + time.perf_counter() - t0
+        if out is not None:
+            save_checkpoint(out, net, opt_state, cfg, zdata, [(start, last)])
+        if bar is not None:
+            bar.update(n_live)
+            bar.set_postfix(loss=f"{last:.4f}")
+    if bar is not None:
+        bar.close()
+    cfg["train_seconds"] = prev_seconds + time.perf_counter() - t0
+    if out is not None:
+        (Path(out) / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
+    model = LearnedScore(net, cfg, zdata, path=None if out is None else str(out))
+    report = {"steps": cfg["step"], "seconds": cfg["train_seconds"], "n_params": cfg["n_params"],
+              "last_loss": last}
+    return model, report
