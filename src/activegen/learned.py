@@ -364,6 +364,9 @@ class LearnedScore:
             )
 
     def prepare(self, t, dtype=None) -> TimeState:
+        """Per-time state; t below the training range's t_min is evaluated at t_min (the
+        energy's Gaussian part is singular at t = 0, where v(0) = 0)."""
+        t = jnp.maximum(t, self.config["t_min"])
         key = jax.random.fold_in(jax.random.key(self.config["seed"] + 1),
                                  jax.lax.bitcast_convert_type(jnp.asarray(t, jnp.float32), jnp.uint32))
         return _time_state(self.net, self.config, self.process, t, key)
