@@ -393,6 +393,7 @@ def cmd_animate(args) -> int:
                       target=target, still=args.still, still_index=args.still_frame,
                       progress=not args.no_progress)
     print(f"wrote {out} ({r['frames']} frames)" + (f" and {r['still']}" if r["still"] else ""))
+    return 0
 
 
 def _load_model_for_sampling(args):
