@@ -12,7 +12,3 @@ def matvec(a, v):
     """(..., i, j) · (..., j) -> (..., i): Σ_j a_ij v_j."""
     return jnp.sum(a * v[..., None, :], -1)
 
-
-def wsum(r, a):
-    """Σ_k r_k a_k over the leading axis: r (K,), a (K, ...)."""
-    return jnp.sum(r.reshape(r.shape + (1,) * (a.ndim - 1)) * a, 0)

@@ -1,9 +1,9 @@
 """XLA CPU settings applied when activegen is imported (before JAX starts its backend).
 
 jaxlib 0.10 routes the elementwise fusions of the samplers through its YNNPACK emitter,
-which runs them 10–50× slower than XLA's own loop emitter on these kernels (measured:
-`fox`, 2D 8-mode mixture, 10⁵ particles, 2 cores: 7·10⁵ against 3.9·10⁷ particle-steps/s;
-benchmarks/bench_samplers.py). We switch it off with
+which runs them 3–50× slower than XLA's own loop emitter on these kernels (measured:
+`fox`, 2D 8-mode mixture, 10⁵ particles, 2 cores, the batched closed form: 7·10⁵ with it
+against 2.2–2.5·10⁷ particle-steps/s without; docs/performance.md). We switch it off with
     XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=
 unless the user set that flag already, set ACTIVEGEN_KEEP_XLA_FLAGS=1, or runs another
 jaxlib (an unknown flag aborts XLA, so it is only added where it is known to exist).
