@@ -328,8 +328,9 @@ def _as_score(model, process: ActiveOU, closed_form: bool):
     return model
 
 
-def _check_run(process: ActiveOU, n, t_final, dt, key, seed, save_every, active: bool):
-    """Validated (n, t_final, dt, key, save_every) shared by every entry point."""
+def _check_run(process: ActiveOU, n, t_final, dt, key, seed, save_every, chunk_size,
+               active: bool):
+    """Validated (n, t_final, dt, key, save_every, chunk_size) shared by every entry point."""
     n = check_count("n", n)
     t_final = check_positive("t_final", t_final)
     if key is None:
@@ -346,7 +347,9 @@ def _check_run(process: ActiveOU, n, t_final, dt, key, seed, save_every, active:
         )
     if save_every is not None:
         save_every = check_count("save_every", save_every)
-    return n, t_final, dt, key, save_every
+    if chunk_size is not None:
+        chunk_size = check_count("chunk_size", chunk_size)
+    return n, t_final, dt, key, save_every, chunk_size
 
 
 def _check_driver(driver, process: ActiveOU, dim: int):
@@ -435,12 +438,10 @@ def sample(
     """
     if method not in METHODS:
         raise ActivegenError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    n, t_final, dt, key, save_every = _check_run(
-        process, n, t_final, dt, key, seed, save_every,
+    n, t_final, dt, key, save_every, chunk_size = _check_run(
+        process, n, t_final, dt, key, seed, save_every, chunk_size,
         active=warn and method not in ("ode", "passive"),
     )
-    if chunk_size is not None:
-        chunk_size = check_count("chunk_size", chunk_size)
     score = _as_score(target, process, closed_form)
     if driver is not None:
         if method not in ACTIVE_METHODS:
@@ -515,11 +516,9 @@ def sample_field(
     init_x(key, n) -> (n, d) start. driver defaults to OUDriver(τ, D_A). Used to replay an
     exported protocol (a force tabulated on a grid).
     """
-    n, t_final, dt, key, save_every = _check_run(
-        process, n, t_final, dt, key, seed, save_every, active=warn
+    n, t_final, dt, key, save_every, chunk_size = _check_run(
+        process, n, t_final, dt, key, seed, save_every, chunk_size, active=warn
     )
-    if chunk_size is not None:
-        chunk_size = check_count("chunk_size", chunk_size)
     drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
     if dim is not None:
         _check_driver(drv, process, dim)
