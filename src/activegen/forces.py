@@ -15,6 +15,19 @@ each the gradient of a potential, F = −∇V (V at time t is written V(x,t)):
 
 using ∇|S|² = 2(∇S)S and ∇(x·S) = S + (∇S)x (∇S is symmetric). To add a force, write its
 force and potential here and register it in FORCES.
+
+Self-consistent V_F (`fox-sc`, docs/beyond_first_order.md). Exactly, for any τ and any
+driver, the x-marginal of dx = (F + η) ds + √(2D_T) dW̄ obeys ∂_s q = −∇·[(F + m) q] + D_T Δq
+with m(x, s) = E[η | x] over the generating ensemble, so q runs p backwards iff
+
+    F = β x + (D_eff + D_T) S − m.
+
+V_F is this with Fox's first-order m ≈ −D_A(1+βτ) S − τD_A D̄ ∇(∇·S + ½|S|²). Here m is
+instead the least-squares projection of the ensemble's own η onto the same features,
+φ = (S, (∇S)S, ∇(∇·S), x, e_1 … e_d), refitted at every step: m̂ = Σ_j θ_j φ_j, and
+
+    F_SC = β x + (D_eff + D_T) S − Σ_j θ_j φ_j        = −∇V_SC,
+    V_SC = −½β|x|² − (D_eff + D_T − θ_1) log p + θ_2 ½|S|² + θ_3 ∇·S + θ_4 ½|x|² + Σ_j θ_{4+j} x_j.
 """
 
 from __future__ import annotations
@@ -113,6 +126,57 @@ def force_jacobian_norm(p: ActiveOU, t, dv: ScoreDerivs):
     """‖∇F_0‖_F = ‖βI + D̄ ∇S‖_F: the scale τ·‖∇F‖ must stay small for first order to hold."""
     d = dv.score.shape[-1]
     return jnp.linalg.norm(p.beta * jnp.eye(d) + p.d_bar(t) * dv.hessian)
+
+
+# -- self-consistent V_F (fox-sc) ---------------------------------------------------------
+def projection_features(x, dv: ScoreDerivs):
+    """φ(x) = (S, (∇S)S, ∇(∇·S), x, e_1 … e_d) as rows of a (4 + d, d) array."""
+    d = x.shape[-1]
+    return jnp.concatenate(
+        [jnp.stack([dv.score, matvec(dv.hessian, dv.score), dv.grad_div, x]),
+         jnp.eye(d, dtype=x.dtype)], 0)
+
+
+def fit_projection(phi, eta, ridge: float = 1e-6):
+    """θ minimising Σ_i |η_i − Σ_j θ_j φ_j(x_i)|² over an ensemble: phi (N, J, d), eta (N, d).
+
+    Normal equations on features scaled to unit mean square, with a relative ridge (a
+    feature that vanishes on the ensemble, e.g. ∇(∇·S) of one Gaussian, gets θ = 0).
+    """
+    g = jnp.einsum("njd,nkd->jk", phi, phi)
+    b = jnp.einsum("njd,nd->j", phi, eta)
+    scale = jnp.sqrt(jnp.diagonal(g)) + 1e-30
+    gs = g / (scale[:, None] * scale[None, :])
+    j = g.shape[0]
+    ts = jnp.linalg.solve(gs + ridge * jnp.eye(j, dtype=g.dtype), b / scale)
+    return ts / scale
+
+
+def force_projected(p: ActiveOU, t, x, dv: ScoreDerivs, theta):
+    """F_SC = βx + (D_eff + D_T) S − Σ_j θ_j φ_j(x)."""
+    m = theta @ projection_features(x, dv)
+    return p.beta * x + (p.d_eff(t) + p.d_thermal) * dv.score - m
+
+
+def potential_projected(p: ActiveOU, t, x, dv: ScoreDerivs, theta):
+    """V_SC = −½β|x|² − (D_eff + D_T − θ_1) log p + ½θ_2|S|² + θ_3 ∇·S + ½θ_4|x|² + θ_{4+j}x_j."""
+    xx = jnp.sum(x * x)
+    return (
+        -0.5 * p.beta * xx
+        - (p.d_eff(t) + p.d_thermal - theta[0]) * dv.log_p
+        + 0.5 * theta[1] * jnp.sum(dv.score**2)
+        + theta[2] * dv.div
+        + 0.5 * theta[3] * xx
+        + jnp.sum(theta[4:] * x)
+    )
+
+
+def theta_fox(p: ActiveOU, t, d: int):
+    """The θ for which F_SC = F_F: Fox's first-order m (module doc)."""
+    ta = p.tau * p.d_active
+    db = p.d_bar(t)
+    return jnp.concatenate([jnp.stack([-p.d_active - p.beta * ta, -ta * db, -ta * db,
+                                       0.0 * db]), jnp.zeros(d)])
 
 
 class Force(NamedTuple):

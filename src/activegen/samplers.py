@@ -12,6 +12,13 @@ a step built from a force and a driver:
            dη = [η/τ + (2D_A/τ²) ∇_η log p(x,η)] ds + (√(2D_A)/τ) dW̄'    joint start
   fox      dx = F_F ds + η ds + √(2D_T) dW̄,  η an active driver          (effective potential V_F)
   ucn      the same with F_U;   naive: the same with F_0.
+  fox-sc   the same with F_SC = βx + (D_eff + D_T)S − m̂: V_F's features with coefficients
+           refitted at every step so that m̂ ≈ E[η | x] (forces module doc; `refined` names it)
+
+The active methods step x with the trapezoid mean of η over the step,
+x ← x + [F(x, η) + ½(η + η')] h: for a force independent of η this only moves the end
+point by ½h(η_end − η_start); for fox-sc, whose m̂ is fitted to the η before the step, it
+cancels the O(h/τ) excess spread of the discrete steps (docs/beyond_first_order.md).
 
 S is evaluated at forward time t = T − s. For `exact`, writing ∇_η log p = −ητ/D_A + r,
 the η equation is τ dη = −η ds + (2D_A/τ) r ds + √(2D_A) dW̄', stepped with the exact OU
@@ -37,14 +44,24 @@ from .errors import (
     check_finite,
     check_positive,
 )
-from .forces import FORCES, force_driver_correction, force_jacobian_norm, saturate
+from .forces import (
+    FORCES,
+    fit_projection,
+    force_driver_correction,
+    force_jacobian_norm,
+    force_projected,
+    projection_features,
+    saturate,
+)
 from .processes import ActiveOU
 from .scores import MixtureScore
 from .targets import GaussianMixture
 
-METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive")
+METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive", "fox-sc", "refined")
 #: The methods in which an external force acts on a particle driven by a self-propulsion.
-ACTIVE_METHODS = ("fox", "ucn", "naive")
+ACTIVE_METHODS = ("fox", "ucn", "naive", "fox-sc", "refined")
+#: `refined`: the most accurate force that needs no velocity score (docs/beyond_first_order.md).
+REFINED = "fox-sc"
 
 #: τ·‖∇F‖ (ensemble mean, largest over the run) above which the first-order
 #: expansion is flagged as unreliable. Calibrated by `activegen experiment validity-map`
@@ -125,10 +142,10 @@ def _exact(score, p: ActiveOU, t_final: float, dtype) -> _Method:
 
 
 def _score_field(force, score, p: ActiveOU, dtype, kappa: float):
-    """field(t, x) -> (F, ‖∇F_0‖) for a force of `forces` built from a score model; with
+    """field(t, x, η) -> (F, ‖∇F_0‖) for a force of `forces` built from a score model; with
     κ ≠ 0 plus the driver's fourth-order correction (saturated)."""
 
-    def field(t, x):
+    def field(t, x, eta):
         dv = _batched(score, "derivs", score.prepare(t, dtype), x)
         f = jax.vmap(force, in_axes=(None, None, 0, 0))(p, t, x, dv)
         if kappa:
@@ -141,10 +158,24 @@ def _score_field(force, score, p: ActiveOU, dtype, kappa: float):
     return field
 
 
+def _projected_field(score, p: ActiveOU, dtype):
+    """field(t, x, η) -> (F_SC, ‖∇F_0‖) for fox-sc: θ fitted to the (x, η) of the particles
+    it is called with (one block: blocks stay independent, so chunking changes nothing)."""
+
+    def field(t, x, eta):
+        dv = _batched(score, "derivs", score.prepare(t, dtype), x)
+        phi = jax.vmap(projection_features)(x, dv)
+        theta = fit_projection(phi, eta)
+        f = jax.vmap(force_projected, in_axes=(None, None, 0, 0, None))(p, t, x, dv, theta)
+        return f, jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(p, t, dv)
+
+    return field
+
+
 def _active(field, init_x, p: ActiveOU, t_final: float, dtype, driver) -> _Method:
     """dx = [F(x, T−s) + η] ds + √(2D_T) dW̄: x driven by an external force field
-    `field(t, x) -> (F, ‖∇F‖ or None)` and the active noise η of `driver`;
-    init_x(key, n) draws the start."""
+    `field(t, x, η) -> (F, ‖∇F‖ or None)` (η only for fox-sc's fit) and the active noise η
+    of `driver`, stepped with η's trapezoid mean (module doc); init_x(key, n) draws the start."""
     if p.tau == 0:
         raise ActivegenError("tau must be > 0 for an active driver (use 'passive' at tau = 0)")
 
@@ -155,13 +186,14 @@ def _active(field, init_x, p: ActiveOU, t_final: float, dtype, driver) -> _Metho
 
     def step(c, s, h, key):
         x, eta = c["x"], c["eta"]
-        f, jn = field(t_final - s, x)
+        f, jn = field(t_final - s, x, eta)
         k1, k2 = jax.random.split(key)
-        x_new = x + (f + eta) * h
+        eta_new = driver.step(eta, h, k2)
+        x_new = x + (f + 0.5 * (eta + eta_new)) * h
         if p.d_thermal > 0:
             x_new = x_new + math.sqrt(2.0 * p.d_thermal * h) * jax.random.normal(k1, x.shape, dtype)
         tjf = c["tjf"] if jn is None else jnp.fmax(c["tjf"], p.tau * jnp.mean(jn))
-        return {"x": x_new, "eta": driver.step(eta, h, k2), "tjf": tjf}
+        return {"x": x_new, "eta": eta_new, "tjf": tjf}
 
     return _Method(init, step)
 
@@ -438,6 +470,8 @@ def sample(
     """
     if method not in METHODS:
         raise ActivegenError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if method == "refined":
+        method = REFINED
     n, t_final, dt, key, save_every, chunk_size = _check_run(
         process, n, t_final, dt, key, seed, save_every, chunk_size,
         active=warn and method not in ("ode", "passive"),
@@ -481,12 +515,16 @@ def sample(
         m = _exact(score, process, t_final, dtype)
     else:
         drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
-        kappa = getattr(drv, "kappa", 0.0) if driver_correction and method == "fox" else 0.0
-        field = _score_field(FORCES[method].force, score, process, dtype, kappa)
+        if method == "fox-sc":
+            field = _projected_field(score, process, dtype)
+        else:
+            kappa = getattr(drv, "kappa", 0.0) if driver_correction and method == "fox" else 0.0
+            field = _score_field(FORCES[method].force, score, process, dtype, kappa)
         init_x = lambda k, m_: score.sample_marginal(k, m_, t_final, dtype)  # noqa: E731
         m = _active(field, init_x, process, t_final, dtype, drv)
-    x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, method, info, warn,
-                                chunk_size)
+    # fox-sc does not rest on the small-τ expansion: its τ‖∇F‖ is reported, not warned on
+    x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, method, info,
+                                warn and method != "fox-sc", chunk_size)
     return _finish(x, traj, times, info, t0, f"sampler '{method}'")
 
 
@@ -527,7 +565,7 @@ def sample_field(
                 d_active=process.d_active, d_thermal=process.d_thermal, t_final=t_final,
                 dtype=str(jnp.dtype(dtype)), driver=type(drv).__name__)
     t0 = time.perf_counter()
-    m = _active(field, init_x, process, t_final, dtype, drv)
+    m = _active(lambda t, x, eta: field(t, x), init_x, process, t_final, dtype, drv)
     x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, desc, info, warn,
                                 chunk_size)
     return _finish(x, traj, times, info, t0, f"sampler '{desc}'")
