@@ -126,6 +126,6 @@ def test_refined_is_fox_sc_without_first_order_warning():
 def test_fox_sc_chunked_run_equals_one_run():
     """The fit pools the particles of one block (≤ BLOCK): chunks of whole blocks change nothing."""
     tg, proc = default_target_2d(), ActiveOU(1.0, 0.0, 1.0, 0.1)
-    one = sample(tg, "fox-sc", proc, 40_000, seed=4, t_final=0.3)
-    chunked = sample(tg, "fox-sc", proc, 40_000, seed=4, t_final=0.3, chunk_size=16_384)
+    one = sample(tg, "fox-sc", proc, 20_000, seed=4, t_final=0.3)
+    chunked = sample(tg, "fox-sc", proc, 20_000, seed=4, t_final=0.3, chunk_size=10_000)
     np.testing.assert_allclose(chunked.samples, one.samples, atol=1e-5)

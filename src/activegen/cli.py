@@ -528,9 +528,13 @@ def _run_validity(args, out: Path, log=print):
         check_positive("--sigmas", s_)
     check_count("--n", args.vm_n)
     check_positive("--t-final", args.vm_t_final)
-    est = sum(3 * (3.0 + args.vm_n * args.vm_t_final / min(t / 20, 0.002) / 1e7)
+    from .experiments import VALIDITY_METHODS
+
+    k = len(VALIDITY_METHODS)
+    est = sum(k * (3.0 + args.vm_n * args.vm_t_final / min(t / 20, 0.002) / 1e7)
               for t in args.taus) * len(args.sigmas)
-    log(f"validity-map: {len(args.taus)} τ × {len(args.sigmas)} σ_min × 3 methods of "
+    log(f"validity-map: {len(args.taus)} τ × {len(args.sigmas)} σ_min × {k} methods "
+        f"({', '.join(VALIDITY_METHODS)}) of "
         f"{args.vm_n} particles, roughly {est / 60:.1f} min on 2 cores"
         + (" — this will take a while" if est > 300 else ""))
     res = validity_map(args.taus, args.sigmas, n=args.vm_n, seed=args.seed,
@@ -700,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--sigmas", type=_floats, default=[0.3, 0.4, 0.6, 0.8],
                        help="narrowest mode widths σ_min (mixture σ = (σ_min, 1.5 σ_min))")
 
-    v = esub.add_parser("validity-map", help="fox's and naive's error relative to exact over "
+    v = esub.add_parser("validity-map", help="fox's, naive's and fox-sc's error relative to exact over "
                         "(τ, σ_min) on 1D mixtures; calibrates the τ‖∇F‖ warning")
     _validity_options(v)
     v.add_argument("--n", dest="vm_n", type=int, default=20_000)
@@ -713,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = esub.add_parser("results", help="the data of docs/results.md: 1D and 2D τ sweeps of "
                         "every method and the validity map")
     r.add_argument("--methods", type=lambda s: s.split(","),
-                   default=["passive", "exact", "fox", "ucn", "naive"])
+                   default=["passive", "exact", "fox", "ucn", "naive", "fox-sc"])
     r.add_argument("--taus-1d", type=_floats, default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5])
     r.add_argument("--taus-2d", type=_floats, default=[0.02, 0.05, 0.1, 0.2, 0.5])
     r.add_argument("--n", type=int, default=20_000, help="particles, 1D sweep")

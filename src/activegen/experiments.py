@@ -242,7 +242,9 @@ def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bo
 #: The 1D mixture family of the validity map: w = (0.3, 0.7), μ = (−2, 1.5), σ = (s, 1.5 s).
 VALIDITY_WEIGHTS = (0.3, 0.7)
 VALIDITY_MEANS = (-2.0, 1.5)
-VALIDITY_METHODS = ("exact", "fox", "naive")
+VALIDITY_METHODS = ("exact", "fox", "naive", "fox-sc")
+#: The methods drawn as heatmaps of the validity map (those the run has).
+HEATMAP_METHODS = ("fox", "naive", "fox-sc")
 
 
 def validity_target(s: float) -> GaussianMixture:
@@ -345,17 +347,23 @@ def validity_markdown(result: dict, k: float = 3.0) -> str:
     """The validity map as Markdown: per (σ_min, τ) W1 of exact/fox/naive, floor, the ratios
     to the reference max(exact, floor), τD_A/σ_min², fox's diagnostic, and whether fox is
     worse than naive / worse than k × the reference."""
+    sc = "fox-sc" in result["methods"]
     lines = [
-        "| σ_min | τ | τD/σ² | exact W1 | fox W1 | naive W1 | floor | fox/ref | naive/ref "
-        f"| τ‖∇F‖ (fox) | fox > naive | fox > {k:g}× ref |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| σ_min | τ | τD/σ² | exact W1 | fox W1 | naive W1 | "
+        + ("fox-sc W1 | " if sc else "") + "floor | fox/ref | naive/ref | "
+        + ("fox-sc/ref | " if sc else "")
+        + f"τ‖∇F‖ (fox) | fox > naive | fox > {k:g}× ref |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if sc else ""),
     ]
     for c in result["cells"]:
         w, r = c["w1"], c["ratio"]
         lines.append(
             f"| {c['sigma_min']:g} | {c['tau']:g} | {c['tau_d_over_sigma2']:.3g} | "
-            f"{w['exact']:.4f} | {w['fox']:.4f} | {w['naive']:.4f} | {c['floor']:.4f} | "
-            f"{r['fox']:.2f} | {r['naive']:.2f} | {c['tau_grad_force']['fox']:.3f} | "
+            f"{w['exact']:.4f} | {w['fox']:.4f} | {w['naive']:.4f} | "
+            + (f"{w['fox-sc']:.4f} | " if sc else "")
+            + f"{c['floor']:.4f} | {r['fox']:.2f} | {r['naive']:.2f} | "
+            + (f"{r['fox-sc']:.2f} | " if sc else "")
+            + f"{c['tau_grad_force']['fox']:.3f} | "
             f"{'yes' if w['fox'] > w['naive'] else 'no'} | "
             f"{'yes' if w['fox'] > k * c['reference'] else 'no'} |")
     lines.append("")
@@ -374,8 +382,8 @@ def validity_markdown(result: dict, k: float = 3.0) -> str:
 
 
 def plot_validity(result: dict, path, threshold: float | None = None, k: float = 3.0) -> None:
-    """Two panels of the validity map, W1 / max(W1_exact, floor) over (τ, σ_min), log colour scale with
-    the values written in the cells: fox and naive; a third panel: fox's ratio against its
+    """Panels of the validity map, W1 / max(W1_exact, floor) over (τ, σ_min), log colour scale with
+    the values written in the cells: fox, naive and fox-sc (those run); a last panel: fox's ratio against its
     diagnostic τ‖∇F‖ (failing cells red), with the threshold as a vertical line."""
     from matplotlib.colors import LogNorm
 
@@ -384,13 +392,14 @@ def plot_validity(result: dict, path, threshold: float | None = None, k: float =
     plt = _plt()
     taus, sigmas = result["taus"], result["sigmas"]
     cell = {(c["sigma_min"], c["tau"]): c for c in result["cells"]}
+    heat = [m for m in HEATMAP_METHODS if m in result["methods"]]
     grids = {m: np.array([[cell[(s, t)]["ratio"][m] for t in taus] for s in sigmas])
-             for m in ("fox", "naive")}
+             for m in heat}
     vmax = max(float(np.nanmax(g)) for g in grids.values())
     norm = LogNorm(vmin=1.0 / 1.5, vmax=max(vmax, 2.0))
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2),
-                             gridspec_kw={"width_ratios": [1, 1, 1.1]})
-    for ax, m in zip(axes[:2], ("fox", "naive")):
+    fig, axes = plt.subplots(1, len(heat) + 1, figsize=(4.7 * (len(heat) + 1), 4.2),
+                             gridspec_kw={"width_ratios": [1] * len(heat) + [1.1]})
+    for ax, m in zip(axes[:-1], heat):
         im = ax.imshow(grids[m], origin="lower", cmap="magma_r", norm=norm, aspect="auto")
         for i, s in enumerate(sigmas):
             for j, t in enumerate(taus):
@@ -401,8 +410,8 @@ def plot_validity(result: dict, path, threshold: float | None = None, k: float =
         ax.set_yticks(range(len(sigmas)), [f"{s:g}" for s in sigmas])
         ax.set(xlabel="τ", ylabel="σ_min (other mode 1.5 σ_min)",
                title=f"{m}: W1 / max(W1 exact, floor)")
-    fig.colorbar(im, ax=axes[1], shrink=0.9, label="W1 / max(W1 exact, floor)")
-    ax = axes[2]
+    fig.colorbar(im, ax=axes[-2], shrink=0.9, label="W1 / max(W1 exact, floor)")
+    ax = axes[-1]
     x = np.array([c["tau_grad_force"]["fox"] for c in result["cells"]])
     y = np.array([c["ratio"]["fox"] for c in result["cells"]])
     worse = np.array([fox_fails(c) for c in result["cells"]])

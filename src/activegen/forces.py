@@ -129,12 +129,15 @@ def force_jacobian_norm(p: ActiveOU, t, dv: ScoreDerivs):
 
 
 # -- self-consistent V_F (fox-sc) ---------------------------------------------------------
-def projection_features(x, dv: ScoreDerivs):
-    """φ(x) = (S, (∇S)S, ∇(∇·S), x, e_1 … e_d) as rows of a (4 + d, d) array."""
+def projection_features(x, dv: ScoreDerivs, swimmer: bool = False):
+    """φ(x) = (S, (∇S)S, ∇(∇·S), x, e_1 … e_d) as rows of a (4 + d, d) array; with
+    `swimmer` (a non-Gaussian driver) also (Δp/p) S = (∇·S + |S|²) S, the part of the
+    driver correction ∇(Δp)/p that is not a gradient (docs/beyond_first_order.md)."""
     d = x.shape[-1]
-    return jnp.concatenate(
-        [jnp.stack([dv.score, matvec(dv.hessian, dv.score), dv.grad_div, x]),
-         jnp.eye(d, dtype=x.dtype)], 0)
+    rows = [dv.score, matvec(dv.hessian, dv.score), dv.grad_div, x]
+    if swimmer:
+        rows.append((dv.div + jnp.sum(dv.score**2)) * dv.score)
+    return jnp.concatenate([jnp.stack(rows), jnp.eye(d, dtype=x.dtype)], 0)
 
 
 def fit_projection(phi, eta, ridge: float = 1e-6):
@@ -153,8 +156,9 @@ def fit_projection(phi, eta, ridge: float = 1e-6):
 
 
 def force_projected(p: ActiveOU, t, x, dv: ScoreDerivs, theta):
-    """F_SC = βx + (D_eff + D_T) S − Σ_j θ_j φ_j(x)."""
-    m = theta @ projection_features(x, dv)
+    """F_SC = βx + (D_eff + D_T) S − Σ_j θ_j φ_j(x) (4 + d coefficients, or 5 + d with the
+    swimmer feature)."""
+    m = theta @ projection_features(x, dv, swimmer=theta.shape[0] > 4 + x.shape[-1])
     return p.beta * x + (p.d_eff(t) + p.d_thermal) * dv.score - m
 
 

@@ -158,13 +158,14 @@ def _score_field(force, score, p: ActiveOU, dtype, kappa: float):
     return field
 
 
-def _projected_field(score, p: ActiveOU, dtype):
+def _projected_field(score, p: ActiveOU, dtype, swimmer: bool):
     """field(t, x, η) -> (F_SC, ‖∇F_0‖) for fox-sc: θ fitted to the (x, η) of the particles
-    it is called with (one block: blocks stay independent, so chunking changes nothing)."""
+    it is called with (one block: blocks stay independent, so chunking changes nothing);
+    `swimmer` adds the non-Gaussian driver's feature."""
 
     def field(t, x, eta):
         dv = _batched(score, "derivs", score.prepare(t, dtype), x)
-        phi = jax.vmap(projection_features)(x, dv)
+        phi = jax.vmap(lambda y, v: projection_features(y, v, swimmer))(x, dv)
         theta = fit_projection(phi, eta)
         f = jax.vmap(force_projected, in_axes=(None, None, 0, 0, None))(p, t, x, dv, theta)
         return f, jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(p, t, dv)
@@ -516,7 +517,7 @@ def sample(
     else:
         drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
         if method == "fox-sc":
-            field = _projected_field(score, process, dtype)
+            field = _projected_field(score, process, dtype, getattr(drv, "kappa", 0.0) != 0.0)
         else:
             kappa = getattr(drv, "kappa", 0.0) if driver_correction and method == "fox" else 0.0
             field = _score_field(FORCES[method].force, score, process, dtype, kappa)
