@@ -422,8 +422,8 @@ def _integrate(m: _Method, key, n, t_final, dt, save_every, progress, desc, info
                 f"tau*|grad F| reached {tjf:.2f} (> {VALIDITY_THRESHOLD}): the first-order "
                 "effective potential is unreliable here (modes too narrow for this "
                 "persistence time: tau*D/sigma^2 not small; past this value fox did worse "
-                "than the zeroth-order force 'naive' in calibration); lower tau or use "
-                "method 'exact'",
+                "than the zeroth-order force 'naive' in calibration); lower tau, or use "
+                "method 'refined' (fox-sc: no velocity score) or 'exact'",
                 FirstOrderWarning,
                 stacklevel=3,
             )
