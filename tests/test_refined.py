@@ -144,3 +144,10 @@ def test_fox_sc_with_a_run_and_tumble_driver_beats_corrected_fox():
         err = {m: w1(sample(tg, m, proc, 20_000, seed=1, t_final=3.0, driver=drv).samples, ref)
                for m in ("fox-sc", "fox")}
     assert err["fox-sc"] < 0.6 * err["fox"], err
+
+
+def test_fox_sc_refuses_an_ensemble_too_small_to_fit():
+    from activegen import ActivegenError
+
+    with pytest.raises(ActivegenError, match="n must be >= 120 for method 'fox-sc'"):
+        sample(validity_target(0.4), "refined", ActiveOU(1.0, 0.0, 1.0, 0.1), 50, seed=0)

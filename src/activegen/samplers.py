@@ -62,6 +62,8 @@ METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive", "fox-sc", "refined"
 ACTIVE_METHODS = ("fox", "ucn", "naive", "fox-sc", "refined")
 #: `refined`: the most accurate force that needs no velocity score (docs/beyond_first_order.md).
 REFINED = "fox-sc"
+#: fox-sc needs at least this many particles per fitted coefficient.
+FIT_MIN_PER_COEF = 20
 
 #: τ·‖∇F‖ (ensemble mean, largest over the run) above which the first-order
 #: expansion is flagged as unreliable. Calibrated by `activegen experiment validity-map`
@@ -517,6 +519,12 @@ def sample(
     else:
         drv = driver or (OUDriver(process.tau, process.d_active) if process.tau > 0 else None)
         if method == "fox-sc":
+            n_min = FIT_MIN_PER_COEF * (score.dim + 5)
+            if n < n_min:
+                raise ActivegenError(
+                    f"n must be >= {n_min} for method 'fox-sc' (it fits {score.dim + 4}–"
+                    f"{score.dim + 5} coefficients to the ensemble at every step); got {n}"
+                )
             field = _projected_field(score, process, dtype, getattr(drv, "kappa", 0.0) != 0.0)
         else:
             kappa = getattr(drv, "kappa", 0.0) if driver_correction and method == "fox" else 0.0
