@@ -50,6 +50,8 @@ from .errors import (
 from .processes import ActiveOU
 from .targets import GaussianMixture
 
+#: Validity budget of `ActivitySchedule.auto`: the target value of τ(t)·‖∇F‖ near t = 0.
+AUTO_EPS = 0.1
 #: Forward-table resolution: grid steps per local time scale min(τ(t), t_r, 1/β).
 TABLE_STEPS_PER_SCALE = 50
 
@@ -76,9 +78,27 @@ class ActivitySchedule:
             )
 
     @classmethod
-    def constant(cls, tau: float) -> "ActivitySchedule":
+    def constant(cls, tau: float) -> ActivitySchedule:
         """τ(t) = τ for every t."""
         return cls(tau, tau, 1.0)
+
+    @classmethod
+    def auto(cls, tau: float, sigma_min: float, diffusivity: float, eps: float = AUTO_EPS,
+             tau_min: float | None = None) -> ActivitySchedule:
+        """The schedule that keeps τ(t)‖∇F‖ ≲ eps for a target whose narrowest mode has
+        width sigma_min (D = D_T + D_A): near t = 0, ‖∇F‖ ≈ D̄/(σ² + v(t)) with D̄ ≈ 2D and
+        v ≈ 2Dt, so τ(t) ≤ eps(σ² + 2Dt)/(2D) asks for
+            τ_min = min(τ, eps σ_min²/(2D))   and a slope (τ − τ_min)/t_r ≤ eps,
+        i.e. t_r = (τ − τ_min)/eps (docs/schedule.md). A given tau_min is kept. Where
+        τ ≤ eps σ_min²/(2D) the schedule is constant (plain fox)."""
+        check_positive("tau", tau)
+        check_positive("sigma_min", sigma_min)
+        check_positive("diffusivity", diffusivity)
+        check_positive("eps", eps)
+        if tau_min is None:
+            tau_min = min(tau, eps * sigma_min**2 / (2.0 * diffusivity))
+        t_ramp = (tau - tau_min) / eps
+        return cls(tau, tau_min, t_ramp if t_ramp > 0 else 1.0)
 
     @property
     def is_constant(self) -> bool:
@@ -175,7 +195,7 @@ class ScheduledActiveOU:
 
     @classmethod
     def from_process(cls, process: ActiveOU, tau_min: float, t_ramp: float,
-                     t_max: float = 10.0) -> "ScheduledActiveOU":
+                     t_max: float = 10.0) -> ScheduledActiveOU:
         """The ActiveOU `process` (τ at large t) with τ lowered to tau_min toward t = 0."""
         return cls(process.beta, process.d_thermal, process.d_active,
                    ActivitySchedule(process.tau, tau_min, t_ramp), t_max)
@@ -258,7 +278,7 @@ class ScheduledActiveOU:
         step's midpoint); for tests. x0: (N, d). Returns (x(t_final), η(t_final))."""
         x0 = jnp.asarray(x0)
         check_positive("dt", dt)
-        n_steps = max(1, int(round(t_final / dt)))
+        n_steps = max(1, round(t_final / dt))
         h = t_final / n_steps
         tau = self.schedule.tau_at((np.arange(n_steps) + 0.5) * h)
         decay = jnp.asarray(np.exp(-h / tau), x0.dtype)
@@ -326,7 +346,7 @@ def force_scheduled(beta: float, d_bar, d2, x, dv):
 def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype):
     """A samplers._Method on the step grid s_grid: the engine's uniform virtual time
     u_i = i·T/K is mapped to step i of s_grid (so any grid runs on the same engine)."""
-    from .samplers import _Method, _batched
+    from .samplers import _batched, _Method
 
     sch = p.schedule
     h = np.diff(s_grid)
@@ -334,14 +354,17 @@ def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
     w0 = p.d_active / float(sch.tau_at(t_final))
     _, d1, d2 = reverse_memory(p.d_active, tau_steps, s_grid, w0)
     t_eff = np.where(d1 > 0, d2 / np.where(d1 > 0, d1, 1.0), 0.0)  # memory time D_2/D_1
-    pad = lambda a: np.append(a, a[-1])  # noqa: E731  (masked steps past the end)
+
+    def pad(a):  # one more entry: the engine's masked steps past the end read it
+        return np.append(a, a[-1])
+
     tab = {
         "t": t_final - s_grid,
         "h": pad(h),
         "decay": pad(np.exp(-h / tau_steps)),
         "sd": pad(np.sqrt(p.d_active / tau_steps * -np.expm1(-2.0 * h / tau_steps))),
         "thermal": pad(np.sqrt(2.0 * p.d_thermal * h)),
-        "d1": d1,
+        "d_bar": p.d_thermal + d1 + p.d_eff(t_final - s_grid),  # D̄(s) = D_T + D_1 + D_eff
         "d2": d2,
         "t_eff": t_eff,
     }
@@ -360,7 +383,7 @@ def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
         g = {k: v[i] for k, v in tab.items()}
         x, eta = c["x"], c["eta"]
         dv = _batched(score, "derivs", score.prepare(g["t"], dtype), x)
-        db = d_t + g["d1"] + p.d_eff(g["t"])
+        db = g["d_bar"]
         f = jax.vmap(force_scheduled, in_axes=(None, None, None, 0, 0))(beta, db, g["d2"], x, dv)
         eye = jnp.eye(x.shape[-1], dtype=dtype)
         jn = jnp.sqrt(jnp.sum((beta * eye + db * dv.hessian) ** 2, axis=(-2, -1)))
@@ -383,6 +406,7 @@ def sample_scheduled(
     *,
     tau_min: float | None = None,
     t_ramp: float | None = None,
+    eps: float = AUTO_EPS,
     seed: int | None = None,
     t_final: float = 6.0,
     dt: float | None = None,
@@ -398,8 +422,9 @@ def sample_scheduled(
     persistence time follows an activity schedule (module doc, docs/schedule.md).
 
     process: a ScheduledActiveOU (its table must reach t_final), or an ActiveOU whose τ is
-    the top of the schedule, lowered to `tau_min` (default τ/10) toward the end of
-    generation with ramp time `t_ramp` (default 0.3). Give a PRNG `key` or an integer `seed`.
+    the top of the schedule, lowered to `tau_min` toward the end of generation with ramp
+    time `t_ramp`; either left None comes from `ActivitySchedule.auto(τ, σ_min, D, eps)`
+    (σ_min = target.min_std): τ_min = min(τ, eps σ_min²/(2D)), t_r = (τ − τ_min)/eps. Give a PRNG `key` or an integer `seed`.
     grid: "uniform" (step dt, default min(τ_min/20, 0.002)) or "adaptive" (local step
     min(dt, τ_r(s)/20), dt default 0.002: the same resolution for a fraction of the steps).
     Returns samplers.Sampled; info holds n_steps, dt_min, dt_max and the validity
@@ -418,9 +443,10 @@ def sample_scheduled(
     if isinstance(process, ActiveOU):
         if process.tau == 0:
             raise ActivegenError("tau must be > 0 for an activity schedule")
-        tau_min = process.tau / 10 if tau_min is None else tau_min
-        t_ramp = 0.3 if t_ramp is None else t_ramp
-        process = ScheduledActiveOU.from_process(process, tau_min, t_ramp, t_max=t_final)
+        auto = ActivitySchedule.auto(process.tau, target.min_std, process.diffusivity, eps,
+                                     tau_min)
+        t_ramp = auto.t_ramp if t_ramp is None else t_ramp
+        process = ScheduledActiveOU.from_process(process, auto.tau_min, t_ramp, t_max=t_final)
     elif isinstance(process, ScheduledActiveOU):
         if tau_min is not None or t_ramp is not None:
             raise ActivegenError("tau_min and t_ramp are given by the ScheduledActiveOU already")
