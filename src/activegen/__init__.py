@@ -4,7 +4,8 @@ The public API (THEORY.md names):
     ActiveOU                       forward process and its exact moments
     GaussianMixture                targets, their diffused and joint laws
     MixtureScore, ScoreDerivs      scores and their derivatives (analytic / autodiff)
-    FORCES, force_*, potential_*   F_0, F_F = −∇V_F, F_U = −∇V_U
+    FORCES, force_*, potential_*   F_0, F_F = −∇V_F, F_U = −∇V_U; force_projected (fox-sc)
+    ActivitySchedule, ScheduledActiveOU, sample_scheduled   activity schedule τ(t)
     OUDriver                       active Ornstein–Uhlenbeck self-propulsion
     sample, METHODS                the reverse samplers
     evaluate, w1, hist_kl          accuracy metrics with finite-sample floors
@@ -23,15 +24,18 @@ from .forces import (
     FORCES,
     force_fox,
     force_naive,
+    force_projected,
     force_ucn,
     potential_fox,
     potential_naive,
+    potential_projected,
     potential_ucn,
 )
 from .metrics import evaluate, hist_kl, log_slope, moment_errors, w1, w1_floor
 from .processes import ActiveOU
 from .protocol import Protocol, export_protocol, load_protocol, replay, save_protocol
 from .samplers import ACTIVE_METHODS, METHODS, Sampled, default_dt, sample, sample_field
+from .schedule import ActivitySchedule, ScheduledActiveOU, sample_scheduled
 from .scores import MixtureScore, ScoreDerivs, autodiff_derivs, mixture_derivs
 from .targets import GaussianMixture, default_target_1d, default_target_2d
 
@@ -42,7 +46,8 @@ __all__ = [
     "force_naive", "force_ucn", "hist_kl", "log_slope", "mixture_derivs", "moment_errors",
     "potential_fox", "potential_naive", "potential_ucn", "sample", "sample_field", "w1",
     "w1_floor", "ACTIVE_METHODS", "Protocol", "export_protocol", "load_protocol", "replay",
-    "save_protocol", "LearnedScore", "load_model", "train",
+    "save_protocol", "LearnedScore", "load_model", "train", "force_projected",
+    "potential_projected", "ActivitySchedule", "ScheduledActiveOU", "sample_scheduled",
 ]
 __version__ = "0.1.0"
 

@@ -222,20 +222,20 @@ def cmd_sample(args) -> int:
     if args.dt is not None:
         check_positive("--dt", args.dt)
     _x64(args)
-    res = sample(
-        target,
-        args.method,
-        proc,
-        args.n,
-        seed=args.seed,
-        t_final=args.t_final,
-        dt=args.dt,
-        save_every=args.save_every,
-        driver=driver,
-        driver_correction=not args.no_driver_correction,
-        progress=not args.no_progress,
-        chunk_size=args.chunk_size,
-    )
+    kw = dict(seed=args.seed, t_final=args.t_final, dt=args.dt, save_every=args.save_every,
+              progress=not args.no_progress, chunk_size=args.chunk_size)
+    sched = {k: getattr(args, k) for k in ("tau_min", "t_ramp") if getattr(args, k) is not None}
+    if sched and args.method != "fox-schedule":
+        raise ActivegenError("--tau-min and --t-ramp apply to --method fox-schedule only")
+    if sched:
+        from .schedule import sample_scheduled
+
+        if not isinstance(target, GaussianMixture):
+            raise ActivegenError("--method fox-schedule needs --target (a Gaussian mixture)")
+        res = sample_scheduled(target, proc, args.n, **sched, **kw)
+    else:
+        res = sample(target, args.method, proc, args.n, driver=driver,
+                     driver_correction=not args.no_driver_correction, **kw)
     back = target.to_data if args.model is not None else (lambda a: a)  # model: standardised
     extra = {} if res.trajectory is None else {"trajectory": back(res.trajectory), "times": res.times}
     np.savez(
@@ -632,6 +632,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rot-diffusion", type=_float, default=None, help="abp rotational diffusion D_r")
     s.add_argument("--no-driver-correction", action="store_true",
                    help="fox with rtp/abp: leave out the non-Gaussian driver correction")
+    s.add_argument("--tau-min", type=_float, default=None,
+                   help="fox-schedule: persistence time at the end of generation "
+                        "(default automatic, docs/schedule.md)")
+    s.add_argument("--t-ramp", type=_float, default=None,
+                   help="fox-schedule: ramp time of τ(t) = τ_min + (τ − τ_min)(1 − e^{−t/t_ramp})")
     s.add_argument("--dt", type=_float, default=None, help="step Δs (default min(τ/20, 0.002))")
     s.add_argument("--n", type=int, default=10_000, help="number of particles")
     s.add_argument("--seed", type=int, default=0)
@@ -704,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--sigmas", type=_floats, default=[0.3, 0.4, 0.6, 0.8],
                        help="narrowest mode widths σ_min (mixture σ = (σ_min, 1.5 σ_min))")
 
-    v = esub.add_parser("validity-map", help="fox's, naive's and fox-sc's error relative to exact over "
+    v = esub.add_parser("validity-map", help="the error of fox, naive, fox-sc and fox-schedule relative to exact over "
                         "(τ, σ_min) on 1D mixtures; calibrates the τ‖∇F‖ warning")
     _validity_options(v)
     v.add_argument("--n", dest="vm_n", type=int, default=20_000)
@@ -717,7 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = esub.add_parser("results", help="the data of docs/results.md: 1D and 2D τ sweeps of "
                         "every method and the validity map")
     r.add_argument("--methods", type=lambda s: s.split(","),
-                   default=["passive", "exact", "fox", "ucn", "naive", "fox-sc"])
+                   default=["passive", "exact", "fox", "ucn", "naive", "fox-sc", "fox-schedule"])
     r.add_argument("--taus-1d", type=_floats, default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5])
     r.add_argument("--taus-2d", type=_floats, default=[0.02, 0.05, 0.1, 0.2, 0.5])
     r.add_argument("--n", type=int, default=20_000, help="particles, 1D sweep")

@@ -242,9 +242,11 @@ def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bo
 #: The 1D mixture family of the validity map: w = (0.3, 0.7), μ = (−2, 1.5), σ = (s, 1.5 s).
 VALIDITY_WEIGHTS = (0.3, 0.7)
 VALIDITY_MEANS = (-2.0, 1.5)
-VALIDITY_METHODS = ("exact", "fox", "naive", "fox-sc")
+VALIDITY_METHODS = ("exact", "fox", "naive", "fox-sc", "fox-schedule")
 #: The methods drawn as heatmaps of the validity map (those the run has).
-HEATMAP_METHODS = ("fox", "naive", "fox-sc")
+HEATMAP_METHODS = ("fox", "naive", "fox-sc", "fox-schedule")
+#: Beyond-first-order methods given their own columns in the validity table.
+EXTRA_METHODS = ("fox-sc", "fox-schedule")
 
 
 def validity_target(s: float) -> GaussianMixture:
@@ -347,22 +349,22 @@ def validity_markdown(result: dict, k: float = 3.0) -> str:
     """The validity map as Markdown: per (σ_min, τ) W1 of exact/fox/naive, floor, the ratios
     to the reference max(exact, floor), τD_A/σ_min², fox's diagnostic, and whether fox is
     worse than naive / worse than k × the reference."""
-    sc = "fox-sc" in result["methods"]
+    extra = [m for m in EXTRA_METHODS if m in result["methods"]]
     lines = [
         "| σ_min | τ | τD/σ² | exact W1 | fox W1 | naive W1 | "
-        + ("fox-sc W1 | " if sc else "") + "floor | fox/ref | naive/ref | "
-        + ("fox-sc/ref | " if sc else "")
+        + "".join(f"{m} W1 | " for m in extra) + "floor | fox/ref | naive/ref | "
+        + "".join(f"{m}/ref | " for m in extra)
         + f"τ‖∇F‖ (fox) | fox > naive | fox > {k:g}× ref |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if sc else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|---|" * len(extra),
     ]
     for c in result["cells"]:
         w, r = c["w1"], c["ratio"]
         lines.append(
             f"| {c['sigma_min']:g} | {c['tau']:g} | {c['tau_d_over_sigma2']:.3g} | "
             f"{w['exact']:.4f} | {w['fox']:.4f} | {w['naive']:.4f} | "
-            + (f"{w['fox-sc']:.4f} | " if sc else "")
+            + "".join(f"{w[m]:.4f} | " for m in extra)
             + f"{c['floor']:.4f} | {r['fox']:.2f} | {r['naive']:.2f} | "
-            + (f"{r['fox-sc']:.2f} | " if sc else "")
+            + "".join(f"{r[m]:.2f} | " for m in extra)
             + f"{c['tau_grad_force']['fox']:.3f} | "
             f"{'yes' if w['fox'] > w['naive'] else 'no'} | "
             f"{'yes' if w['fox'] > k * c['reference'] else 'no'} |")
@@ -397,7 +399,7 @@ def plot_validity(result: dict, path, threshold: float | None = None, k: float =
              for m in heat}
     vmax = max(float(np.nanmax(g)) for g in grids.values())
     norm = LogNorm(vmin=1.0 / 1.5, vmax=max(vmax, 2.0))
-    fig, axes = plt.subplots(1, len(heat) + 1, figsize=(4.7 * (len(heat) + 1), 4.2),
+    fig, axes = plt.subplots(1, len(heat) + 1, figsize=(4.4 * (len(heat) + 1), 4.2),
                              gridspec_kw={"width_ratios": [1] * len(heat) + [1.1]})
     for ax, m in zip(axes[:-1], heat):
         im = ax.imshow(grids[m], origin="lower", cmap="magma_r", norm=norm, aspect="auto")

@@ -53,12 +53,16 @@ def potential_naive(p: ActiveOU, t, x, dv: ScoreDerivs):
 
 
 # -- effective potential V_F (Fox) ----------------------------------------------
+def fox_form(beta, d_bar, d2, x, dv: ScoreDerivs):
+    """βx + (D̄ + βD_2) S + D_2 D̄ [∇(∇·S) + (∇S)S]: F_F with D_2 = τD_A, and the activity
+    schedule's force with D_2(s), D̄(s) of the scheduled noise (`schedule`)."""
+    corr = dv.grad_div + matvec(dv.hessian, dv.score)
+    return beta * x + (d_bar + beta * d2) * dv.score + d2 * d_bar * corr
+
+
 def force_fox(p: ActiveOU, t, x, dv: ScoreDerivs):
     """F_F = βx + (D̄ + βτD_A) S + τD_A D̄ [∇(∇·S) + (∇S)S]."""
-    db = p.d_bar(t)
-    ta = p.tau * p.d_active
-    corr = dv.grad_div + matvec(dv.hessian, dv.score)
-    return p.beta * x + (db + p.beta * ta) * dv.score + ta * db * corr
+    return fox_form(p.beta, p.d_bar(t), p.tau * p.d_active, x, dv)
 
 
 def potential_fox(p: ActiveOU, t, x, dv: ScoreDerivs):

@@ -12,6 +12,8 @@ a step built from a force and a driver:
            dη = [η/τ + (2D_A/τ²) ∇_η log p(x,η)] ds + (√(2D_A)/τ) dW̄'    joint start
   fox      dx = F_F ds + η ds + √(2D_T) dW̄,  η an active driver          (effective potential V_F)
   ucn      the same with F_U;   naive: the same with F_0.
+  fox-schedule  F_F with a persistence time lowered toward the end of generation
+           (`schedule.sample_scheduled`, automatic schedule; docs/schedule.md)
   fox-sc   the same with F_SC = βx + (D_eff + D_T)S − m̂: V_F's features with coefficients
            refitted at every step so that m̂ ≈ E[η | x] (forces module doc; `refined` names it)
 
@@ -57,7 +59,7 @@ from .processes import ActiveOU
 from .scores import MixtureScore
 from .targets import GaussianMixture
 
-METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive", "fox-sc", "refined")
+METHODS = ("passive", "ode", "exact", "fox", "ucn", "naive", "fox-sc", "refined", "fox-schedule")
 #: The methods in which an external force acts on a particle driven by a self-propulsion.
 ACTIVE_METHODS = ("fox", "ucn", "naive", "fox-sc", "refined")
 #: `refined`: the most accurate force that needs no velocity score (docs/beyond_first_order.md).
@@ -475,6 +477,16 @@ def sample(
         raise ActivegenError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if method == "refined":
         method = REFINED
+    if method == "fox-schedule":
+        if driver is not None and not isinstance(driver, OUDriver):
+            raise ActivegenError(
+                f"method 'fox-schedule' runs with the OU driver only, not {type(driver).__name__}"
+            )
+        from .schedule import sample_scheduled
+
+        return sample_scheduled(target, process, n, key, seed=seed, t_final=t_final, dt=dt,
+                                save_every=save_every, closed_form=closed_form, dtype=dtype,
+                                progress=progress, chunk_size=chunk_size, warn=warn)
     n, t_final, dt, key, save_every, chunk_size = _check_run(
         process, n, t_final, dt, key, seed, save_every, chunk_size,
         active=warn and method not in ("ode", "passive"),

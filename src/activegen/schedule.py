@@ -51,6 +51,7 @@ from .errors import (
     check_nonnegative,
     check_positive,
 )
+from .forces import fox_form
 from .processes import ActiveOU
 from .targets import GaussianMixture
 
@@ -340,13 +341,6 @@ def step_grid(schedule: ActivitySchedule, t_final: float, dt: float, grid: str =
     return s
 
 
-def force_scheduled(beta: float, d_bar, d2, x, dv):
-    """F = βx + (D̄ + βD_2) S + D_2 D̄ [∇(∇·S) + (∇S)S] for one point (F_F of THEORY.md §2
-    with τD_A → D_2(s) and D̄ → D_T + D_1(s) + D_eff(T − s))."""
-    corr = dv.grad_div + jnp.einsum("ij,j->i", dv.hessian, dv.score)
-    return beta * x + (d_bar + beta * d2) * dv.score + d2 * d_bar * corr
-
-
 def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype):
     """A samplers._Method on the step grid s_grid: the engine's uniform virtual time
     u_i = i·T/K is mapped to step i of s_grid (so any grid runs on the same engine)."""
@@ -388,7 +382,7 @@ def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
         x, eta = c["x"], c["eta"]
         dv = _batched(score, "derivs", score.prepare(g["t"], dtype), x)
         db = g["d_bar"]
-        f = jax.vmap(force_scheduled, in_axes=(None, None, None, 0, 0))(beta, db, g["d2"], x, dv)
+        f = jax.vmap(fox_form, in_axes=(None, None, None, 0, 0))(beta, db, g["d2"], x, dv)
         eye = jnp.eye(x.shape[-1], dtype=dtype)
         jn = jnp.sqrt(jnp.sum((beta * eye + db * dv.hessian) ** 2, axis=(-2, -1)))
         k1, k2 = jax.random.split(key)
@@ -480,7 +474,7 @@ def sample_scheduled(
     dtype = dtype or jnp.result_type(float)
     score = MixtureScore(target, process, closed_form=closed_form)
     info = dict(
-        method="scheduled",
+        method="fox-schedule",
         n=n,
         d=target.dim,
         beta=process.beta,
@@ -497,7 +491,7 @@ def sample_scheduled(
     m = _scheduled_method(score, process, t_final, s_grid, dtype)
     k_steps = len(hs)
     x, traj, times = _integrate(m, key, n, t_final, t_final / k_steps, save_every, progress,
-                                "scheduled", info, False, chunk_size)
+                                "fox-schedule", info, False, chunk_size)
     info.update(dt=float(hs.max()), dt_min=float(hs.min()), dt_max=float(hs.max()),
                 n_steps=k_steps)
     if times is not None:
@@ -511,4 +505,4 @@ def sample_scheduled(
             FirstOrderWarning,
             stacklevel=2,
         )
-    return _finish(x, traj, times, info, t0, "sampler 'scheduled'")
+    return _finish(x, traj, times, info, t0, "sampler 'fox-schedule'")
