@@ -434,6 +434,13 @@ def _integrate(m: _Method, key, n, t_final, dt, save_every, progress, desc, info
     return x, traj, times
 
 
+def run_info(method: str, n: int, d, process, t_final: float, dtype, **extra) -> dict:
+    """The parameters every sampler records in `Sampled.info` (d None: not known)."""
+    return dict(method=method, n=n, d=d, beta=process.beta, tau=process.tau,
+                d_active=process.d_active, d_thermal=process.d_thermal, t_final=t_final,
+                dtype=str(jnp.dtype(dtype)), **extra)
+
+
 def _finish(x, traj, times, info, t0, what):
     x = np.asarray(jax.block_until_ready(x))
     info["wall_s"] = time.perf_counter() - t0
@@ -503,16 +510,8 @@ def sample(
             f"method 'exact' needs a joint score on (x, eta); {type(score).__name__} has none"
         )
     dtype = dtype or jnp.result_type(float)
-    info = dict(
-        method=method,
-        n=n,
-        d=score.dim,
-        beta=process.beta,
-        tau=process.tau,
-        d_active=process.d_active,
-        d_thermal=process.d_thermal,
-        t_final=t_final,
-        dtype=str(jnp.dtype(dtype)),
+    info = run_info(
+        method, n, score.dim, process, t_final, dtype,
         driver=type(driver).__name__ if driver is not None else "OUDriver",
         driver_correction=bool(driver_correction and method == "fox"
                                and getattr(driver, "kappa", 0.0) != 0.0),
@@ -582,9 +581,7 @@ def sample_field(
     if dim is not None:
         _check_driver(drv, process, dim)
     dtype = dtype or jnp.result_type(float)
-    info = dict(method=desc, n=n, beta=process.beta, tau=process.tau,
-                d_active=process.d_active, d_thermal=process.d_thermal, t_final=t_final,
-                dtype=str(jnp.dtype(dtype)), driver=type(drv).__name__)
+    info = run_info(desc, n, dim, process, t_final, dtype, driver=type(drv).__name__)
     t0 = time.perf_counter()
     m = _active(lambda t, x, eta: field(t, x), init_x, process, t_final, dtype, drv)
     x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, desc, info, warn,

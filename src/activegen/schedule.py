@@ -429,7 +429,7 @@ def sample_scheduled(
     Returns samplers.Sampled; info holds n_steps, dt_min, dt_max and the validity
     diagnostic tau_grad_force (largest ensemble mean of (D_2/D_1)·‖βI + D̄∇S‖).
     """
-    from .samplers import VALIDITY_THRESHOLD, _check_run, _finish, _integrate
+    from .samplers import VALIDITY_THRESHOLD, _check_run, _finish, _integrate, run_info
     from .scores import MixtureScore
 
     if not isinstance(target, GaussianMixture):
@@ -473,20 +473,8 @@ def sample_scheduled(
         )
     dtype = dtype or jnp.result_type(float)
     score = MixtureScore(target, process, closed_form=closed_form)
-    info = dict(
-        method="fox-schedule",
-        n=n,
-        d=target.dim,
-        beta=process.beta,
-        tau=sch.tau,
-        tau_min=sch.tau_min,
-        t_ramp=sch.t_ramp,
-        d_active=process.d_active,
-        d_thermal=process.d_thermal,
-        t_final=t_final,
-        grid=grid,
-        dtype=str(jnp.dtype(dtype)),
-    )
+    info = run_info("fox-schedule", n, target.dim, process, t_final, dtype, tau_min=sch.tau_min,
+                    t_ramp=sch.t_ramp, grid=grid)
     t0 = time.perf_counter()
     m = _scheduled_method(score, process, t_final, s_grid, dtype)
     k_steps = len(hs)
