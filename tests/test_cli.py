@@ -88,7 +88,7 @@ def test_demo_writes_figure_and_report(tmp_path, capsys):
     rc = main(["demo", "--out", str(tmp_path / "d"), "--n", "400", "--no-progress"])
     assert rc == 0
     rep = json.loads((tmp_path / "d" / "report.json").read_text())
-    assert set(rep["methods"]) == {"fox", "exact", "naive"}
+    assert set(rep["methods"]) == {"fox", "refined", "exact", "naive"}
     for r in rep["methods"].values():
         assert r["metrics"]["w1"] > 0 and r["floor"]["w1"] > 0
     assert (tmp_path / "d" / "demo.png").stat().st_size > 10_000

@@ -454,7 +454,8 @@ def cmd_demo(args) -> int:
     png, js, rep = demo(args.out, n=args.n, tau=args.tau, seed=args.seed,
                         progress=not args.no_progress)
     for m, r in rep["methods"].items():
-        print(f"{m:6s} sliced W1 {r['metrics']['w1']:.4f}   (floor {r['floor']['w1']:.4f})")
+        print(f"{m:8s} sliced W1 {r['metrics']['w1']:.4f} (floor {r['floor']['w1']:.4f})   "
+              f"hist KL {r['metrics']['hist_kl']:.4f} (floor {r['floor']['hist_kl']:.4f})")
     print(f"figure: {png}\nreport: {js}")
     return 0
 
