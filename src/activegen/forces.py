@@ -126,10 +126,15 @@ def saturate(delta, force):
     return delta / (1.0 + ratio)
 
 
+def jacobian_norm(beta, d_bar, hessian):
+    """‖βI + D̄ ∇S‖_F over the last two axes (any leading batch axes)."""
+    eye = jnp.eye(hessian.shape[-1], dtype=hessian.dtype)
+    return jnp.sqrt(jnp.sum((beta * eye + d_bar * hessian) ** 2, axis=(-2, -1)))
+
+
 def force_jacobian_norm(p: ActiveOU, t, dv: ScoreDerivs):
     """‖∇F_0‖_F = ‖βI + D̄ ∇S‖_F: the scale τ·‖∇F‖ must stay small for first order to hold."""
-    d = dv.score.shape[-1]
-    return jnp.linalg.norm(p.beta * jnp.eye(d) + p.d_bar(t) * dv.hessian)
+    return jacobian_norm(p.beta, p.d_bar(t), dv.hessian)
 
 
 # -- self-consistent V_F (fox-sc) ---------------------------------------------------------

@@ -51,7 +51,7 @@ from .errors import (
     check_nonnegative,
     check_positive,
 )
-from .forces import fox_form
+from .forces import fox_form, jacobian_norm
 from .processes import ActiveOU
 from .targets import GaussianMixture
 
@@ -383,8 +383,7 @@ def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
         dv = _batched(score, "derivs", score.prepare(g["t"], dtype), x)
         db = g["d_bar"]
         f = jax.vmap(fox_form, in_axes=(None, None, None, 0, 0))(beta, db, g["d2"], x, dv)
-        eye = jnp.eye(x.shape[-1], dtype=dtype)
-        jn = jnp.sqrt(jnp.sum((beta * eye + db * dv.hessian) ** 2, axis=(-2, -1)))
+        jn = jacobian_norm(beta, db, dv.hessian)
         k1, k2 = jax.random.split(key)
         x_new = x + (f + eta) * g["h"]
         if d_t > 0:
