@@ -387,7 +387,7 @@ def validity_markdown(result: dict, k: float = 3.0) -> str:
 
 def plot_validity(result: dict, path, threshold: float | None = None, k: float = 3.0) -> None:
     """Panels of the validity map, W1 / max(W1_exact, floor) over (τ, σ_min), log colour scale with
-    the values written in the cells: fox, naive and fox-sc (those run); a last panel: fox's ratio against its
+    the values written in the cells: fox, naive, fox-sc, fox-schedule (those run); a last panel: fox's ratio against its
     diagnostic τ‖∇F‖ (failing cells red), with the threshold as a vertical line."""
     from matplotlib.colors import LogNorm
 

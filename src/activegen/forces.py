@@ -37,6 +37,7 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 
 from ._linalg import matvec
+from .errors import ActivegenError
 from .processes import ActiveOU
 from .scores import ScoreDerivs
 
@@ -172,7 +173,14 @@ def force_projected(p: ActiveOU, t, x, dv: ScoreDerivs, theta):
 
 
 def potential_projected(p: ActiveOU, t, x, dv: ScoreDerivs, theta):
-    """V_SC = −½β|x|² − (D_eff + D_T − θ_1) log p + ½θ_2|S|² + θ_3 ∇·S + ½θ_4|x|² + θ_{4+j}x_j."""
+    """V_SC = −½β|x|² − (D_eff + D_T − θ_1) log p + ½θ_2|S|² + θ_3 ∇·S + ½θ_4|x|² + θ_{4+j}x_j.
+
+    Only for the 4 + d gradient features: with the swimmer feature F_SC has no potential."""
+    if theta.shape[0] != 4 + x.shape[-1]:
+        raise ActivegenError(
+            f"theta must have 4 + d = {4 + x.shape[-1]} entries for a potential (the swimmer "
+            f"feature is not a gradient); got {theta.shape[0]}"
+        )
     xx = jnp.sum(x * x)
     return (
         -0.5 * p.beta * xx
