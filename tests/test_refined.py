@@ -151,3 +151,13 @@ def test_fox_sc_refuses_an_ensemble_too_small_to_fit():
 
     with pytest.raises(ActivegenError, match="n must be >= 120 for method 'fox-sc'"):
         sample(validity_target(0.4), "refined", ActiveOU(1.0, 0.0, 1.0, 0.1), 50, seed=0)
+
+
+def test_no_potential_with_the_swimmer_feature():
+    from activegen import ActivegenError
+
+    tg, proc = default_target_2d(), ActiveOU(1.0, 0.0, 1.0, 0.1)
+    x = jnp.zeros(2)
+    dv = _derivs(tg, proc, 0.5, x)
+    with pytest.raises(ActivegenError, match="theta must have 4 \\+ d = 6 entries"):
+        potential_projected(proc, 0.5, x, dv, jnp.zeros(7))
