@@ -26,7 +26,7 @@ CASES = [
 def _run(drv, d, n=20_000, t=2 * TAU, h=TAU / 200, seed=0):
     steps = int(round(t / h))
     k0, k1 = jax.random.split(jax.random.key(seed))
-    eta0 = drv.init(k0, (n, d), jnp.float32)
+    eta0 = drv.init(k0, (d, n), jnp.float32)  # vector axis first
 
     def body(c, k):
         x, eta = c
@@ -101,7 +101,7 @@ def test_fourth_cumulant_rate_gives_kappa(kind, d, cls, kappa):
     @jax.jit
     def run(key):
         k0, k1 = jax.random.split(key)
-        eta0 = drv.init(k0, (n, d), jnp.float32)
+        eta0 = drv.init(k0, (d, n), jnp.float32)  # vector axis first
 
         def body(c, k):
             x, eta = c
@@ -112,7 +112,7 @@ def test_fourth_cumulant_rate_gives_kappa(kind, d, cls, kappa):
                                    jax.random.split(k1, int(t1 / h)))
         (x2, _), _ = jax.lax.scan(body, (x1, e1),
                                   jax.random.split(jax.random.fold_in(k1, 1), int((t2 - t1) / h)))
-        return x1, x2
+        return x1.T, x2.T
 
     def k4(x):
         x = x - x.mean()

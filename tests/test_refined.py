@@ -69,17 +69,17 @@ def test_fit_recovers_coefficients_and_is_the_least_squares_projection():
     with jax.enable_x64(True):
         tg, proc = default_target_2d(), ActiveOU(1.0, 0.0, 1.0, 0.1)
         sc = MixtureScore(tg, proc)
-        x = sc.sample_marginal(jax.random.key(0), 4000, 0.3)
+        x = sc.sample_marginal(jax.random.key(0), 4000, 0.3).T  # particles last
         dv = sc.derivs_batch(sc.prepare(0.3), x)
-        phi = jax.vmap(projection_features)(x, dv)
+        phi = jax.vmap(projection_features, in_axes=-1, out_axes=-1)(x, dv)  # (J, d, N)
         theta = jnp.array([-1.1, -0.2, -0.05, 0.3, 0.5, -0.4])
-        exact = jnp.einsum("j,njd->nd", theta, phi)
+        exact = jnp.einsum("j,jdn->dn", theta, phi)
         np.testing.assert_allclose(fit_projection(phi, exact, ridge=0.0), theta, rtol=1e-8)
         # with noise independent of x the fit is unbiased: the residual is orthogonal to φ
         eta = exact + jax.random.normal(jax.random.key(1), exact.shape)
         th = fit_projection(phi, eta, ridge=0.0)
-        resid = eta - jnp.einsum("j,njd->nd", th, phi)
-        np.testing.assert_allclose(jnp.einsum("njd,nd->j", phi, resid), 0.0, atol=1e-6)
+        resid = eta - jnp.einsum("j,jdn->dn", th, phi)
+        np.testing.assert_allclose(jnp.einsum("jdn,dn->j", phi, resid), 0.0, atol=1e-6)
 
 
 def test_refined_meets_the_goal_where_first_order_fails():

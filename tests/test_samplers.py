@@ -229,3 +229,25 @@ def test_validity_warning_on_the_calibration_family(tau, fires):
     assert (res.info["tau_grad_force"] > VALIDITY_THRESHOLD) == fires
     if fires:
         assert "lower tau" in str(hits[0].message) and "exact" in str(hits[0].message)
+
+
+def test_unrolled_threefry_lowering_gives_the_same_bits():
+    """The samplers compile with threefry's rounds unrolled (activegen._xla): same normals
+    as JAX's own CPU lowering, no while loop inside the block, JAX's rule back after it."""
+    from activegen._xla import unrolled_threefry
+
+    key = jax.random.key(3)
+
+    def lower():  # a fresh function each time: no lowering cache shared between the calls
+        return jax.jit(lambda k: jax.random.normal(jax.random.fold_in(k, 5), (2, 1000))).lower(key)
+
+    rolled = lower()
+    assert "stablehlo.while" in rolled.as_text()
+    with unrolled_threefry() as active:
+        unrolled = lower()
+    if not active:
+        pytest.skip("JAX's threefry lowering moved; the samplers use JAX's own rule")
+    assert "stablehlo.while" not in unrolled.as_text()
+    np.testing.assert_array_equal(np.asarray(unrolled.compile()(key)),
+                                  np.asarray(rolled.compile()(key)))
+    assert "stablehlo.while" in lower().as_text()

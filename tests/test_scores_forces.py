@@ -146,6 +146,6 @@ def test_diagonal_fast_path_equals_general():
     tg = GaussianMixture.from_stds([0.3, 0.7], [[-1.0, 0.5, 0.0], [1.0, -0.5, 2.0]], [0.6, 1.1])
     assert tg.diagonal and not default_target_2d().diagonal
     st_ = tg.marginal_state(ActiveOU(1.0, 0.0, 1.0, 0.2), 0.3)
-    xs = jnp.asarray(np.random.default_rng(0).normal(size=(5, 3)))
+    xs = jnp.asarray(np.random.default_rng(0).normal(size=(3, 5)))  # (d, N)
     for a, b in zip(mixture_derivs_batch(st_, xs, True), mixture_derivs_batch(st_, xs, False)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

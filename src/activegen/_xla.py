@@ -8,8 +8,12 @@ against 2.2–2.5·10⁷ particle-steps/s without; docs/performance.md). We swit
 unless the user set that flag already, set ACTIVEGEN_KEEP_XLA_FLAGS=1, or runs another
 jaxlib (an unknown flag aborts XLA, so it is only added where it is known to exist).
 The flag only takes effect if no JAX computation ran before activegen was imported.
+
+`unrolled_threefry` (a context manager around the samplers' compilation) lowers JAX's
+random-bit hash without its CPU while loop, so that it fuses with what uses the bits.
 """
 
+import contextlib
 import os
 from importlib.metadata import PackageNotFoundError, version
 
@@ -32,3 +36,31 @@ def configure() -> bool:
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {YNN_FLAG}".strip()
     return True
+
+
+@contextlib.contextmanager
+def unrolled_threefry():
+    """Within the block, JAX lowers threefry2x32 on the CPU with its 20 rounds unrolled
+    (JAX's rule for the other platforms) instead of JAX's CPU rule, a 5-step while loop.
+
+    The loop keeps programs small but XLA cannot fuse it with the normal draw and the
+    driver step that use its bits: at 10⁵ particles the random normals of a `fox` step took
+    ~1 ms rolled and ~0.3 ms unrolled (docs/performance.md). The bits are the same
+    (tests/test_samplers.py). If JAX's internals moved, JAX's own rule stays in place.
+    Lowering happens when a jitted function is first compiled: wrap the `.lower()` call.
+    """
+    try:
+        from jax._src.interpreters import mlir
+        from jax._src.random import threefry2x32 as tf
+
+        table = mlir._platform_specific_lowerings["cpu"]
+        old = table[tf.threefry2x32_p]
+        rule = tf._threefry2x32_lowering_rule
+    except (ImportError, AttributeError, KeyError):
+        yield False
+        return
+    mlir.register_lowering(tf.threefry2x32_p, rule, platform="cpu")
+    try:
+        yield True
+    finally:
+        table[tf.threefry2x32_p] = old

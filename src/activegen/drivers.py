@@ -3,6 +3,7 @@
 A driver has an effective persistence time τ and strength D_A (⟨η_i(t)η_j(t')⟩ =
 δ_ij (D_A/τ) e^{−|t−t'|/τ}), starts from its stationary law and advances exactly:
     init(key, shape, dtype) -> η,     step(η, h, key) -> η after a time h.
+η has the vector axis first, shape (d, N) (particles last, the samplers' layout).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from .errors import ActivegenError, check_positive
 
 
 def _uniform_directions(key, shape, dtype):
-    """Unit vectors uniform on the sphere S^{d−1} (d = shape[-1]; ±1 in 1D)."""
-    if shape[-1] == 1:
+    """Unit vectors uniform on the sphere S^{d−1} (d = shape[0]; ±1 in 1D)."""
+    if shape[0] == 1:
         return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(dtype)
     z = jax.random.normal(key, shape, dtype)
-    return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
+    return z / jnp.linalg.norm(z, axis=0, keepdims=True)
 
 
 class _ActiveNoise:
@@ -117,7 +118,7 @@ class RunAndTumbleDriver(_Swimmer):
 
     def step(self, eta, h: float, key):
         k1, k2 = jax.random.split(key)
-        tumble = jax.random.uniform(k1, eta.shape[:-1] + (1,), eta.dtype) < -math.expm1(
+        tumble = jax.random.uniform(k1, (1,) + eta.shape[1:], eta.dtype) < -math.expm1(
             -self.tumble_rate * h
         )
         new = self.speed * _uniform_directions(k2, eta.shape, eta.dtype)
@@ -164,16 +165,16 @@ class ActiveBrownianDriver(_Swimmer):
         e = eta / self.speed
         sd = math.sqrt(2.0 * self.rot_diffusion * h)
         if self.dim == 2:
-            dth = sd * jax.random.normal(key, eta.shape[:-1], eta.dtype)
+            dth = sd * jax.random.normal(key, eta.shape[1:], eta.dtype)
             c, s = jnp.cos(dth), jnp.sin(dth)
-            e = jnp.stack([c * e[..., 0] - s * e[..., 1], s * e[..., 0] + c * e[..., 1]], -1)
+            e = jnp.stack([c * e[0] - s * e[1], s * e[0] + c * e[1]])
         else:
             # rotate e by the tangent part of ω ~ N(0, 2D_r h I): e cos|ω⊥| + ω̂⊥ sin|ω⊥|
             w = sd * jax.random.normal(key, eta.shape, eta.dtype)
-            w = w - jnp.sum(w * e, -1, keepdims=True) * e
-            r = jnp.linalg.norm(w, axis=-1, keepdims=True)
+            w = w - jnp.sum(w * e, 0, keepdims=True) * e
+            r = jnp.linalg.norm(w, axis=0, keepdims=True)
             e = e * jnp.cos(r) + w * jnp.where(r > 0, jnp.sin(r) / jnp.where(r > 0, r, 1.0), 1.0)
-            e = e / jnp.linalg.norm(e, axis=-1, keepdims=True)
+            e = e / jnp.linalg.norm(e, axis=0, keepdims=True)
         return self.speed * e
 
 

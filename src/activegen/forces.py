@@ -151,13 +151,14 @@ def projection_features(x, dv: ScoreDerivs, swimmer: bool = False):
 
 
 def fit_projection(phi, eta, ridge: float = 1e-6):
-    """θ minimising Σ_i |η_i − Σ_j θ_j φ_j(x_i)|² over an ensemble: phi (N, J, d), eta (N, d).
+    """θ minimising Σ_i |η_i − Σ_j θ_j φ_j(x_i)|² over an ensemble, particles last:
+    phi (J, d, N), eta (d, N).
 
     Normal equations on features scaled to unit mean square, with a relative ridge (a
     feature that vanishes on the ensemble, e.g. ∇(∇·S) of one Gaussian, gets θ = 0).
     """
-    g = jnp.einsum("njd,nkd->jk", phi, phi)
-    b = jnp.einsum("njd,nd->j", phi, eta)
+    g = jnp.einsum("jdn,kdn->jk", phi, phi)
+    b = jnp.einsum("jdn,dn->j", phi, eta)
     scale = jnp.sqrt(jnp.diagonal(g)) + 1e-30
     gs = g / (scale[:, None] * scale[None, :])
     j = g.shape[0]

@@ -22,6 +22,10 @@ x ← x + [F(x, η) + ½(η + η')] h: for a force independent of η this only m
 point by ½h(η_end − η_start); for fox-sc, whose m̂ is fitted to the η before the step, it
 cancels the O(h/τ) excess spread of the discrete steps (docs/beyond_first_order.md).
 
+Inside the engine an ensemble is stored particles last, x and η of shape (d, N) per block
+(docs/performance.md: XLA CPU vectorises the fused force loops over particles only in this
+layout); samples, trajectories and user fields are (N, d) at the boundaries.
+
 S is evaluated at forward time t = T − s. For `exact`, writing ∇_η log p = −ητ/D_A + r,
 the η equation is τ dη = −η ds + (2D_A/τ) r ds + √(2D_A) dW̄', stepped with the exact OU
 update plus the exponential-integrator term (1 − e^{−h/τ})(2D_A/τ) r.
@@ -38,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._xla import unrolled_threefry
 from .drivers import OUDriver
 from .errors import (
     ActivegenError,
@@ -98,16 +103,24 @@ def default_dt(tau: float) -> float:
 
 def _batched(score, name: str, state, *xs):
     """score.<name>_batch(state, *xs) where the model has it (closed forms written for a
-    whole ensemble), else vmap of the per-point score.<name> over the particle axis."""
+    whole ensemble), else vmap of the per-point score.<name> over the particle axis (last:
+    xs of shape (d, N))."""
     fn = getattr(score, name + "_batch", None)
     if fn is not None:
         return fn(state, *xs)
-    return jax.vmap(getattr(score, name), in_axes=(None,) + (0,) * len(xs))(state, *xs)
+    return jax.vmap(getattr(score, name), in_axes=(None,) + (-1,) * len(xs), out_axes=-1)(
+        state, *xs
+    )
+
+
+def _per_particle(fn, *axes):
+    """vmap of a per-point function over the trailing particle axis (None: not batched)."""
+    return jax.vmap(fn, in_axes=tuple(-1 if a else None for a in axes), out_axes=-1)
 
 
 def _passive(score, p: ActiveOU, t_final: float, dtype) -> _Method:
     def init(key, n):
-        return {"x": score.sample_marginal(key, n, t_final, dtype)}
+        return {"x": score.sample_marginal(key, n, t_final, dtype).T}
 
     def step(c, s, h, key):
         t = t_final - s
@@ -127,7 +140,7 @@ def _exact(score, p: ActiveOU, t_final: float, dtype) -> _Method:
 
     def init(key, n):
         x, eta = score.sample_joint(key, n, t_final, dtype)
-        return {"x": x, "eta": eta}
+        return {"x": x.T, "eta": eta.T}
 
     def step(c, s, h, key):
         t = t_final - s
@@ -151,13 +164,11 @@ def _score_field(force, score, p: ActiveOU, dtype, kappa: float):
 
     def field(t, x, eta):
         dv = _batched(score, "derivs", score.prepare(t, dtype), x)
-        f = jax.vmap(force, in_axes=(None, None, 0, 0))(p, t, x, dv)
+        f = _per_particle(force, 0, 0, 1, 1)(p, t, x, dv)
         if kappa:
-            df = jax.vmap(force_driver_correction, in_axes=(None, None, None, 0, 0))(
-                p, kappa, t, x, dv
-            )
-            f = f + jax.vmap(saturate)(df, f)
-        return f, jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(p, t, dv)
+            df = _per_particle(force_driver_correction, 0, 0, 0, 1, 1)(p, kappa, t, x, dv)
+            f = f + _per_particle(saturate, 1, 1)(df, f)
+        return f, _per_particle(force_jacobian_norm, 0, 0, 1)(p, t, dv)
 
     return field
 
@@ -169,10 +180,10 @@ def _projected_field(score, p: ActiveOU, dtype, swimmer: bool):
 
     def field(t, x, eta):
         dv = _batched(score, "derivs", score.prepare(t, dtype), x)
-        phi = jax.vmap(lambda y, v: projection_features(y, v, swimmer))(x, dv)
+        phi = _per_particle(lambda y, v: projection_features(y, v, swimmer), 1, 1)(x, dv)
         theta = fit_projection(phi, eta)
-        f = jax.vmap(force_projected, in_axes=(None, None, 0, 0, None))(p, t, x, dv, theta)
-        return f, jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(p, t, dv)
+        f = _per_particle(force_projected, 0, 0, 1, 1, 0)(p, t, x, dv, theta)
+        return f, _per_particle(force_jacobian_norm, 0, 0, 1)(p, t, dv)
 
     return field
 
@@ -180,13 +191,14 @@ def _projected_field(score, p: ActiveOU, dtype, swimmer: bool):
 def _active(field, init_x, p: ActiveOU, t_final: float, dtype, driver) -> _Method:
     """dx = [F(x, T−s) + η] ds + √(2D_T) dW̄: x driven by an external force field
     `field(t, x, η) -> (F, ‖∇F‖ or None)` (η only for fox-sc's fit) and the active noise η
-    of `driver`, stepped with η's trapezoid mean (module doc); init_x(key, n) draws the start."""
+    of `driver`, stepped with η's trapezoid mean (module doc); init_x(key, n) draws the start
+    (n, d); x and η are carried particles last, (d, n)."""
     if p.tau == 0:
         raise ActivegenError("tau must be > 0 for an active driver (use 'passive' at tau = 0)")
 
     def init(key, n):
         k1, k2 = jax.random.split(key)
-        x = init_x(k1, n)
+        x = init_x(k1, n).T
         return {"x": x, "eta": driver.init(k2, x.shape, dtype), "tjf": jnp.zeros((), dtype)}
 
     def step(c, s, h, key):
@@ -221,7 +233,7 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
     """Fixed-step integration: steps i = 0..n_steps−1 at s_i = i·h, h = T/n_steps.
 
     The ensemble is a stack of blocks of B particles (the method's init and step are
-    vmapped over blocks; block j at step i uses the key fold_in(fold_in(k_run, i), j)), run
+    vmapped over blocks; a block's x is (d, B), particles last; block j at step i uses the key fold_in(fold_in(k_run, i), j)), run
     in particle chunks of whole blocks (`chunk_size`: memory O(chunk)) and, within a chunk,
     in jit-compiled runs of `save_every`·m steps (lax.scan over frames of a lax.scan over
     steps; steps past n_steps are masked). Results depend on neither chunking.
@@ -270,11 +282,13 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
         bar = tqdm(total=n_steps * nb, desc=desc, unit="block-step", leave=False)
     xs, all_frames, tjf = [], [], []
     t0 = time.perf_counter()
-    compiled = run.lower(init(jnp.arange(per_chunk)), jnp.int32(0)).compile()
+    with unrolled_threefry():
+        init_c = init.lower(jnp.arange(per_chunk)).compile()
+        compiled = run.lower(init_c(jnp.arange(per_chunk)), jnp.int32(0)).compile()
     timing["compile_s"] = time.perf_counter() - t0
     for j0 in range(0, nb, per_chunk):
         blocks = jnp.arange(j0, j0 + per_chunk)  # the last chunk may run past nb: dropped
-        carry = init(blocks)
+        carry = init_c(blocks)
         frames = [carry["x"][None]]
         for start in range(0, n_steps, run_len):
             carry, fx = compiled(carry, jnp.int32(start))
@@ -290,11 +304,14 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
             tjf.append(carry["tjf"])
     if bar is not None:
         bar.close()
-    d = xs[0].shape[-1]
-    x = jnp.concatenate([a.reshape(-1, d) for a in xs])[:n]
+    d = xs[0].shape[-2]
+    # carries are particles last, (blocks, d, B): back to (particles, d)
+    x = jnp.concatenate([jnp.swapaxes(a, -1, -2).reshape(-1, d) for a in xs])[:n]
     frames = None
     if keep:
-        frames = jnp.concatenate([f.reshape(f.shape[0], -1, d) for f in all_frames], 1)[:, :n]
+        frames = jnp.concatenate(
+            [jnp.swapaxes(f, -1, -2).reshape(f.shape[0], -1, d) for f in all_frames], 1
+        )[:, :n]
     tjf_mean = None
     if tjf:
         w = np.clip(n - b * np.arange(nb), 0, b)
@@ -323,7 +340,7 @@ def _run_ode(score, p: ActiveOU, key, n, t_final, dtype, save_every_time, rtol,
         saveat = diffrax.SaveAt(ts=jnp.asarray(ts, dtype))
 
     def solve(j):
-        y0 = score.sample_marginal(jax.random.fold_in(key, j), b, t_final, dtype)
+        y0 = score.sample_marginal(jax.random.fold_in(key, j), b, t_final, dtype).T  # (d, b)
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field),
             diffrax.Tsit5(),
@@ -341,7 +358,8 @@ def _run_ode(score, p: ActiveOU, key, n, t_final, dtype, save_every_time, rtol,
     ys, steps = [], []
     for j0 in range(0, nb, per_chunk):
         y, st = run(jnp.arange(j0, j0 + per_chunk))
-        ys.append(jnp.moveaxis(y, 0, 1).reshape(y.shape[1], -1, y.shape[-1]))
+        # (blocks, frames, d, b) -> (frames, particles, d)
+        ys.append(jnp.moveaxis(y, 0, 1).swapaxes(-1, -2).reshape(y.shape[1], -1, y.shape[-2]))
         steps.append(np.asarray(st))
     ys = jnp.concatenate(ys, 1)[:, :n]
     return ys[-1], (ys if ts is not None else None), ts, int(np.max(np.concatenate(steps)[:nb]))
@@ -583,7 +601,12 @@ def sample_field(
     dtype = dtype or jnp.result_type(float)
     info = run_info(desc, n, dim, process, t_final, dtype, driver=type(drv).__name__)
     t0 = time.perf_counter()
-    m = _active(lambda t, x, eta: field(t, x), init_x, process, t_final, dtype, drv)
+
+    def engine_field(t, x, eta):  # the engine carries x as (d, N); `field` takes (N, d)
+        f, jn = field(t, x.T)
+        return f.T, jn
+
+    m = _active(engine_field, init_x, process, t_final, dtype, drv)
     x, traj, times = _integrate(m, key, n, t_final, dt, save_every, progress, desc, info, warn,
                                 chunk_size)
     return _finish(x, traj, times, info, t0, f"sampler '{desc}'")

@@ -344,7 +344,7 @@ def step_grid(schedule: ActivitySchedule, t_final: float, dt: float, grid: str =
 def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype):
     """A samplers._Method on the step grid s_grid: the engine's uniform virtual time
     u_i = i·T/K is mapped to step i of s_grid (so any grid runs on the same engine)."""
-    from .samplers import _batched, _Method
+    from .samplers import _batched, _Method, _per_particle
 
     sch = p.schedule
     h = np.diff(s_grid)
@@ -372,7 +372,7 @@ def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
 
     def init(key, n):
         k1, k2 = jax.random.split(key)
-        x = score.sample_marginal(k1, n, t_final, dtype)
+        x = score.sample_marginal(k1, n, t_final, dtype).T  # the engine's (d, n) layout
         eta = math.sqrt(w0) * jax.random.normal(k2, x.shape, dtype)
         return {"x": x, "eta": eta, "tjf": jnp.zeros((), dtype)}
 
@@ -382,8 +382,8 @@ def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
         x, eta = c["x"], c["eta"]
         dv = _batched(score, "derivs", score.prepare(g["t"], dtype), x)
         db = g["d_bar"]
-        f = jax.vmap(fox_form, in_axes=(None, None, None, 0, 0))(beta, db, g["d2"], x, dv)
-        jn = jacobian_norm(beta, db, dv.hessian)
+        f = _per_particle(fox_form, 0, 0, 0, 1, 1)(beta, db, g["d2"], x, dv)
+        jn = _per_particle(jacobian_norm, 0, 0, 1)(beta, db, dv.hessian)
         k1, k2 = jax.random.split(key)
         x_new = x + (f + eta) * g["h"]
         if d_t > 0:

@@ -10,7 +10,10 @@ JAX autodiff of log_prob (`autodiff_derivs`); the Gaussian mixture also has clos
 tested equal and faster. The exact sampler additionally needs the joint score on (x, η):
     prepare_joint(t) -> state,   joint_score(state, x, η) -> (∇_x log p, ∇_η log p),
     sample_joint(key, n, t) -> (x, η)  (its start).
-Learned models (`learned.LearnedScore`) implement the same interface.
+A model may add `derivs_batch(state, xs)`, `score_batch`, `joint_score_batch` for a whole
+ensemble; batched arrays carry the particle axis last (xs of shape (d, N), hessian
+(d, d, N)), the layout the samplers run in (docs/performance.md). Learned models
+(`learned.LearnedScore`) implement the same interface.
 """
 
 from __future__ import annotations
@@ -56,58 +59,67 @@ def _prec_times(P, v, i, diagonal: bool):
 
 
 def _mixture_terms(state: MixtureState, xs, diagonal: bool = False):
-    """(log p (N,), responsibilities r (K, N), [g_i (K, N)] for i < d) with
-    g_k = −P_k(x − m_k), for points xs of shape (N, d).
+    """(log p (N,), unnormalised responsibilities e (K, N), 1/Σ_k e_k (N,), [g_i (K, N)]
+    for i < d) with g_k = −P_k(x − m_k) and r_k = e_k / Σe, for points xs of shape (d, N).
 
-    Particles-minor layout: every array is (K, N) per coordinate, written elementwise, so
-    that XLA CPU fuses the whole evaluation into a few vectorised loops (the (N, K, d, d)
-    layout of a per-point function under vmap runs ~3× slower; benchmarks/)."""
-    d = xs.shape[-1]
+    Particles last: every array is (K, N) per coordinate, written elementwise, so that
+    XLA CPU fuses the evaluation into a few vectorised loops over particles (docs/
+    performance.md: with the particles first, (N, d), the fusions that end in an (N, d)
+    array interleave the coordinates and are not vectorised, ~3× slower)."""
+    d = xs.shape[0]
     P = state.prec
-    diff = [xs[:, j][None, :] - state.means[:, j, None] for j in range(d)]
+    diff = [xs[j][None, :] - state.means[:, j, None] for j in range(d)]
     g = [-_prec_times(P, diff, i, diagonal) for i in range(d)]
     quad = -sum(diff[i] * g[i] for i in range(d))
     comp = (state.log_w - 0.5 * (state.logdet + d * math.log(2 * math.pi)))[:, None] - 0.5 * quad
     m = jax.lax.stop_gradient(jnp.max(comp, 0))
     e = jnp.exp(comp - m)
     z = jnp.sum(e, 0)
-    return m + jnp.log(z), e / z, g
+    return m + jnp.log(z), e, 1.0 / z, g
+
+
+def _mean(e, iz, a):
+    """Σ_k r_k a_k = (Σ_k e_k a_k) / Σ_k e_k for a (K, N): one division per particle."""
+    return jnp.sum(e * a, 0) * iz
 
 
 def mixture_score_batch(state: MixtureState, xs, diagonal: bool = False):
-    """S = Σ_k r_k g_k (closed form) at points xs (N, d) -> (N, d). diagonal: every P_k
+    """S = Σ_k r_k g_k (closed form) at points xs (d, N) -> (d, N). diagonal: every P_k
     is diagonal (skips the zero products)."""
-    _, r, g = _mixture_terms(state, xs, diagonal)
-    return jnp.stack([jnp.sum(r * gi, 0) for gi in g], -1)
+    _, e, iz, g = _mixture_terms(state, xs, diagonal)
+    return jnp.stack([_mean(e, iz, gi) for gi in g])
 
 
 def mixture_derivs_batch(state: MixtureState, xs, diagonal: bool = False) -> ScoreDerivs:
-    """Closed-form derivatives of log Σ_k w_k N(x; m_k, P_k⁻¹) at points xs (N, d).
+    """Closed-form derivatives of log Σ_k w_k N(x; m_k, P_k⁻¹) at points xs (d, N).
 
     With responsibilities r_k and g_k = −P_k(x − m_k):
-      S = Σ r_k g_k,  ∇S = Σ r_k (g_k g_kᵀ − P_k) − S Sᵀ,
+      S = Σ r_k g_k,  ∇S = Σ r_k (g_k g_kᵀ − P_k) − S Sᵀ  (symmetric: i ≤ j computed),
       Δp/p = Σ r_k (|g_k|² − tr P_k) = ∇·S + |S|²,
       ∇(Δp/p) = Σ r_k [(g_k − S)(|g_k|² − tr P_k) − 2 P_k g_k],
       ∇(∇·S) = ∇(Δp/p) − 2 (∇S) S.
-    Returns ScoreDerivs with a leading particle axis. diagonal: every P_k is diagonal.
+    Returns ScoreDerivs with the particle axis last: log_p (N,), score (d, N),
+    hessian (d, d, N), grad_div (d, N). diagonal: every P_k is diagonal.
     """
-    d = xs.shape[-1]
+    d = xs.shape[0]
     P = state.prec
-    log_p, r, g = _mixture_terms(state, xs, diagonal)
-    S = [jnp.sum(r * gi, 0) for gi in g]
-    H = [[jnp.sum(r * (g[i] * g[j] - (0.0 if diagonal and i != j else P[:, i, j, None])), 0)
-          - S[i] * S[j] for j in range(d)] for i in range(d)]
+    log_p, e, iz, g = _mixture_terms(state, xs, diagonal)
+    S = [_mean(e, iz, gi) for gi in g]
+    H = [[None] * d for _ in range(d)]
+    for i in range(d):
+        for j in range(i, d):
+            gg = g[i] * g[j]
+            if not (diagonal and i != j):
+                gg = gg - P[:, i, j, None]
+            H[i][j] = H[j][i] = _mean(e, iz, gg) - S[i] * S[j]
     lap_k = sum(gi * gi for gi in g) - jnp.trace(P, axis1=1, axis2=2)[:, None]
     grad_lap = [
-        jnp.sum(r * ((g[i] - S[i]) * lap_k - 2.0 * _prec_times(P, g, i, diagonal)), 0)
+        _mean(e, iz, (g[i] - S[i]) * lap_k - 2.0 * _prec_times(P, g, i, diagonal))
         for i in range(d)
     ]
     grad_div = [grad_lap[i] - 2.0 * sum(H[i][j] * S[j] for j in range(d)) for i in range(d)]
     return ScoreDerivs(
-        log_p,
-        jnp.stack(S, -1),
-        jnp.stack([jnp.stack(row, -1) for row in H], -2),
-        jnp.stack(grad_div, -1),
+        log_p, jnp.stack(S), jnp.stack([jnp.stack(row) for row in H]), jnp.stack(grad_div)
     )
 
 
@@ -115,7 +127,7 @@ def _one(batch_fn):
     """The single-point version (x of shape (d,)) of a batched function."""
 
     def one(state, x):
-        return jax.tree.map(lambda a: a[0], batch_fn(state, x[None]))
+        return jax.tree.map(lambda a: a[..., 0], batch_fn(state, x[:, None]))
 
     one.__doc__ = f"{batch_fn.__name__} at one point x of shape (d,)."
     return one
@@ -161,16 +173,16 @@ class MixtureScore:
         return jax.grad(mixture_log_prob, argnums=1)(state, x)
 
     def derivs_batch(self, state: MixtureState, xs) -> ScoreDerivs:
-        """`derivs` at points xs (N, d), with a leading particle axis."""
+        """`derivs` at points xs (d, N), with the particle axis last."""
         if self.closed_form:
             return mixture_derivs_batch(state, xs, self.target.diagonal)
-        return jax.vmap(self.derivs, in_axes=(None, 0))(state, xs)
+        return jax.vmap(self.derivs, in_axes=(None, -1), out_axes=-1)(state, xs)
 
     def score_batch(self, state: MixtureState, xs):
-        """`score` at points xs (N, d) -> (N, d)."""
+        """`score` at points xs (d, N) -> (d, N)."""
         if self.closed_form:
             return mixture_score_batch(state, xs, self.target.diagonal)
-        return jax.vmap(self.score, in_axes=(None, 0))(state, xs)
+        return jax.vmap(self.score, in_axes=(None, -1), out_axes=-1)(state, xs)
 
     # -- joint (x, η) score for the exact sampler ----------------------------
     def prepare_joint(self, t, dtype=None):
@@ -189,7 +201,7 @@ class MixtureScore:
         return self._joint(self.score, joint_state, x, eta)
 
     def joint_score_batch(self, joint_state, xs, etas):
-        """`joint_score` at points (N, d), (N, d)."""
+        """`joint_score` at points (d, N), (d, N) (particles last)."""
         return self._joint(self.score_batch, joint_state, xs, etas)
 
     def _joint(self, score_fn, joint_state, x, eta):
