@@ -71,7 +71,7 @@ def test_fit_recovers_coefficients_and_is_the_least_squares_projection():
         sc = MixtureScore(tg, proc)
         x = sc.sample_marginal(jax.random.key(0), 4000, 0.3).T  # particles last
         dv = sc.derivs_batch(sc.prepare(0.3), x)
-        phi = jax.vmap(projection_features, in_axes=-1, out_axes=-1)(x, dv)  # (J, d, N)
+        phi = projection_features(x, dv)  # (J, d, N): the batched form
         theta = jnp.array([-1.1, -0.2, -0.05, 0.3, 0.5, -0.4])
         exact = jnp.einsum("j,jdn->dn", theta, phi)
         np.testing.assert_allclose(fit_projection(phi, exact, ridge=0.0), theta, rtol=1e-8)

@@ -14,7 +14,9 @@ each the gradient of a potential, F = −∇V (V at time t is written V(x,t)):
     V_U = V_0 − τ [ D_A D̄ ∇·S + 2βD_A log p + (D_A D̄ − ½D̄²)|S|² − ½β²|x|² − βD̄ x·S ]
 
 using ∇|S|² = 2(∇S)S and ∇(x·S) = S + (∇S)x (∇S is symmetric). To add a force, write its
-force and potential here and register it in FORCES.
+force and potential here and register it in FORCES. Every function takes one point, x of
+shape (d,) with a per-point ScoreDerivs, or a whole ensemble particles last, x (d, N) with
+batched ScoreDerivs (score (d, N), hessian (d, d, N)): vector axes come first.
 
 Self-consistent V_F (`fox-sc`, docs/beyond_first_order.md). Exactly, for any τ and any
 driver, the x-marginal of dx = (F + η) ds + √(2D_T) dW̄ obeys ∂_s q = −∇·[(F + m) q] + D_T Δq
@@ -36,7 +38,7 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
-from ._linalg import matvec
+from ._linalg import dot0, matvec0
 from .errors import ActivegenError
 from .processes import ActiveOU
 from .scores import ScoreDerivs
@@ -50,14 +52,14 @@ def force_naive(p: ActiveOU, t, x, dv: ScoreDerivs):
 
 def potential_naive(p: ActiveOU, t, x, dv: ScoreDerivs):
     """V_0 = −½β|x|² − D̄ log p."""
-    return -0.5 * p.beta * jnp.sum(x * x) - p.d_bar(t) * dv.log_p
+    return -0.5 * p.beta * dot0(x, x) - p.d_bar(t) * dv.log_p
 
 
 # -- effective potential V_F (Fox) ----------------------------------------------
 def fox_form(beta, d_bar, d2, x, dv: ScoreDerivs):
     """βx + (D̄ + βD_2) S + D_2 D̄ [∇(∇·S) + (∇S)S]: F_F with D_2 = τD_A, and the activity
     schedule's force with D_2(s), D̄(s) of the scheduled noise (`schedule`)."""
-    corr = dv.grad_div + matvec(dv.hessian, dv.score)
+    corr = dv.grad_div + matvec0(dv.hessian, dv.score)
     return beta * x + (d_bar + beta * d2) * dv.score + d2 * d_bar * corr
 
 
@@ -71,9 +73,9 @@ def potential_fox(p: ActiveOU, t, x, dv: ScoreDerivs):
     db = p.d_bar(t)
     ta = p.tau * p.d_active
     return (
-        -0.5 * p.beta * jnp.sum(x * x)
+        -0.5 * p.beta * dot0(x, x)
         - (db + p.beta * ta) * dv.log_p
-        - ta * db * (dv.div + 0.5 * jnp.sum(dv.score**2))
+        - ta * db * (dv.div + 0.5 * dot0(dv.score, dv.score))
     )
 
 
@@ -82,13 +84,13 @@ def force_ucn(p: ActiveOU, t, x, dv: ScoreDerivs):
     """F_U = F_0 + τ[D_A D̄ ∇(∇·S) + 2βD_A S + (D_A D̄ − ½D̄²)·2(∇S)S − β²x − βD̄(S + (∇S)x)]."""
     db = p.d_bar(t)
     b, da = p.beta, p.d_active
-    hs = matvec(dv.hessian, dv.score)
+    hs = matvec0(dv.hessian, dv.score)
     corr = (
         da * db * dv.grad_div
         + 2 * b * da * dv.score
         + (da * db - 0.5 * db * db) * 2.0 * hs
         - b * b * x
-        - b * db * (dv.score + matvec(dv.hessian, x))
+        - b * db * (dv.score + matvec0(dv.hessian, x))
     )
     return force_naive(p, t, x, dv) + p.tau * corr
 
@@ -100,9 +102,9 @@ def potential_ucn(p: ActiveOU, t, x, dv: ScoreDerivs):
     corr = (
         da * db * dv.div
         + 2 * b * da * dv.log_p
-        + (da * db - 0.5 * db * db) * jnp.sum(dv.score**2)
-        - 0.5 * b * b * jnp.sum(x * x)
-        - b * db * jnp.sum(x * dv.score)
+        + (da * db - 0.5 * db * db) * dot0(dv.score, dv.score)
+        - 0.5 * b * b * dot0(x, x)
+        - b * db * dot0(x, dv.score)
     )
     return potential_naive(p, t, x, dv) - p.tau * corr
 
@@ -115,22 +117,23 @@ def force_driver_correction(p: ActiveOU, kappa: float, t, x, dv: ScoreDerivs):
     driver adds to the x-marginal equation at O(τ) (docs/drivers.md). Not a gradient in
     d > 1 (it is in 1D).
     """
-    lap = dv.div + jnp.sum(dv.score**2)
+    lap = dv.div + dot0(dv.score, dv.score)
     c = -kappa * p.tau * p.d_active**2
-    return c * (dv.grad_div + 2.0 * matvec(dv.hessian, dv.score) + lap * dv.score)
+    return c * (dv.grad_div + 2.0 * matvec0(dv.hessian, dv.score) + lap * dv.score)
 
 
 def saturate(delta, force):
     """δ/(1 + |δ|/|F|): a correction that is small against F passes unchanged, one that is
     not (far tails, where the small-τ expansion fails and δF grows like |x|³) stays below |F|."""
-    ratio = jnp.linalg.norm(delta) / (jnp.linalg.norm(force) + 1e-12)
+    ratio = jnp.sqrt(dot0(delta, delta)) / (jnp.sqrt(dot0(force, force)) + 1e-12)
     return delta / (1.0 + ratio)
 
 
 def jacobian_norm(beta, d_bar, hessian):
-    """‖βI + D̄ ∇S‖_F over the last two axes (any leading batch axes)."""
-    eye = jnp.eye(hessian.shape[-1], dtype=hessian.dtype)
-    return jnp.sqrt(jnp.sum((beta * eye + d_bar * hessian) ** 2, axis=(-2, -1)))
+    """‖βI + D̄ ∇S‖_F over the first two axes (any trailing particle axes)."""
+    d = hessian.shape[0]
+    return jnp.sqrt(sum((beta * (i == j) + d_bar * hessian[i, j]) ** 2
+                        for i in range(d) for j in range(d)))
 
 
 def force_jacobian_norm(p: ActiveOU, t, dv: ScoreDerivs):
@@ -143,11 +146,12 @@ def projection_features(x, dv: ScoreDerivs, swimmer: bool = False):
     """φ(x) = (S, (∇S)S, ∇(∇·S), x, e_1 … e_d) as rows of a (4 + d, d) array; with
     `swimmer` (a non-Gaussian driver) also (Δp/p) S = (∇·S + |S|²) S, the part of the
     driver correction ∇(Δp)/p that is not a gradient (docs/beyond_first_order.md)."""
-    d = x.shape[-1]
-    rows = [dv.score, matvec(dv.hessian, dv.score), dv.grad_div, x]
+    d = x.shape[0]
+    rows = [dv.score, matvec0(dv.hessian, dv.score), dv.grad_div, x]
     if swimmer:
-        rows.append((dv.div + jnp.sum(dv.score**2)) * dv.score)
-    return jnp.concatenate([jnp.stack(rows), jnp.eye(d, dtype=x.dtype)], 0)
+        rows.append((dv.div + dot0(dv.score, dv.score)) * dv.score)
+    eye = jnp.eye(d, dtype=x.dtype).reshape((d, d) + (1,) * (x.ndim - 1))
+    return jnp.concatenate([jnp.stack(rows), jnp.broadcast_to(eye, (d,) + x.shape)], 0)
 
 
 def fit_projection(phi, eta, ridge: float = 1e-6):
@@ -169,7 +173,7 @@ def fit_projection(phi, eta, ridge: float = 1e-6):
 def force_projected(p: ActiveOU, t, x, dv: ScoreDerivs, theta):
     """F_SC = βx + (D_eff + D_T) S − Σ_j θ_j φ_j(x) (4 + d coefficients, or 5 + d with the
     swimmer feature)."""
-    m = theta @ projection_features(x, dv, swimmer=theta.shape[0] > 4 + x.shape[-1])
+    m = jnp.tensordot(theta, projection_features(x, dv, swimmer=theta.shape[0] > 4 + x.shape[0]), 1)
     return p.beta * x + (p.d_eff(t) + p.d_thermal) * dv.score - m
 
 
@@ -177,19 +181,19 @@ def potential_projected(p: ActiveOU, t, x, dv: ScoreDerivs, theta):
     """V_SC = −½β|x|² − (D_eff + D_T − θ_1) log p + ½θ_2|S|² + θ_3 ∇·S + ½θ_4|x|² + θ_{4+j}x_j.
 
     Only for the 4 + d gradient features: with the swimmer feature F_SC has no potential."""
-    if theta.shape[0] != 4 + x.shape[-1]:
+    if theta.shape[0] != 4 + x.shape[0]:
         raise ActivegenError(
-            f"theta must have 4 + d = {4 + x.shape[-1]} entries for a potential (the swimmer "
+            f"theta must have 4 + d = {4 + x.shape[0]} entries for a potential (the swimmer "
             f"feature is not a gradient); got {theta.shape[0]}"
         )
-    xx = jnp.sum(x * x)
+    xx = dot0(x, x)
     return (
         -0.5 * p.beta * xx
         - (p.d_eff(t) + p.d_thermal - theta[0]) * dv.log_p
-        + 0.5 * theta[1] * jnp.sum(dv.score**2)
+        + 0.5 * theta[1] * dot0(dv.score, dv.score)
         + theta[2] * dv.div
         + 0.5 * theta[3] * xx
-        + jnp.sum(theta[4:] * x)
+        + jnp.tensordot(theta[4:], x, 1)
     )
 
 

@@ -113,11 +113,6 @@ def _batched(score, name: str, state, *xs):
     )
 
 
-def _per_particle(fn, *axes):
-    """vmap of a per-point function over the trailing particle axis (None: not batched)."""
-    return jax.vmap(fn, in_axes=tuple(-1 if a else None for a in axes), out_axes=-1)
-
-
 def _passive(score, p: ActiveOU, t_final: float, dtype) -> _Method:
     def init(key, n):
         return {"x": score.sample_marginal(key, n, t_final, dtype).T}
@@ -164,11 +159,10 @@ def _score_field(force, score, p: ActiveOU, dtype, kappa: float):
 
     def field(t, x, eta):
         dv = _batched(score, "derivs", score.prepare(t, dtype), x)
-        f = _per_particle(force, 0, 0, 1, 1)(p, t, x, dv)
+        f = force(p, t, x, dv)  # the forces take (d, N) ensembles as they are
         if kappa:
-            df = _per_particle(force_driver_correction, 0, 0, 0, 1, 1)(p, kappa, t, x, dv)
-            f = f + _per_particle(saturate, 1, 1)(df, f)
-        return f, _per_particle(force_jacobian_norm, 0, 0, 1)(p, t, dv)
+            f = f + saturate(force_driver_correction(p, kappa, t, x, dv), f)
+        return f, force_jacobian_norm(p, t, dv)
 
     return field
 
@@ -180,10 +174,8 @@ def _projected_field(score, p: ActiveOU, dtype, swimmer: bool):
 
     def field(t, x, eta):
         dv = _batched(score, "derivs", score.prepare(t, dtype), x)
-        phi = _per_particle(lambda y, v: projection_features(y, v, swimmer), 1, 1)(x, dv)
-        theta = fit_projection(phi, eta)
-        f = _per_particle(force_projected, 0, 0, 1, 1, 0)(p, t, x, dv, theta)
-        return f, _per_particle(force_jacobian_norm, 0, 0, 1)(p, t, dv)
+        theta = fit_projection(projection_features(x, dv, swimmer), eta)
+        return force_projected(p, t, x, dv, theta), force_jacobian_norm(p, t, dv)
 
     return field
 

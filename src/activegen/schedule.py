@@ -344,7 +344,7 @@ def step_grid(schedule: ActivitySchedule, t_final: float, dt: float, grid: str =
 def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype):
     """A samplers._Method on the step grid s_grid: the engine's uniform virtual time
     u_i = i·T/K is mapped to step i of s_grid (so any grid runs on the same engine)."""
-    from .samplers import _batched, _Method, _per_particle
+    from .samplers import _batched, _Method
 
     sch = p.schedule
     h = np.diff(s_grid)
@@ -382,8 +382,8 @@ def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
         x, eta = c["x"], c["eta"]
         dv = _batched(score, "derivs", score.prepare(g["t"], dtype), x)
         db = g["d_bar"]
-        f = _per_particle(fox_form, 0, 0, 0, 1, 1)(beta, db, g["d2"], x, dv)
-        jn = _per_particle(jacobian_norm, 0, 0, 1)(beta, db, dv.hessian)
+        f = fox_form(beta, db, g["d2"], x, dv)
+        jn = jacobian_norm(beta, db, dv.hessian)
         k1, k2 = jax.random.split(key)
         x_new = x + (f + eta) * g["h"]
         if d_t > 0:
