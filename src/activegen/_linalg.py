@@ -21,9 +21,9 @@ def matvec(a, v):
 
 
 def matvec0(a, v):
-    """(i, j, ...) · (j, ...) -> (i, ...): Σ_j a_ij v_j, vector axes first (the sum over
-    j unrolled: elementwise ops only, which XLA fuses into one loop)."""
-    return sum(a[:, j] * v[j] for j in range(v.shape[0]))
+    """(i, j, ...) · (j, ...) -> (i, ...): Σ_j a_ij v_j, vector axes first (unrolled over i
+    and j: elementwise ops on the particle arrays only, which XLA fuses into one loop)."""
+    return jnp.stack([sum(a[i, j] * v[j] for j in range(v.shape[0])) for i in range(a.shape[0])])
 
 
 def dot0(u, v):
