@@ -196,7 +196,7 @@ def test_abp_3d_driver_correction_on_a_generative_task():
     assert cor < floor + 4 * sd, (cor, floor, sd)
 
 
-@pytest.mark.parametrize("method", ["fox", "exact", "ode"])
+@pytest.mark.parametrize("method", ["fox", "exact", "passive", "ode"])
 def test_chunked_run_equals_one_run(method):
     """An ensemble run in particle chunks (memory O(chunk)) gives the samples of one run
     with the same seed, up to float32 rounding (the blocks carry their own random streams);
@@ -211,6 +211,8 @@ def test_chunked_run_equals_one_run(method):
     np.testing.assert_allclose(chunked.samples, one.samples, atol=tol)
     np.testing.assert_allclose(chunked.trajectory, one.trajectory, atol=tol)
     assert one.trajectory.shape == (6, 40_000, 2)
+    # frames are laid out like the samples (particles of several blocks, (N, d))
+    np.testing.assert_array_equal(one.trajectory[-1], one.samples)
 
 
 @pytest.mark.parametrize("tau,fires", [(0.025, False), (0.1, True)])
