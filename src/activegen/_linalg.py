@@ -19,7 +19,6 @@ def matvec(a, v):
     return jnp.sum(a * v[..., None, :], -1)
 
 
-
 def matvec0(a, v):
     """(i, j, ...) · (j, ...) -> (i, ...): Σ_j a_ij v_j, vector axes first (unrolled over i
     and j: elementwise ops on the particle arrays only, which XLA fuses into one loop)."""

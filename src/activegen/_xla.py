@@ -44,8 +44,8 @@ def unrolled_threefry():
     (JAX's rule for the other platforms) instead of JAX's CPU rule, a 5-step while loop.
 
     The loop keeps programs small but XLA cannot fuse it with the normal draw and the
-    driver step that use its bits: at 10⁵ particles the random normals of a `fox` step took
-    ~1 ms rolled and ~0.3 ms unrolled (docs/performance.md). The bits are the same
+    driver step that use its bits: 2·10⁵ random bits took ~1 ms rolled and ~0.3 ms
+    unrolled, 2·10⁵ normals 1.45 and 0.58 ms (2 cores; docs/performance.md). The bits are the same
     (tests/test_samplers.py). If JAX's internals moved, JAX's own rule stays in place.
     Lowering happens when a jitted function is first compiled: wrap the `.lower()` call.
     """

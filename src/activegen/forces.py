@@ -173,7 +173,8 @@ def fit_projection(phi, eta, ridge: float = 1e-6):
 def force_projected(p: ActiveOU, t, x, dv: ScoreDerivs, theta):
     """F_SC = βx + (D_eff + D_T) S − Σ_j θ_j φ_j(x) (4 + d coefficients, or 5 + d with the
     swimmer feature)."""
-    m = jnp.tensordot(theta, projection_features(x, dv, swimmer=theta.shape[0] > 4 + x.shape[0]), 1)
+    phi = projection_features(x, dv, swimmer=theta.shape[0] > 4 + x.shape[0])
+    m = jnp.tensordot(theta, phi, 1)
     return p.beta * x + (p.d_eff(t) + p.d_thermal) * dv.score - m
 
 
