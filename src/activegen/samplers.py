@@ -231,8 +231,8 @@ def _run_scan(method: _Method, key, n, t_final, n_steps, save_every, progress, d
     """Fixed-step integration: steps i = 0..n_steps−1 at s_i = i·h, h = T/n_steps.
 
     The ensemble is a stack of blocks of B particles (the method's init and step are
-    vmapped over blocks; a block's x is (d, B), particles last; block j at step i uses the key fold_in(fold_in(k_run, i), j)), run
-    in particle chunks of whole blocks (`chunk_size`: memory O(chunk)) and, within a chunk,
+    vmapped over blocks; a block's x is (d, B), particles last; block j at step i uses the
+    key fold_in(fold_in(k_run, i), j)), run in particle chunks of whole blocks (`chunk_size`: memory O(chunk)) and, within a chunk,
     in jit-compiled runs of `save_every`·m steps (lax.scan over frames of a lax.scan over
     steps; steps past n_steps are masked). Results depend on neither chunking.
     Returns (x (n, d), frames (F, n, d) or None, per-block carries' `tjf` weighted mean).
