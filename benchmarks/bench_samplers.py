@@ -125,7 +125,7 @@ def flops_per_particle_step(n=100_000):
     from activegen._xla import unrolled_threefry
     from activegen.drivers import OUDriver
     from activegen.forces import force_fox
-    from activegen.samplers import _score_field
+    from activegen.samplers import score_field as _score_field
 
     tg, proc = mixture(8, 2), ActiveOU(1.0, 0.0, 1.0, TAU)
     field = _score_field(force_fox, MixtureScore(tg, proc), proc, jnp.float32, 0.0)

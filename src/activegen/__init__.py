@@ -1,13 +1,18 @@
 """activegen: generative diffusion driven by active matter.
 
-The public API (THEORY.md names):
+The public API (docs/theory.md names; docs/architecture.md for the layers):
     ActiveOU                       forward process and its exact moments
     GaussianMixture                targets, their diffused and joint laws
     MixtureScore, ScoreDerivs      scores and their derivatives (analytic / autodiff)
+    ScoreModel, Process, Driver    the interfaces a user's own score model, process or
+                                   self-propulsion provides (`interfaces`)
     FORCES, force_*, potential_*   F_0, F_F = −∇V_F, F_U = −∇V_U; force_projected (fox-sc)
+    OUDriver, RunAndTumbleDriver, ActiveBrownianDriver, DRIVERS, register_driver
+                                   self-propulsions
+    sample, METHODS, Sampled       the reverse samplers (one entry point, a method registry)
+    register_force, register_method, get_method, method_names, Method
+                                   extend the samplers: a force with a potential, a method
     ActivitySchedule, ScheduledActiveOU, sample_scheduled   activity schedule τ(t)
-    OUDriver                       active Ornstein–Uhlenbeck self-propulsion
-    sample, METHODS                the reverse samplers
     evaluate, w1, hist_kl          accuracy metrics with finite-sample floors
     Protocol, export_protocol,     the effective potential tabulated on a grid (a lab
     load_protocol, replay          protocol) and its replay from the file alone
@@ -18,9 +23,15 @@ from . import _xla
 
 _xla.configure()  # before any JAX computation: see _xla.py
 
-from .drivers import OUDriver  # noqa: E402
-from .errors import ActivegenError, FirstOrderWarning
-from .forces import (
+from .drivers import (  # noqa: E402
+    DRIVERS,
+    ActiveBrownianDriver,
+    OUDriver,
+    RunAndTumbleDriver,
+    register_driver,
+)
+from .errors import ActivegenError, FirstOrderWarning  # noqa: E402
+from .forces import (  # noqa: E402
     FORCES,
     force_fox,
     force_naive,
@@ -31,13 +42,24 @@ from .forces import (
     potential_projected,
     potential_ucn,
 )
-from .metrics import evaluate, hist_kl, log_slope, moment_errors, w1, w1_floor
-from .processes import ActiveOU
-from .protocol import Protocol, export_protocol, load_protocol, replay, save_protocol
-from .samplers import ACTIVE_METHODS, METHODS, Sampled, default_dt, sample, sample_field
-from .schedule import ActivitySchedule, ScheduledActiveOU, sample_scheduled
-from .scores import MixtureScore, ScoreDerivs, autodiff_derivs, mixture_derivs
-from .targets import GaussianMixture, default_target_1d, default_target_2d
+from .interfaces import Driver, Process, ScoreModel  # noqa: E402
+from .metrics import evaluate, hist_kl, log_slope, moment_errors, w1, w1_floor  # noqa: E402
+from .processes import ActiveOU  # noqa: E402
+from .protocol import Protocol, export_protocol, load_protocol, replay, save_protocol  # noqa: E402
+from .samplers import (  # noqa: E402
+    Method,
+    Sampled,
+    default_dt,
+    get_method,
+    method_names,
+    register_force,
+    register_method,
+    sample,
+    sample_field,
+)
+from .schedule import ActivitySchedule, ScheduledActiveOU, sample_scheduled  # noqa: E402
+from .scores import MixtureScore, ScoreDerivs, autodiff_derivs, mixture_derivs  # noqa: E402
+from .targets import GaussianMixture, default_target_1d, default_target_2d  # noqa: E402
 
 __all__ = [
     "ActiveOU", "ActivegenError", "FirstOrderWarning", "FORCES", "GaussianMixture",
@@ -48,12 +70,21 @@ __all__ = [
     "w1_floor", "ACTIVE_METHODS", "Protocol", "export_protocol", "load_protocol", "replay",
     "save_protocol", "LearnedScore", "load_model", "train", "force_projected",
     "potential_projected", "ActivitySchedule", "ScheduledActiveOU", "sample_scheduled",
+    "Method", "get_method", "method_names", "register_force", "register_method",
+    "DRIVERS", "register_driver", "RunAndTumbleDriver", "ActiveBrownianDriver",
+    "ScoreModel", "Process", "Driver",
 ]
 __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """Learned-score names load lazily (equinox/optax only when used)."""
+    """METHODS / ACTIVE_METHODS are read from the method registry when asked (a method
+    registered later is listed); learned-score names load lazily (equinox/optax only when
+    used)."""
+    if name == "METHODS":
+        return method_names()
+    if name == "ACTIVE_METHODS":
+        return method_names(where=lambda m: m.active)
     if name in ("LearnedScore", "load_model", "train"):
         from . import learned
 

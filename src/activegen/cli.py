@@ -10,7 +10,6 @@ import warnings
 from pathlib import Path
 
 from .errors import ActivegenError, check_count, check_positive
-from .samplers import METHODS
 
 
 def _float(text: str) -> float:
@@ -40,46 +39,19 @@ def _process(args):
     return ActiveOU(beta=args.beta, d_thermal=args.d_thermal, d_active=d_active, tau=args.tau)
 
 
-_RATE = {"rtp": "tumble_rate", "abp": "rot_diffusion"}
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _driver_and_process(args, dim: int):
-    """The driver and the matched forward process. Either τ (and D_A) is given and the
-    driver's speed and rate follow, or --speed and the driver's rate are given and (τ, D_A)
-    follow; both at once must agree."""
-    import math
+    """`drivers.driver_and_process` from the command's --driver, --tau, --d-active,
+    --speed and rate options."""
+    from .drivers import driver_and_process
 
-    from .drivers import DRIVERS
-    from .processes import ActiveOU
-
-    kind = args.driver
-    given = {k: getattr(args, k) for k in ("speed", "tumble_rate", "rot_diffusion")
-             if getattr(args, k) is not None}
-    allowed = {"speed", _RATE[kind]} if kind in _RATE else set()
-    extra = sorted(set(given) - allowed)
-    if extra:
-        flags = ", ".join("--" + k.replace("_", "-") for k in extra)
-        raise ActivegenError(f"{flags} cannot be used with --driver {kind}")
-    if given and set(given) != allowed:
-        need = " and ".join("--" + k.replace("_", "-") for k in sorted(allowed))
-        raise ActivegenError(f"--driver {kind}: give both {need}, or neither (then --tau)")
-    cls = DRIVERS[kind]
-    if given:
-        drv = cls(given["speed"], given[_RATE[kind]], dim)
-        for flag, val, eff in (("--tau", args.tau, drv.tau), ("--d-active", args.d_active, drv.d_active)):
-            if val is not None and not math.isclose(val, eff, rel_tol=1e-6):
-                raise ActivegenError(
-                    f"{flag} {val:g} contradicts the driver's effective value {eff:g} "
-                    "(from --speed and the rate); give one or the other"
-                )
-        return drv, ActiveOU(beta=args.beta, d_thermal=args.d_thermal,
-                             d_active=drv.d_active, tau=drv.tau)
-    if args.tau is None:
-        raise ActivegenError("--tau is required (or, with --driver rtp|abp, --speed and the rate)")
-    proc = _process(args)
-    if kind == "ou" or proc.tau == 0:
-        return None, proc
-    return cls.from_effective(proc.tau, proc.d_active, dim), proc
+    rates = {k: getattr(args, k) for k in ("tumble_rate", "rot_diffusion")}
+    return driver_and_process(args.driver, dim, tau=args.tau, d_active=args.d_active,
+                              beta=args.beta, d_thermal=args.d_thermal, speed=args.speed,
+                              rates=rates, spell=_flag)
 
 
 _PROCESS_DEFAULTS = {"d_thermal": 0.0, "beta": 1.0, "t_final": 6.0}
@@ -222,31 +194,15 @@ def cmd_sample(args) -> int:
     if args.dt is not None:
         check_positive("--dt", args.dt)
     _x64(args)
-    kw = dict(seed=args.seed, t_final=args.t_final, dt=args.dt, save_every=args.save_every,
-              progress=not args.no_progress, chunk_size=args.chunk_size)
-    sched = {k: getattr(args, k) for k in ("tau_min", "t_ramp") if getattr(args, k) is not None}
-    if sched and args.method != "fox-schedule":
-        raise ActivegenError("--tau-min and --t-ramp apply to --method fox-schedule only")
-    if sched:
-        from .schedule import sample_scheduled
+    from .files import save_samples
 
-        if not isinstance(target, GaussianMixture):
-            raise ActivegenError("--method fox-schedule needs --target (a Gaussian mixture)")
-        res = sample_scheduled(target, proc, args.n, **sched, **kw)
-    else:
-        res = sample(target, args.method, proc, args.n, driver=driver,
-                     driver_correction=not args.no_driver_correction, **kw)
-    back = target.to_data if args.model is not None else (lambda a: a)  # model: standardised
-    extra = {} if res.trajectory is None else {"trajectory": back(res.trajectory), "times": res.times}
-    np.savez(
-        out,
-        samples=back(res.samples),
-        seed=args.seed,
-        target=json.dumps(target.to_dict()),
-        info=json.dumps(res.info),
-        **{k: v for k, v in res.info.items() if isinstance(v, (int, float, str))},
-        **extra,
-    )
+    options = {k: getattr(args, k) for k in ("tau_min", "t_ramp") if getattr(args, k) is not None}
+    res = sample(target, args.method, proc, args.n, seed=args.seed, t_final=args.t_final,
+                 dt=args.dt, save_every=args.save_every, progress=not args.no_progress,
+                 chunk_size=args.chunk_size, driver=driver,
+                 driver_correction=not args.no_driver_correction, **options)
+    to_data = target.to_data if args.model is not None else None
+    save_samples(out, res, seed=args.seed, to_data=to_data, target=json.dumps(target.to_dict()))
     print(f"wrote {res.samples.shape[0]} samples (d = {res.samples.shape[1]}) to {out}")
     return 0
 
@@ -266,19 +222,13 @@ def _sample_protocol(args, out) -> int:
     _x64(args)
     res = replay(proto, args.n, seed=args.seed, dt=args.dt, save_every=args.save_every,
                  progress=not args.no_progress)
+    from .files import save_samples
+
     src = proto.meta.get("source", {})
-    extra = {} if res.trajectory is None else {"trajectory": res.trajectory, "times": res.times}
+    meta = {"protocol": str(args.protocol)}
     if "target" in src:
-        extra["target"] = json.dumps(src["target"])
-    np.savez(
-        out,
-        samples=res.samples,
-        seed=args.seed,
-        protocol=str(args.protocol),
-        info=json.dumps(res.info),
-        **{k: v for k, v in res.info.items() if isinstance(v, (int, float, str))},
-        **extra,
-    )
+        meta["target"] = json.dumps(src["target"])
+    save_samples(out, res, seed=args.seed, **meta)
     print(f"replayed {args.protocol} ({proto.meta['method']}, τ = {proto.meta['tau']:g}): "
           f"wrote {res.samples.shape[0]} samples (d = {res.samples.shape[1]}) to {out}")
     return 0
@@ -297,26 +247,6 @@ def cmd_export_potential(args) -> int:
     return 0
 
 
-def _load_samples_npz(path):
-    import zipfile
-
-    import numpy as np
-
-    p = Path(path)
-    if p.suffix != ".npz" or not p.is_file() or not zipfile.is_zipfile(p):
-        raise ActivegenError(f"--input must be an existing .npz written by activegen sample: {p}")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            samples = np.asarray(z["samples"])
-            target = str(z["target"]) if "target" in z.files else None
-            info = json.loads(str(z["info"])) if "info" in z.files else {}
-    except KeyError:
-        raise ActivegenError(f"{p} holds no 'samples' (not written by activegen sample)") from None
-    except (OSError, ValueError, EOFError) as exc:  # not a zip, bad JSON
-        raise ActivegenError(f"{p} is not readable: {exc}") from None
-    return samples, target, info
-
-
 def cmd_plot(args) -> int:
     from . import plots
 
@@ -324,7 +254,9 @@ def cmd_plot(args) -> int:
     if args.what == "samples":
         from .targets import GaussianMixture
 
-        samples, tjson, info = _load_samples_npz(args.input)
+        from .files import load_samples
+
+        samples, tjson, info = load_samples(args.input)
         if args.target is not None:
             target = GaussianMixture.load(args.target)
         elif tjson is not None:
@@ -380,10 +312,10 @@ def cmd_animate(args) -> int:
 
         target = GaussianMixture.from_dict(proto.meta["source"]["target"])
     # save often enough to resolve the frames' finest spacing (near t = 0)
-    from .samplers import default_dt
+    from .stepping import default_dt
 
     dt = args.dt or default_dt(proto.process.tau)
-    t0 = plots._t0(proto)
+    t0 = plots.protocol_t0(proto)
     finest = t0 * math.log1p(proto.t_final / t0) / max(1, args.frames - 1)
     every = max(1, int(finest / dt))
     res = replay(proto, args.n, seed=args.seed, dt=dt, save_every=every,
@@ -470,89 +402,29 @@ def _sweep_target(args):
     return default_target_2d() if args.dim == 2 else default_target_1d()
 
 
-def _run_sweep(target, args, taus, methods, n, seeds, out: Path, stem: str, log=print):
-    """One τ sweep: estimate, run, write STEM.md/.json/.png and STEM_densities.png."""
-    from .experiments import (density_taus, plot_densities, plot_sweep, sweep_markdown,
-                              sweep_pivot_markdown, sweep_seconds, tau_sweep)
-
-    est = sweep_seconds(target.dim, taus, len(methods), n, len(seeds), args.t_final)
-    n_runs = len(taus) * len(methods) * len(seeds)
-    log(f"{stem}: {n_runs} runs of {n} particles in {target.dim}D, roughly "
-        f"{est / 60:.1f} min on 2 cores" + (" — this will take a while" if est > 300 else ""))
-    res = tau_sweep(target, taus, methods, n, seed=seeds,
-                    beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active,
-                    d_thermal=args.d_thermal, t_final=args.t_final,
-                    progress=not args.no_progress, driver=args.driver,
-                    driver_correction=not args.no_driver_correction,
-                    keep_samples=density_taus(taus))
-    plot_densities(res, out / f"{stem}_densities.png", target)
-    res.pop("samples", None)
-    md = sweep_pivot_markdown(res) + "\n\nEvery run:\n\n" + sweep_markdown(res)
-    (out / f"{stem}.md").write_text(md + "\n")
-    (out / f"{stem}.json").write_text(json.dumps(res, indent=2))
-    plot_sweep(res, out / f"{stem}.png")
-    return res, md
-
-
-def _check_sweep_args(args, taus, methods, n):
-    check_count("--n", n)
-    for t in taus:
-        check_positive("--taus", t)
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise ActivegenError(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
-    check_positive("--t-final", args.t_final)
-
-
 def cmd_tau_sweep(args) -> int:
+    from .experiments import run_tau_sweep
+
     target = _sweep_target(args)
-    _check_sweep_args(args, args.taus, args.methods, args.n)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     _x64(args)
-    seeds = args.seeds or [args.seed]
-    res, md = _run_sweep(target, args, args.taus, args.methods, args.n, seeds, out, "tau_sweep")
+    out = Path(args.out)
+    _, md = run_tau_sweep(
+        target, out, args.taus, args.methods, args.n, args.seeds or [args.seed],
+        beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active,
+        d_thermal=args.d_thermal, t_final=args.t_final, driver=args.driver,
+        driver_correction=not args.no_driver_correction, progress=not args.no_progress)
     print(md)
     print(f"wrote {out / 'tau_sweep.md'}, {out / 'tau_sweep.json'}, {out / 'tau_sweep.png'} "
           f"and {out / 'tau_sweep_densities.png'}")
     return 0
 
 
-def _run_validity(args, out: Path, log=print):
-    from .experiments import (calibrate_threshold, plot_validity, validity_map,
-                              validity_markdown)
-    from .samplers import VALIDITY_THRESHOLD
-
-    for t in args.taus:
-        check_positive("--taus", t)
-    for s_ in args.sigmas:
-        check_positive("--sigmas", s_)
-    check_count("--n", args.vm_n)
-    check_positive("--t-final", args.vm_t_final)
-    from .experiments import VALIDITY_METHODS
-
-    k = len(VALIDITY_METHODS)
-    est = sum(k * (3.0 + args.vm_n * args.vm_t_final / min(t / 20, 0.002) / 1e7)
-              for t in args.taus) * len(args.sigmas)
-    log(f"validity-map: {len(args.taus)} τ × {len(args.sigmas)} σ_min × {k} methods "
-        f"({', '.join(VALIDITY_METHODS)}) of "
-        f"{args.vm_n} particles, roughly {est / 60:.1f} min on 2 cores"
-        + (" — this will take a while" if est > 300 else ""))
-    res = validity_map(args.taus, args.sigmas, n=args.vm_n, seed=args.seed,
-                       t_final=args.vm_t_final, progress=False, log=log)
-    res["calibration"] = calibrate_threshold(res)
-    res["validity_threshold"] = VALIDITY_THRESHOLD
-    md = validity_markdown(res)
-    (out / "validity_map.md").write_text(md + "\n")
-    (out / "validity_map.json").write_text(json.dumps(res, indent=2))
-    plot_validity(res, out / "validity_map.png", threshold=VALIDITY_THRESHOLD)
-    return res, md
-
-
 def cmd_validity_map(args) -> int:
+    from .experiments import run_validity_map
+
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    res, md = _run_validity(args, out)
+    _, md = run_validity_map(out, args.taus, args.sigmas, n=args.vm_n, seed=args.seed,
+                             t_final=args.vm_t_final)
     print(md)
     print(f"wrote {out / 'validity_map.md'}, {out / 'validity_map.json'} and "
           f"{out / 'validity_map.png'}")
@@ -561,26 +433,14 @@ def cmd_validity_map(args) -> int:
 
 def cmd_results(args) -> int:
     """The results page's data: the default 1D and 2D τ sweeps and the validity map."""
-    import time
+    from .experiments import run_results
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_sweep_args(args, args.taus_1d + args.taus_2d, args.methods, args.n)
-    from .experiments import sweep_seconds
-    from .targets import default_target_1d, default_target_2d
-
-    total = (sweep_seconds(1, args.taus_1d, len(args.methods), args.n, 1, args.t_final)
-             + sweep_seconds(2, args.taus_2d, len(args.methods), args.n_2d, 1, args.t_final))
-    print(f"results: two τ sweeps and the validity map; the sweeps alone roughly "
-          f"{total / 60:.0f} min on 2 cores")
-    t0 = time.perf_counter()
-    for stem, target, taus, n in (("tau_sweep_1d", default_target_1d(), args.taus_1d, args.n),
-                                  ("tau_sweep_2d", default_target_2d(), args.taus_2d, args.n_2d)):
-        _, md = _run_sweep(target, args, taus, args.methods, n, [args.seed], out, stem)
-        print(md.splitlines()[-1], f"({time.perf_counter() - t0:.0f} s)")
-    args.vm_t_final = args.t_final
-    _run_validity(args, out)
-    print(f"wrote {out}/ in {time.perf_counter() - t0:.0f} s")
+    run_results(args.out, methods=args.methods, taus_1d=args.taus_1d, taus_2d=args.taus_2d,
+                n=args.n, n_2d=args.n_2d, vm_n=args.vm_n, vm_taus=args.taus,
+                vm_sigmas=args.sigmas, seed=args.seed, beta=args.beta,
+                d_active=1.0 if args.d_active is None else args.d_active,
+                d_thermal=args.d_thermal, t_final=args.t_final,
+                progress=not args.no_progress)
     return 0
 
 
@@ -609,6 +469,9 @@ def _x64(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .drivers import DRIVERS
+    from .samplers import method_names
+
     ap = argparse.ArgumentParser(
         prog="activegen", description="Generative diffusion driven by active matter."
     )
@@ -624,9 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--protocol", default=None,
                    help="PROTOCOL.npz from export-potential: replay it (no target, method or "
                         "process options: the protocol carries them)")
-    s.add_argument("--method", default=None, choices=METHODS, help="required with --target/--model")
+    s.add_argument("--method", default=None, choices=method_names(),
+                   help="required with --target/--model")
     _add_process_options(s, defaults=False)
-    s.add_argument("--driver", choices=("ou", "rtp", "abp"), default="ou",
+    s.add_argument("--driver", choices=tuple(DRIVERS), default="ou",
                    help="self-propulsion for fox/ucn/naive: active OU, run-and-tumble, active Brownian")
     s.add_argument("--speed", type=_float, default=None, help="rtp/abp swim speed v0")
     s.add_argument("--tumble-rate", type=_float, default=None, help="rtp tumble rate α (τ = 1/α)")
@@ -696,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=None,
                    help="comma-separated seeds (one run each; spread in the figure)")
     _add_process_options(t, with_tau=False)
-    t.add_argument("--driver", choices=("ou", "rtp", "abp"), default="ou",
+    t.add_argument("--driver", choices=tuple(DRIVERS), default="ou",
                    help="self-propulsion for fox/ucn/naive (effective τ, D_A matched)")
     t.add_argument("--no-driver-correction", action="store_true")
     t.add_argument("--x64", action="store_true")
@@ -736,14 +600,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--out", default="docs/results", help="output folder")
     r.set_defaults(func=cmd_results)
-    from .forces import FORCES
-
     def _source_options(q, with_protocol=True):
         q.add_argument("--target", default=None, help="target JSON")
         q.add_argument("--model", default=None, help="learned score model directory")
         if with_protocol:
             q.add_argument("--protocol", default=None, help="PROTOCOL.npz from export-potential")
-        q.add_argument("--method", default=None, choices=tuple(FORCES),
+        q.add_argument("--method", default=None,
+                       choices=method_names(where=lambda m: m.force is not None),
                        help="force whose potential is tabulated (with --target/--model)")
         _add_process_options(q, defaults=False)
         _add_grid_options(q)

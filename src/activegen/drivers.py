@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from .errors import ActivegenError, check_positive
+from .processes import ActiveOU
+from .stepping import ou_coefficients, ou_step
 
 
 def _uniform_directions(key, shape, dtype):
@@ -66,17 +68,11 @@ class OUDriver(_ActiveNoise):
     def from_effective(cls, tau: float, d_active: float, dim: int | None = None) -> "OUDriver":
         return cls(tau, d_active)
 
-    def decay(self, h: float) -> float:
-        """e^{−h/τ}."""
-        return math.exp(-h / self.tau)
-
     def init(self, key, shape, dtype):
         return math.sqrt(self.variance) * jax.random.normal(key, shape, dtype)
 
     def step(self, eta, h: float, key):
-        e = self.decay(h)
-        sd = math.sqrt(self.variance * -math.expm1(-2.0 * h / self.tau))
-        return eta * e + sd * jax.random.normal(key, eta.shape, eta.dtype)
+        return ou_step(eta, *ou_coefficients(h, self.tau, self.variance), key)
 
     #: Gaussian noise: no fourth-order term in the x-marginal equation.
     kappa = 0.0
@@ -94,6 +90,9 @@ class RunAndTumbleDriver(_Swimmer):
     speed: float
     tumble_rate: float
     dim: int
+
+    #: the constructor's rate parameter (`driver_and_process`)
+    rate_name = "tumble_rate"
 
     def __post_init__(self):
         check_positive("speed", self.speed)
@@ -139,6 +138,8 @@ class ActiveBrownianDriver(_Swimmer):
     rot_diffusion: float
     dim: int
 
+    rate_name = "rot_diffusion"
+
     def __post_init__(self):
         check_positive("speed", self.speed)
         check_positive("rot_diffusion", self.rot_diffusion)
@@ -178,4 +179,72 @@ class ActiveBrownianDriver(_Swimmer):
         return self.speed * e
 
 
-DRIVERS = {"ou": OUDriver, "rtp": RunAndTumbleDriver, "abp": ActiveBrownianDriver}
+#: The drivers by name (CLI --driver); `register_driver` adds one.
+DRIVERS: dict[str, type] = {}
+
+
+def register_driver(name: str, cls, *, replace: bool = False):
+    """Make a self-propulsion available by name (Python API and CLI `--driver NAME`).
+
+    cls must provide `from_effective(tau, d_active, dim)` and the `interfaces.Driver`
+    methods (init, step, tau, d_active, kappa); a swimmer whose law is set by a speed and a
+    rate also gives the class attribute `rate_name` (its constructor then takes
+    (speed, rate, dim))."""
+    if not isinstance(name, str) or not name:
+        raise ActivegenError(f"a driver name must be a non-empty string, got {name!r}")
+    if name in DRIVERS and not replace:
+        raise ActivegenError(f"driver name {name!r} is taken")
+    missing = [a for a in ("from_effective", "init", "step") if not hasattr(cls, a)]
+    if missing:
+        raise ActivegenError(f"driver {name!r} lacks {', '.join(missing)}")
+    DRIVERS[name] = cls
+    return cls
+
+
+register_driver("ou", OUDriver)
+register_driver("rtp", RunAndTumbleDriver)
+register_driver("abp", ActiveBrownianDriver)
+
+
+def driver_and_process(kind: str, dim: int, *, tau=None, d_active=None, beta: float = 1.0,
+                       d_thermal: float = 0.0, speed=None, rates: dict | None = None,
+                       spell=lambda name: name):
+    """The driver `kind` and the matched forward ActiveOU.
+
+    Either τ (and D_A, default 1) is given and a swimmer's speed and rate follow
+    (`from_effective`), or `speed` and the swimmer's rate (rates[cls.rate_name]) are
+    given and (τ, D_A) follow; both at once must agree. Returns (None, process) for the OU
+    driver (the samplers' default) and at τ = 0. `spell` names a parameter in messages
+    (the CLI passes its flag spelling)."""
+    if kind not in DRIVERS:
+        raise ActivegenError(f"{spell('driver')} must be one of {', '.join(DRIVERS)}; got {kind!r}")
+    cls = DRIVERS[kind]
+    rate_name = getattr(cls, "rate_name", None)
+    given = {k: v for k, v in dict(rates or {}, speed=speed).items() if v is not None}
+    allowed = {"speed", rate_name} if rate_name else set()
+    extra = sorted(set(given) - allowed)
+    if extra:
+        raise ActivegenError(
+            f"{', '.join(spell(k) for k in extra)} cannot be used with {spell('driver')} {kind}")
+    if given and set(given) != allowed:
+        need = " and ".join(spell(k) for k in sorted(allowed))
+        raise ActivegenError(
+            f"{spell('driver')} {kind}: give both {need}, or neither (then {spell('tau')})")
+    if given:
+        drv = cls(given["speed"], given[rate_name], dim)
+        for name, val, eff in (("tau", tau, drv.tau), ("d_active", d_active, drv.d_active)):
+            if val is not None and not math.isclose(val, eff, rel_tol=1e-6):
+                raise ActivegenError(
+                    f"{spell(name)} {val:g} contradicts the driver's effective value {eff:g} "
+                    f"(from {spell('speed')} and the rate); give one or the other"
+                )
+        return drv, ActiveOU(beta=beta, d_thermal=d_thermal, d_active=drv.d_active,
+                             tau=drv.tau)
+    if tau is None:
+        raise ActivegenError(
+            f"{spell('tau')} is required (or, with a swimmer driver, {spell('speed')} and the rate)")
+    proc = ActiveOU(beta=beta, d_thermal=d_thermal,
+                    d_active=1.0 if d_active is None else d_active, tau=tau)
+    if cls is OUDriver or proc.tau == 0:
+        return None, proc
+    return cls.from_effective(proc.tau, proc.d_active, dim), proc

@@ -1,4 +1,7 @@
-"""Reproducible experiments: the demo and the accuracy-versus-τ table (THEORY.md §4)."""
+"""Reproducible experiments: the demo, the accuracy-versus-τ sweep, the validity map and the
+results page's data (THEORY.md §4). The `run_*` pipelines run an experiment and write its
+files (md, json, png); they are what the CLI calls, and callable from Python with plain
+arguments."""
 
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ import numpy as np
 
 from .metrics import evaluate, log_slope
 from .processes import ActiveOU
-from .samplers import ACTIVE_METHODS, sample
-from .targets import GaussianMixture, default_target_2d
+from .samplers import get_method, method_names, sample
+from .stepping import default_dt
+from .plots import draw_density_2d, plot_sweep
+from .samplers import VALIDITY_THRESHOLD
+from .targets import GaussianMixture, default_target_1d, default_target_2d
 
 
 def tau_sweep(
@@ -46,7 +52,7 @@ def tau_sweep(
         drv = DRIVERS[driver].from_effective(float(tau), d_active, target.dim)
         for m in methods:
             kw = ({"driver": drv, "driver_correction": driver_correction}
-                  if m in ACTIVE_METHODS and driver != "ou" else {})
+                  if get_method(m).active and driver != "ou" else {})
             for sd in seeds:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -75,8 +81,6 @@ def sweep_seconds(dim: int, taus, n_methods: int, n: int, n_seeds: int = 1,
     ~3·10⁶ in 2D (the 4-mode mixture), ~4 s of compile and evaluation per run."""
     import math
 
-    from .samplers import default_dt
-
     rate = 1e7 if dim == 1 else 3e6
     steps = sum(math.ceil(t_final / default_dt(float(t))) for t in taus)
     return n_methods * n_seeds * (steps * n / rate + 4.0 * len(taus))
@@ -95,14 +99,14 @@ def plot_densities(result: dict, path, target: GaussianMixture | None = None) ->
     """Generated against exact densities: one panel per (method, kept τ) of a sweep run
     with `keep_samples` (rows: methods, columns: τ); 1D a histogram with the exact density
     curve, 2D a 2D histogram with the exact density's contours (`plots.draw_samples`)."""
-    from .plots import _plt, _save, draw_samples
+    from .plots import draw_samples, pyplot, save_figure
 
     kept = result["samples"]
     target = target or GaussianMixture.from_dict(result["target"])
     methods = list(kept)
     taus = sorted({t for m in methods for t in kept[m]})
     w1 = {(r["method"], r["tau"]): r["metrics"]["w1"] for r in result["rows"]}
-    plt = _plt()
+    plt = pyplot()
     size = 2.6 if target.dim == 1 else 2.9
     fig, axes = plt.subplots(len(methods), len(taus), squeeze=False,
                              figsize=(size * 1.25 * len(taus), size * len(methods)),
@@ -122,7 +126,7 @@ def plot_densities(result: dict, path, target: GaussianMixture | None = None) ->
             ax.set_ylabel("")
     fig.suptitle("generated (grey histogram) against the exact density (red)", fontsize=9)
     fig.tight_layout()
-    _save(fig, path, 80)
+    save_figure(fig, path, 80)
     plt.close(fig)
 
 
@@ -168,46 +172,6 @@ def sweep_pivot_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_sweep(result: dict, path) -> None:
-    """Log–log W1 against τ per method (mean ± sd over seeds), fitted slopes in the legend,
-    the finite-sample floor dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    methods = list(result["slopes"])
-    for m in methods:
-        taus = sorted({r["tau"] for r in result["rows"] if r["method"] == m})
-        vals = [[r["metrics"]["w1"] for r in result["rows"] if r["method"] == m and r["tau"] == t]
-                for t in taus]
-        ax.errorbar(taus, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals],
-                    marker="o", capsize=3, label=f"{m} (slope {result['slopes'][m]:.2f})")
-    floor = np.mean([r["floor"]["w1"] for r in result["rows"]])
-    ax.axhline(floor, ls="--", color="grey", label=f"floor {floor:.4f}")
-    ax.set(xscale="log", yscale="log", xlabel="τ", ylabel="W1 to the target")
-    from matplotlib.ticker import NullFormatter
-
-    all_taus = sorted({r["tau"] for r in result["rows"]})
-    ax.set_xticks(all_taus, [f"{t:g}" for t in all_taus])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_2d(ax, target, x, title):
-    lo, hi = target.extent(3.5)
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
-    dens = np.exp(np.asarray(target.log_prob(np.stack([gx, gy], -1))))
-    ax.hist2d(x[:, 0], x[:, 1], bins=80, range=[[lo[0], hi[0]], [lo[1], hi[1]]], cmap="Greys")
-    ax.contour(gx, gy, dens, levels=6, colors="tab:red", linewidths=0.8)
-    ax.set_title(title, fontsize=9)
-    ax.set_aspect("equal")
-
-
 def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bool = True):
     """Generate a 2D mixture with fox, refined (fox-sc), exact and naive; write demo.png and
     report.json."""
@@ -229,7 +193,7 @@ def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bo
             res = sample(target, m, proc, n, seed=seed, progress=progress)
         ev = evaluate(res.samples, target, seed=seed)
         report["methods"][m] = {**ev, "info": res.info}
-        _plot_2d(ax, target, res.samples, f"{m}: sliced W1 {ev['metrics']['w1']:.3f} "
+        draw_density_2d(ax, target, res.samples, f"{m}: sliced W1 {ev['metrics']['w1']:.3f} "
                  f"(floor {ev['floor']['w1']:.3f})\nhist KL {ev['metrics']['hist_kl']:.3f} "
                  f"(floor {ev['floor']['hist_kl']:.3f})")
     fig.suptitle(f"active generative diffusion, τ = {tau}, {n} particles (red: exact density)")
@@ -244,11 +208,31 @@ def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bo
 #: The 1D mixture family of the validity map: w = (0.3, 0.7), μ = (−2, 1.5), σ = (s, 1.5 s).
 VALIDITY_WEIGHTS = (0.3, 0.7)
 VALIDITY_MEANS = (-2.0, 1.5)
-VALIDITY_METHODS = ("exact", "fox", "naive", "fox-sc", "fox-schedule")
-#: The methods drawn as heatmaps of the validity map (those the run has).
-HEATMAP_METHODS = ("fox", "naive", "fox-sc", "fox-schedule")
-#: Beyond-first-order methods given their own columns in the validity table.
-EXTRA_METHODS = ("fox-sc", "fox-schedule")
+#: The reference of the validity map, and the methods it compares (from the registry:
+#: those registered with validity_map=True).
+VALIDITY_REFERENCE = "exact"
+
+
+def validity_methods() -> tuple[str, ...]:
+    """("exact", then every method registered with validity_map=True): fox, naive, fox-sc,
+    fox-schedule for the built-in ones."""
+    return (VALIDITY_REFERENCE,) + method_names(aliases=False, where=lambda m: m.validity_map)
+
+
+def _heatmap_methods() -> tuple[str, ...]:
+    """The validity map's heatmaps: every compared method but the reference."""
+    return validity_methods()[1:]
+
+
+def _extra_methods() -> tuple[str, ...]:
+    """Compared methods beyond the fox/naive pair of the calibration (own table columns)."""
+    return tuple(m for m in _heatmap_methods() if m not in ("fox", "naive"))
+
+
+def __getattr__(name):
+    if name == "VALIDITY_METHODS":
+        return validity_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def validity_target(s: float) -> GaussianMixture:
@@ -265,7 +249,7 @@ def validity_map(
     beta: float = 1.0,
     d_active: float = 1.0,
     t_final: float = 3.0,
-    methods=VALIDITY_METHODS,
+    methods=None,
     progress: bool = False,
     log=None,
 ) -> dict:
@@ -281,7 +265,9 @@ def validity_map(
 
     Returns {"cells": [...], "taus", "sigmas", "n", "seed", "t_final", ...}; each cell has
     "tau", "sigma_min", "tau_d_over_sigma2", "w1" {method: W1}, "floor", "floor_sd",
-    "reference", "ratio" {method: W1 / reference}, "tau_grad_force" {fox, naive}, "wall_s" {method}."""
+    "reference", "ratio" {method: W1 / reference}, "tau_grad_force" {fox, naive}, "wall_s" {method}.
+    methods: default `validity_methods()`."""
+    methods = validity_methods() if methods is None else tuple(methods)
     cells = []
     total = len(taus) * len(sigmas)
     for i, s in enumerate(sigmas):
@@ -351,7 +337,7 @@ def validity_markdown(result: dict, k: float = 3.0) -> str:
     """The validity map as Markdown: per (σ_min, τ) W1 of exact/fox/naive, floor, the ratios
     to the reference max(exact, floor), τD_A/σ_min², fox's diagnostic, and whether fox is
     worse than naive / worse than k × the reference."""
-    extra = [m for m in EXTRA_METHODS if m in result["methods"]]
+    extra = [m for m in _extra_methods() if m in result["methods"]]
     lines = [
         "| σ_min | τ | τD/σ² | exact W1 | fox W1 | naive W1 | "
         + "".join(f"{m} W1 | " for m in extra) + "floor | fox/ref | naive/ref | "
@@ -391,12 +377,12 @@ def plot_validity(result: dict, path, threshold: float | None = None, k: float =
     diagnostic τ‖∇F‖ (failing cells red), with the threshold as a vertical line."""
     from matplotlib.colors import LogNorm
 
-    from .plots import _plt, _save
+    from .plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     taus, sigmas = result["taus"], result["sigmas"]
     cell = {(c["sigma_min"], c["tau"]): c for c in result["cells"]}
-    heat = [m for m in HEATMAP_METHODS if m in result["methods"]]
+    heat = [m for m in _heatmap_methods() if m in result["methods"]]
     grids = {m: np.array([[cell[(s, t)]["ratio"][m] for t in taus] for s in sigmas])
              for m in heat}
     vmax = max(float(np.nanmax(g)) for g in grids.values())
@@ -431,5 +417,116 @@ def plot_validity(result: dict, path, threshold: float | None = None, k: float =
            ylabel="fox W1 / max(W1 exact, floor)", title="fox's error against the diagnostic")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path, 90)
+    save_figure(fig, path, 90)
     plt.close(fig)
+
+
+# -- pipelines: run an experiment and write its files ----------------------------------------
+def _check_sweep(taus, methods, n, t_final):
+    from .errors import ActivegenError, check_count, check_positive
+
+    check_count("n", n)
+    if not len(taus):
+        raise ActivegenError("taus must hold at least one persistence time")
+    for t in taus:
+        check_positive("taus", t)
+    for m in methods:
+        get_method(m)  # an unknown name is refused with the list
+    check_positive("t_final", t_final)
+
+
+def run_tau_sweep(target: GaussianMixture, out_dir, taus, methods, n: int, seeds=(0,), *,
+                  stem: str = "tau_sweep", beta: float = 1.0, d_active: float = 1.0,
+                  d_thermal: float = 0.0, t_final: float = 6.0, driver: str = "ou",
+                  driver_correction: bool = True, progress: bool = False, log=print):
+    """One τ sweep (`tau_sweep`), written as STEM.md (pivot and every run), STEM.json,
+    STEM.png (`plot_sweep`) and STEM_densities.png (`plot_densities`). Returns (result,
+    markdown)."""
+    seeds = [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
+    _check_sweep(taus, methods, n, t_final)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    est = sweep_seconds(target.dim, taus, len(methods), n, len(seeds), t_final)
+    n_runs = len(taus) * len(methods) * len(seeds)
+    if log is not None:
+        log(f"{stem}: {n_runs} runs of {n} particles in {target.dim}D, roughly "
+            f"{est / 60:.1f} min on 2 cores" + (" — this will take a while" if est > 300 else ""))
+    res = tau_sweep(target, taus, methods, n, seed=seeds, beta=beta, d_active=d_active,
+                    d_thermal=d_thermal, t_final=t_final, progress=progress, driver=driver,
+                    driver_correction=driver_correction, keep_samples=density_taus(taus))
+    plot_densities(res, out / f"{stem}_densities.png", target)
+    res.pop("samples", None)
+    md = sweep_pivot_markdown(res) + "\n\nEvery run:\n\n" + sweep_markdown(res)
+    (out / f"{stem}.md").write_text(md + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(res, indent=2))
+    plot_sweep(res, out / f"{stem}.png")
+    return res, md
+
+
+def validity_seconds(taus, n_sigmas: int, n: int, t_final: float, n_methods: int) -> float:
+    """A rough wall time (s) of the validity map on 2 cores."""
+    return sum(n_methods * (3.0 + n * t_final / default_dt(float(t)) / 1e7)
+               for t in taus) * n_sigmas
+
+
+def run_validity_map(out_dir, taus=(0.025, 0.05, 0.1, 0.2), sigmas=(0.3, 0.4, 0.6, 0.8), *,
+                     n: int = 20_000, seed: int = 0, t_final: float = 3.0, log=print):
+    """The validity map (`validity_map`) with its calibration, written as validity_map.md,
+    .json and .png (`plot_validity`, the warning threshold drawn). Returns (result, md)."""
+    from .errors import ActivegenError, check_count, check_positive
+
+    for name, vals in (("taus", taus), ("sigmas", sigmas)):
+        if not len(vals):
+            raise ActivegenError(f"{name} must hold at least one value")
+        for v in vals:
+            check_positive(name, v)
+    check_count("n", n)
+    check_positive("t_final", t_final)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    methods = validity_methods()
+    if log is not None:
+        est = validity_seconds(taus, len(sigmas), n, t_final, len(methods))
+        log(f"validity-map: {len(taus)} τ × {len(sigmas)} σ_min × {len(methods)} methods "
+            f"({', '.join(methods)}) of {n} particles, roughly {est / 60:.1f} min on 2 cores"
+            + (" — this will take a while" if est > 300 else ""))
+    res = validity_map(taus, sigmas, n=n, seed=seed, t_final=t_final, progress=False,
+                       log=log)
+    res["calibration"] = calibrate_threshold(res)
+    res["validity_threshold"] = VALIDITY_THRESHOLD
+    md = validity_markdown(res)
+    (out / "validity_map.md").write_text(md + "\n")
+    (out / "validity_map.json").write_text(json.dumps(res, indent=2))
+    plot_validity(res, out / "validity_map.png", threshold=VALIDITY_THRESHOLD)
+    return res, md
+
+
+def run_results(out_dir="docs/results", *, methods=("passive", "exact", "fox", "ucn", "naive",
+                                                    "fox-sc", "fox-schedule"),
+                taus_1d=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5), taus_2d=(0.02, 0.05, 0.1, 0.2, 0.5),
+                n: int = 20_000, n_2d: int = 10_000, vm_n: int = 20_000,
+                vm_taus=(0.025, 0.05, 0.1, 0.2), vm_sigmas=(0.3, 0.4, 0.6, 0.8),
+                seed: int = 0, beta: float = 1.0, d_active: float = 1.0,
+                d_thermal: float = 0.0, t_final: float = 3.0, progress: bool = False,
+                log=print):
+    """The data of docs/results.md: the default 1D and 2D τ sweeps of `methods` and the
+    validity map, written into out_dir."""
+    import time
+
+    _check_sweep(list(taus_1d) + list(taus_2d), methods, n, t_final)
+    total = (sweep_seconds(1, taus_1d, len(methods), n, 1, t_final)
+             + sweep_seconds(2, taus_2d, len(methods), n_2d, 1, t_final))
+    if log is not None:
+        log(f"results: two τ sweeps and the validity map; the sweeps alone roughly "
+            f"{total / 60:.0f} min on 2 cores")
+    t0 = time.perf_counter()
+    for stem, target, taus, nn in (("tau_sweep_1d", default_target_1d(), taus_1d, n),
+                                   ("tau_sweep_2d", default_target_2d(), taus_2d, n_2d)):
+        _, md = run_tau_sweep(target, out_dir, taus, methods, nn, [seed], stem=stem, beta=beta,
+                              d_active=d_active, d_thermal=d_thermal, t_final=t_final,
+                              progress=progress, log=log)
+        if log is not None:
+            log(md.splitlines()[-1] + f" ({time.perf_counter() - t0:.0f} s)")
+    run_validity_map(out_dir, vm_taus, vm_sigmas, n=vm_n, seed=seed, t_final=t_final, log=log)
+    if log is not None:
+        log(f"wrote {out_dir}/ in {time.perf_counter() - t0:.0f} s")

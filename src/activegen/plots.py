@@ -14,7 +14,8 @@ from .errors import ActivegenError
 from .protocol import Protocol, time_grid
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg back end."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +24,7 @@ def _plt():
     return plt
 
 
-def _save(fig, path, dpi):
+def save_figure(fig, path, dpi):
     """Save as PNG with a 256-colour palette (figures are part of the docs: keep them small)."""
     from PIL import Image
 
@@ -33,7 +34,8 @@ def _save(fig, path, dpi):
     small.save(path, optimize=True)
 
 
-def _t0(protocol: Protocol) -> float:
+def protocol_t0(protocol: Protocol) -> float:
+    """The time scale t0 of the protocol's geometric time grid."""
     return float(protocol.meta.get("time_grid", {}).get("t0", protocol.t_final / 20))
 
 
@@ -41,7 +43,7 @@ def snapshot_times(protocol: Protocol, n: int) -> np.ndarray:
     """n forward times from T down towards 0 (t = 0 itself left out: there the potential
     only has to hold the finished sample) on the protocol's own (geometric) time warp: the
     potential changes fastest near t = 0, so the snapshots crowd there."""
-    return time_grid(protocol.t_final, n + 1, _t0(protocol))[:0:-1]
+    return time_grid(protocol.t_final, n + 1, protocol_t0(protocol))[:0:-1]
 
 
 def _colour_limit(v):
@@ -59,8 +61,7 @@ def _norm(vmax):
 # -- samples against the target -----------------------------------------------------
 def draw_samples(ax, x, target=None, title: str = "", bins: int = 80, legend: bool = True):
     """Draw samples (N, 1) or (N, 2) on `ax`: 1D a histogram with the exact density curve,
-    2D a 2D histogram with the exact density's contours (`experiments._plot_2d`)."""
-    from .experiments import _plot_2d
+    2D a 2D histogram with the exact density's contours (`draw_density_2d`)."""
 
     if x.shape[1] == 1:
         if target is not None:
@@ -77,7 +78,7 @@ def draw_samples(ax, x, target=None, title: str = "", bins: int = 80, legend: bo
         if legend:
             ax.legend(fontsize=8)
     elif target is not None:
-        _plot_2d(ax, target, x, title + ("" if not legend else " (red: exact density)"))
+        draw_density_2d(ax, target, x, title + ("" if not legend else " (red: exact density)"))
     else:
         lo, hi = np.quantile(x, 0.001, axis=0), np.quantile(x, 0.999, axis=0)
         ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]],
@@ -87,17 +88,17 @@ def draw_samples(ax, x, target=None, title: str = "", bins: int = 80, legend: bo
 
 def plot_samples(samples, path, target=None, title: str | None = None) -> Path:
     """1D: histogram against the exact density; 2D: 2D histogram with the exact density's
-    contours (`experiments._plot_2d`); without a target, the samples alone."""
+    contours (`draw_density_2d`); without a target, the samples alone."""
     x = np.asarray(samples, float)
     if x.ndim != 2 or x.shape[1] not in (1, 2) or len(x) == 0:
         raise ActivegenError(f"plot samples: need samples of shape (N, 1) or (N, 2), got {x.shape}")
     if target is not None and target.dim != x.shape[1]:
         raise ActivegenError(f"the samples have d = {x.shape[1]} but the target d = {target.dim}")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     draw_samples(ax, x, target, title or f"{len(x)} samples")
     fig.tight_layout()
-    _save(fig, path, 100)
+    save_figure(fig, path, 100)
     plt.close(fig)
     return Path(path)
 
@@ -127,7 +128,7 @@ def plot_potential(protocol: Protocol, path, times=None, n_snapshots: int = 4,
     times = snapshot_times(protocol, n_snapshots) if times is None else np.asarray(times, float)
     if times.size == 0 or np.any(times < 0) or np.any(times > protocol.t_final):
         raise ActivegenError(f"--times must lie in [0, T = {protocol.t_final:g}]")
-    plt = _plt()
+    plt = pyplot()
     m = protocol.meta
     head = f"{m['method']} potential, τ = {m['tau']:g}, β = {m['beta']:g}, D_A = {m['d_active']:g}"
     lo, hi = _view(protocol, target)
@@ -171,16 +172,14 @@ def plot_potential(protocol: Protocol, path, times=None, n_snapshots: int = 4,
             ax.axis("off")
         fig.suptitle(head + "   (colour: V − min V, arrows: F = −∇V)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path, 80)
+    save_figure(fig, path, 80)
     plt.close(fig)
     return Path(path)
 
 
 def plot_sweep_file(path_json, path) -> Path:
-    """The error-vs-τ figure from a `tau_sweep.json` (`experiments.plot_sweep`)."""
+    """The error-vs-τ figure from a `tau_sweep.json` (`plot_sweep`)."""
     import json
-
-    from .experiments import plot_sweep
 
     p = Path(path_json)
     if not p.is_file():
@@ -193,6 +192,43 @@ def plot_sweep_file(path_json, path) -> Path:
         raise ActivegenError(f"{p} is not a tau_sweep.json (rows, slopes)")
     plot_sweep(res, path)
     return Path(path)
+
+
+def plot_sweep(result: dict, path) -> None:
+    """Log–log W1 against τ per method (mean ± sd over seeds), fitted slopes in the legend,
+    the finite-sample floor dashed."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    methods = list(result["slopes"])
+    for m in methods:
+        taus = sorted({r["tau"] for r in result["rows"] if r["method"] == m})
+        vals = [[r["metrics"]["w1"] for r in result["rows"] if r["method"] == m and r["tau"] == t]
+                for t in taus]
+        ax.errorbar(taus, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals],
+                    marker="o", capsize=3, label=f"{m} (slope {result['slopes'][m]:.2f})")
+    floor = np.mean([r["floor"]["w1"] for r in result["rows"]])
+    ax.axhline(floor, ls="--", color="grey", label=f"floor {floor:.4f}")
+    ax.set(xscale="log", yscale="log", xlabel="τ", ylabel="W1 to the target")
+    from matplotlib.ticker import NullFormatter
+
+    all_taus = sorted({r["tau"] for r in result["rows"]})
+    ax.set_xticks(all_taus, [f"{t:g}" for t in all_taus])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_density_2d(ax, target, x, title):
+    """A 2D histogram of samples x with the exact density's contours."""
+    lo, hi = target.extent(3.5)
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
+    dens = np.exp(np.asarray(target.log_prob(np.stack([gx, gy], -1))))
+    ax.hist2d(x[:, 0], x[:, 1], bins=80, range=[[lo[0], hi[0]], [lo[1], hi[1]]], cmap="Greys")
+    ax.contour(gx, gy, dens, levels=6, colors="tab:red", linewidths=0.8)
+    ax.set_title(title, fontsize=9)
+    ax.set_aspect("equal")
 
 
 # -- animation ------------------------------------------------------------------------
@@ -233,7 +269,7 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
     if traj.ndim != 3 or traj.shape[2] != protocol.dim or len(times_s) != len(traj):
         raise ActivegenError("animate: trajectory and protocol dimensions do not match")
     writer = movie_writer(path, fps)
-    plt = _plt()
+    plt = pyplot()
     T = protocol.t_final
     m = protocol.meta
     lo, hi = _view(protocol, target)
@@ -305,7 +341,7 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         if not -n <= j < n:
             raise ActivegenError(f"--still-frame must lie in [0, {n - 1}], got {j}")
         draw(j)
-        _save(fig, still, 90)
+        save_figure(fig, still, 90)
         still_path = Path(still)
     plt.close(fig)
     return {"frames": n, "path": path, "still": still_path}

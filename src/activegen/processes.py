@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import check_finite, check_nonnegative, check_positive
+from .stepping import ou_coefficients, ou_step, thermal_amplitude, thermal_kick
 
 
 def _exprel(z):
@@ -154,21 +155,20 @@ class ActiveOU:
         k0, kscan = jax.random.split(key)
         if self.tau > 0:
             eta0 = jnp.sqrt(self.eta_variance) * jax.random.normal(k0, x0.shape, x0.dtype)
-            decay = math.exp(-h / self.tau)
-            eta_sd = math.sqrt(self.eta_variance * (1 - decay**2))
+            decay, eta_sd = ou_coefficients(h, self.tau, self.eta_variance)
+            kick = thermal_amplitude(self.d_thermal, h)
         else:
             eta0 = jnp.zeros_like(x0)
+            kick = thermal_amplitude(self.diffusivity, h)
 
         def step(carry, k):
             x, eta = carry
             k1, k2 = jax.random.split(k)
-            xi = jax.random.normal(k1, x.shape, x.dtype)
             if self.tau > 0:
-                # integrate η exactly over the step for its mean contribution to x
-                x = x + (-self.beta * x + eta) * h + math.sqrt(2 * self.d_thermal * h) * xi
-                eta = eta * decay + eta_sd * jax.random.normal(k2, x.shape, x.dtype)
+                x = thermal_kick(x + (-self.beta * x + eta) * h, kick, k1)
+                eta = ou_step(eta, decay, eta_sd, k2)
             else:
-                x = x - self.beta * x * h + math.sqrt(2 * self.diffusivity * h) * xi
+                x = thermal_kick(x - self.beta * x * h, kick, k1)
             return (x, eta), None
 
         (x, eta), _ = jax.lax.scan(step, (x0, eta0), jax.random.split(kscan, n_steps))

@@ -1,7 +1,7 @@
 """The effective potential as a lab protocol: V(x, t) and F = −∇V tabulated on a grid.
 
-Export (THEORY.md §2): for a force of `forces.FORCES` (fox: F_F = −∇V_F, ucn, naive) and a
-score (a Gaussian-mixture target's analytic score, or a score model), V and F are evaluated
+Export (THEORY.md §2): for a method whose force has a potential (fox: F_F = −∇V_F, ucn,
+naive, or one added with `register_force`) and a score (a Gaussian-mixture target's analytic score, or a score model), V and F are evaluated
 on a regular spatial grid (d = 1 or 2) × a time grid in *forward* time t ∈ [0, T]. The
 generating particle at reverse time s feels F(x, T − s).
 
@@ -31,7 +31,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import ActivegenError, check_count, check_positive
-from .forces import FORCES
 from .processes import ActiveOU
 
 FORMAT = "activegen-protocol"
@@ -239,23 +238,27 @@ def export_protocol(
     dtype=None,
     progress: bool = False,
 ) -> Protocol:
-    """Tabulate V and F = −∇V of FORCES[method] on a grid (see module doc).
+    """Tabulate V and F = −∇V of a method's force (fox, ucn, naive, or one added with
+    `register_force`) on a grid (see module doc).
 
     model: a GaussianMixture (analytic score) or a score model (`prepare`, `derivs`, `dim`).
     extent: (lo, hi) per coordinate (default `default_extent`; required for a score model
     without a target). spacing: default `default_spacing(σ_min)`. t0: the time grid's scale
     (default `time_scale`).
     """
-    from .samplers import _as_score
+    from .samplers import get_method, method_names
+    from .scores import as_score_model
     from .targets import GaussianMixture
 
-    if method not in FORCES:
-        raise ActivegenError(f"method must be one of {', '.join(FORCES)}; got {method!r}")
+    names = method_names(where=lambda m: m.force is not None)
+    spec = get_method(method) if method in names else None
+    if spec is None:
+        raise ActivegenError(f"method must be one of {', '.join(names)}; got {method!r}")
     if process.tau <= 0:
         raise ActivegenError("tau must be > 0: a protocol drives an active particle")
     t_final = check_positive("t_final", t_final)
     time_points = check_count("time_points", time_points)
-    score = _as_score(model, process, closed_form=True)
+    score = as_score_model(model, process, closed_form=True)
     _check_dim(score.dim)
     target = model if isinstance(model, GaussianMixture) else getattr(model, "target", None)
     if extent is None:
@@ -283,7 +286,7 @@ def export_protocol(
             "use a larger --spacing or fewer --time-points"
         )
     dtype = dtype or jnp.result_type(float)
-    force, potential = FORCES[method]
+    force, potential = spec.force
     axes = [lo[i] + step[i] * np.arange(n) for i, n in enumerate(shape)]
     pts = jnp.asarray(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(shape)),
                       dtype)

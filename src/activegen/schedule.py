@@ -37,22 +37,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
-import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import (
-    ActivegenError,
-    FirstOrderWarning,
-    check_finite,
-    check_nonnegative,
-    check_positive,
-)
+from .errors import ActivegenError, check_finite, check_nonnegative, check_positive
 from .forces import fox_form, jacobian_norm
 from .processes import ActiveOU
+from .samplers import Method, Plan, StepGrid, Stepper, batched, register_method, sample
+from .stepping import (
+    DT_MAX,
+    STEPS_PER_TAU,
+    ou_coefficients,
+    ou_step,
+    thermal_amplitude,
+    thermal_kick,
+)
+from .stepping import default_dt as stepping_default_dt
 from .targets import GaussianMixture
 
 #: Validity budget of `ActivitySchedule.auto`: the target value of τ(t)·‖∇F‖ near t = 0.
@@ -286,8 +288,9 @@ class ScheduledActiveOU:
         n_steps = max(1, round(t_final / dt))
         h = t_final / n_steps
         tau = self.schedule.tau_at((np.arange(n_steps) + 0.5) * h)
-        decay = jnp.asarray(np.exp(-h / tau), x0.dtype)
-        sd = jnp.asarray(np.sqrt(self.d_active / tau * -np.expm1(-2.0 * h / tau)), x0.dtype)
+        decay, sd = ou_coefficients(h, tau, self.d_active / tau)
+        decay, sd = jnp.asarray(decay, x0.dtype), jnp.asarray(sd, x0.dtype)
+        kick = thermal_amplitude(self.d_thermal, h)
         k0, kscan = jax.random.split(key)
         w0 = self.d_active / float(self.schedule.tau_at(0.0))
         eta0 = math.sqrt(w0) * jax.random.normal(k0, x0.shape, x0.dtype)
@@ -298,8 +301,8 @@ class ScheduledActiveOU:
             k1, k2 = jax.random.split(k)
             x = x + (-self.beta * x + eta) * h
             if self.d_thermal > 0:
-                x = x + math.sqrt(2 * self.d_thermal * h) * jax.random.normal(k1, x.shape, x.dtype)
-            eta = eta * e + s * jax.random.normal(k2, x.shape, x.dtype)
+                x = thermal_kick(x, kick, k1)
+            eta = ou_step(eta, e, s, k2)
             return (x, eta), None
 
         (x, eta), _ = jax.lax.scan(step, (x0, eta0),
@@ -307,22 +310,17 @@ class ScheduledActiveOU:
         return check_finite("forward simulation", x), eta
 
 
-# -- the scheduled sampler ------------------------------------------------------------
-#: Grid rules of `sample_scheduled`.
+# -- the scheduled sampler (method `fox-schedule`) --------------------------------------
+#: Grid rules of the scheduled sampler.
 GRIDS = ("uniform", "adaptive")
-#: Steps per local persistence time τ_r(s) on the adaptive grid (and, through the default
-#: dt, τ_min/20 on the uniform one): Δs ≤ τ/10 with margin, as THEORY.md §4 asks.
-STEPS_PER_TAU = 20
-#: Largest step, as samplers.default_dt.
-DT_MAX = 0.002
 
 
 def default_dt(schedule: ActivitySchedule, grid: str = "uniform") -> float:
-    """Uniform grid: Δs = min(τ_min/20, 0.002). Adaptive grid: the cap 0.002 on the local
-    step min(0.002, τ_r(s)/20)."""
+    """Uniform grid: Δs = `stepping.default_dt`(τ_min). Adaptive grid: the cap DT_MAX on the
+    local step min(DT_MAX, τ_r(s)/STEPS_PER_TAU)."""
     if grid == "adaptive":
         return DT_MAX
-    return min(schedule.tau_min / STEPS_PER_TAU, DT_MAX)
+    return stepping_default_dt(schedule.tau_min)
 
 
 def step_grid(schedule: ActivitySchedule, t_final: float, dt: float, grid: str = "uniform"):
@@ -341,34 +339,30 @@ def step_grid(schedule: ActivitySchedule, t_final: float, dt: float, grid: str =
     return s
 
 
-def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype):
-    """A samplers._Method on the step grid s_grid: the engine's uniform virtual time
-    u_i = i·T/K is mapped to step i of s_grid (so any grid runs on the same engine)."""
-    from .samplers import _batched, _Method
-
+def scheduled_stepper(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype) -> Stepper:
+    """The active particle with τ_r(s) = τ(T − s) constant on each step of s_grid (at its
+    midpoint) and the force F = βx + (D̄ + βD_2) S + D_2 D̄ ∇(∇·S + ½|S|²) (`forces.fox_form`)
+    with the reverse noise's memory D_1, D_2 (`reverse_memory`); the carry's "tjf" is the
+    largest ensemble mean of (D_2/D_1)·‖βI + D̄∇S‖."""
     sch = p.schedule
     h = np.diff(s_grid)
     tau_steps = sch.tau_at(t_final - (s_grid[:-1] + 0.5 * h))  # τ_r at each step's midpoint
     w0 = p.d_active / float(sch.tau_at(t_final))
     _, d1, d2 = reverse_memory(p.d_active, tau_steps, s_grid, w0)
     t_eff = np.where(d1 > 0, d2 / np.where(d1 > 0, d1, 1.0), 0.0)  # memory time D_2/D_1
-
-    def pad(a):  # one more entry: the engine's masked steps past the end read it
-        return np.append(a, a[-1])
-
+    decay, sd = ou_coefficients(h, tau_steps, p.d_active / tau_steps)
     tab = {
-        "t": t_final - s_grid,
-        "h": pad(h),
-        "decay": pad(np.exp(-h / tau_steps)),
-        "sd": pad(np.sqrt(p.d_active / tau_steps * -np.expm1(-2.0 * h / tau_steps))),
-        "thermal": pad(np.sqrt(2.0 * p.d_thermal * h)),
-        "d_bar": p.d_thermal + d1 + p.d_eff(t_final - s_grid),  # D̄(s) = D_T + D_1 + D_eff
-        "d2": d2,
-        "t_eff": t_eff,
+        "t": t_final - s_grid[:-1],
+        "decay": decay,
+        "sd": sd,
+        "thermal": thermal_amplitude(p.d_thermal, h),
+        "d_bar": (p.d_thermal + d1 + p.d_eff(t_final - s_grid))[:-1],  # D_T + D_1 + D_eff
+        "d2": d2[:-1],
+        "t_eff": t_eff[:-1],
     }
     tab = {k: jnp.asarray(v, dtype) for k, v in tab.items()}
-    hv = t_final / len(h)
     beta, d_t = p.beta, p.d_thermal
+    last = len(h) - 1
 
     def init(key, n):
         k1, k2 = jax.random.split(key)
@@ -376,120 +370,104 @@ def _scheduled_method(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
         eta = math.sqrt(w0) * jax.random.normal(k2, x.shape, dtype)
         return {"x": x, "eta": eta, "tjf": jnp.zeros((), dtype)}
 
-    def step(c, u, _hv, key):
-        i = jnp.round(u / hv).astype(jnp.int32)
-        g = {k: v[i] for k, v in tab.items()}
+    def step(c, i, s, hi, key):
+        g = {k: v[jnp.minimum(i, last)] for k, v in tab.items()}
         x, eta = c["x"], c["eta"]
-        dv = _batched(score, "derivs", score.prepare(g["t"], dtype), x)
+        dv = batched(score, "derivs", score.prepare(g["t"], dtype), x)
         db = g["d_bar"]
         f = fox_form(beta, db, g["d2"], x, dv)
         jn = jacobian_norm(beta, db, dv.hessian)
         k1, k2 = jax.random.split(key)
-        x_new = x + (f + eta) * g["h"]
+        eta_new = ou_step(eta, g["decay"], g["sd"], k2)
+        x_new = _X_UPDATE(x, f, eta, eta_new, hi)
         if d_t > 0:
-            x_new = x_new + g["thermal"] * jax.random.normal(k1, x.shape, dtype)
-        eta = eta * g["decay"] + g["sd"] * jax.random.normal(k2, x.shape, dtype)
+            x_new = thermal_kick(x_new, g["thermal"], k1)
         tjf = jnp.fmax(c["tjf"], g["t_eff"] * jnp.mean(jn))
-        return {"x": x_new, "eta": eta, "tjf": tjf}
+        return {"x": x_new, "eta": eta_new, "tjf": tjf}
 
-    return _Method(init, step)
+    return Stepper(init, step)
 
 
-def sample_scheduled(
-    target: GaussianMixture,
-    process,
-    n: int,
-    key=None,
-    *,
-    tau_min: float | None = None,
-    t_ramp: float | None = None,
-    eps: float = AUTO_EPS,
-    seed: int | None = None,
-    t_final: float = 6.0,
-    dt: float | None = None,
-    grid: str = "adaptive",
-    save_every: int | None = None,
-    closed_form: bool = True,
-    dtype=None,
-    progress: bool = False,
-    chunk_size: int | None = None,
-    warn: bool = True,
-):
-    """Generate n samples of a Gaussian-mixture `target` with a real active particle whose
-    persistence time follows an activity schedule (module doc, docs/schedule.md).
+def _left_point(x, f, eta, eta_new, h):
+    return x + (f + eta) * h
 
-    process: a ScheduledActiveOU (its table must reach t_final), or an ActiveOU whose τ is
-    the top of the schedule, lowered to `tau_min` toward the end of generation with ramp
-    time `t_ramp`; either left None comes from `ActivitySchedule.auto(τ, σ_min, D, eps)`
-    (σ_min = target.min_std): τ_min = min(τ, eps σ_min²/(2D)), t_r = (τ − τ_min)/eps. Give a PRNG `key` or an integer `seed`.
-    grid: "adaptive" (default: local step min(dt, τ_r(s)/20), dt default 0.002, i.e.
-    samplers.default_dt at the local τ; τ_min/20 where τ is lowest) or "uniform" (step dt,
-    default min(τ_min/20, 0.002) everywhere: the same accuracy for 4-5× the steps).
-    Returns samplers.Sampled; info holds n_steps, dt_min, dt_max and the validity
-    diagnostic tau_grad_force (largest ensemble mean of (D_2/D_1)·‖βI + D̄∇S‖).
-    """
-    from .samplers import VALIDITY_THRESHOLD, _check_run, _finish, _integrate, run_info
-    from .scores import MixtureScore
 
-    if not isinstance(target, GaussianMixture):
-        raise ActivegenError(
-            f"target must be a GaussianMixture (analytic score), got {type(target).__name__}"
-        )
-    if grid not in GRIDS:
-        raise ActivegenError(f"grid must be one of {', '.join(GRIDS)}; got {grid!r}")
-    t_final = check_positive("t_final", t_final)
+_X_UPDATE = _left_point
+
+
+def _scheduled_process(target, process, opts, t_final: float) -> ScheduledActiveOU:
+    tau_min, t_ramp, eps = opts["tau_min"], opts["t_ramp"], opts["eps"]
     if isinstance(process, ActiveOU):
         if process.tau == 0:
             raise ActivegenError("tau must be > 0 for an activity schedule")
         auto = ActivitySchedule.auto(process.tau, target.min_std, process.diffusivity, eps,
                                      tau_min)
         t_ramp = auto.t_ramp if t_ramp is None else t_ramp
-        process = ScheduledActiveOU.from_process(process, auto.tau_min, t_ramp, t_max=t_final)
-    elif isinstance(process, ScheduledActiveOU):
+        return ScheduledActiveOU.from_process(process, auto.tau_min, t_ramp, t_max=t_final)
+    if isinstance(process, ScheduledActiveOU):
         if tau_min is not None or t_ramp is not None:
             raise ActivegenError("tau_min and t_ramp are given by the ScheduledActiveOU already")
         if t_final > process.t_max * (1 + 1e-12):
             raise ActivegenError(
                 f"t_final must be <= the process's t_max = {process.t_max:g}, got {t_final!r}"
             )
-    else:
-        raise ActivegenError(
-            f"process must be an ActiveOU or a ScheduledActiveOU, got {type(process).__name__}"
-        )
-    sch = process.schedule
-    dt = default_dt(sch, grid) if dt is None else dt
-    n, t_final, dt, key, save_every, chunk_size = _check_run(
-        process, n, t_final, dt, key, seed, save_every, chunk_size, active=False
+        return process
+    raise ActivegenError(
+        f"process must be an ActiveOU or a ScheduledActiveOU, got {type(process).__name__}"
     )
-    s_grid = step_grid(sch, t_final, dt, grid)
-    hs = np.diff(s_grid)
-    tau_r = sch.tau_at(t_final - s_grid[:-1])
-    if warn and np.any(hs > tau_r / 10 * (1 + 1e-9)):
-        warnings.warn(
-            f"dt = {hs.max():g} exceeds tau(t)/10 = {tau_r.min() / 10:g} where the schedule is "
-            "lowest: the active noise is under-resolved",
-            stacklevel=2,
+
+
+def _build(req) -> Plan:
+    """fox-schedule's plan: the scheduled process (automatic or from the options), its
+    step grid and stepper."""
+    from .scores import MixtureScore
+
+    if not isinstance(req.target, GaussianMixture):
+        raise ActivegenError(
+            f"target must be a GaussianMixture (analytic score), got {type(req.target).__name__}"
         )
-    dtype = dtype or jnp.result_type(float)
-    score = MixtureScore(target, process, closed_form=closed_form)
-    info = run_info("fox-schedule", n, target.dim, process, t_final, dtype, tau_min=sch.tau_min,
-                    t_ramp=sch.t_ramp, grid=grid)
-    t0 = time.perf_counter()
-    m = _scheduled_method(score, process, t_final, s_grid, dtype)
-    k_steps = len(hs)
-    x, traj, times = _integrate(m, key, n, t_final, t_final / k_steps, save_every, progress,
-                                "fox-schedule", info, False, chunk_size)
-    info.update(dt=float(hs.max()), dt_min=float(hs.min()), dt_max=float(hs.max()),
-                n_steps=k_steps)
-    if times is not None:
-        times = s_grid[np.round(times / (t_final / k_steps)).astype(int)]
-    tjf = info.get("tau_grad_force")
-    if warn and tjf is not None and tjf > VALIDITY_THRESHOLD:
-        warnings.warn(
-            f"tau*|grad F| reached {tjf:.2f} (> {VALIDITY_THRESHOLD}) with the memory time "
-            "D_2/D_1 of the scheduled noise: the first-order force is unreliable here; "
-            "lower tau_min or lengthen t_ramp",
-            FirstOrderWarning,
-            stacklevel=2,
-        )
-    return _finish(x, traj, times, info, t0, "sampler 'fox-schedule'")
+    grid = req.options["grid"]
+    if grid not in GRIDS:
+        raise ActivegenError(f"grid must be one of {', '.join(GRIDS)}; got {grid!r}")
+    process = _scheduled_process(req.target, req.process, req.options, req.t_final)
+    sch = process.schedule
+    dt = default_dt(sch, grid) if req.dt is None else req.dt
+    s_grid = step_grid(sch, req.t_final, dt, grid)
+    score = MixtureScore(req.target, process, closed_form=req.closed_form)
+    stepper = scheduled_stepper(score, process, req.t_final, s_grid, req.dtype)
+    return Plan(
+        stepper, StepGrid(s_grid), process=process,
+        info=dict(tau_min=sch.tau_min, t_ramp=sch.t_ramp, grid=grid),
+        tau_steps=sch.tau_at(req.t_final - s_grid[:-1]),
+        diagnostic="the memory time D_2/D_1 of the scheduled noise",
+        remedy="lower tau_min or lengthen t_ramp",
+    )
+
+
+FOX_SCHEDULE = register_method(Method(
+    "fox-schedule", _build, carries_eta=True, first_order=True, analytic_only=True,
+    validity_map=True, options={"tau_min": None, "t_ramp": None, "eps": AUTO_EPS,
+                                "grid": "adaptive"},
+    summary="fox with the persistence time lowered toward the end of generation "
+            "(activity schedule; analytic mixtures, OU driver)",
+))
+
+
+def sample_scheduled(target: GaussianMixture, process, n: int, key=None, *,
+                     tau_min: float | None = None, t_ramp: float | None = None,
+                     eps: float = AUTO_EPS, grid: str = "adaptive", **kw):
+    """`sample(target, "fox-schedule", process, n, key, tau_min=…, t_ramp=…, eps=…,
+    grid=…, **kw)`: n samples of a Gaussian-mixture target with a real active particle
+    whose persistence time follows an activity schedule (module doc, docs/schedule.md).
+
+    process: a ScheduledActiveOU (its table must reach t_final), or an ActiveOU whose τ is
+    the top of the schedule, lowered to `tau_min` toward the end of generation with ramp
+    time `t_ramp`; either left None comes from `ActivitySchedule.auto(τ, σ_min, D, eps)`
+    (σ_min = target.min_std): τ_min = min(τ, eps σ_min²/(2D)), t_r = (τ − τ_min)/eps.
+    grid: "adaptive" (default: local step min(dt, τ_r(s)/20), dt default 0.002) or
+    "uniform" (step dt, default min(τ_min/20, 0.002) everywhere: the same accuracy for 4-5×
+    the steps). info holds n_steps, dt_min, dt_max and the validity diagnostic
+    tau_grad_force (largest ensemble mean of (D_2/D_1)·‖βI + D̄∇S‖).
+    """
+    return sample(target, FOX_SCHEDULE, process, n, key, tau_min=tau_min, t_ramp=t_ramp,
+                  eps=eps, grid=grid, **kw)

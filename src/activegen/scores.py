@@ -24,6 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .errors import ActivegenError
 from .processes import ActiveOU
 from .targets import GaussianMixture, MixtureState, mixture_log_prob
 
@@ -208,3 +209,25 @@ class MixtureScore:
         state, k = joint_state
         s_c = score_fn(state, x - k * eta)
         return s_c, -eta / self.process.eta_variance - k * s_c
+
+
+#: What `as_score_model` requires of a score model (`interfaces.ScoreModel`).
+SCORE_MODEL_ATTRS = ("dim", "prepare", "derivs", "score", "sample_marginal")
+
+
+def as_score_model(model, process: ActiveOU, closed_form: bool = True):
+    """A GaussianMixture becomes its analytic MixtureScore for `process`; a score model
+    (`interfaces.ScoreModel`: dim, prepare, derivs, score, sample_marginal; e.g. a learned
+    one) is used as it is, after its own `check_process(process)` where it has one."""
+    if isinstance(model, GaussianMixture):
+        return MixtureScore(model, process, closed_form=closed_form)
+    missing = [a for a in SCORE_MODEL_ATTRS if not hasattr(model, a)]
+    if missing:
+        raise ActivegenError(
+            f"target must be a GaussianMixture or a score model; {type(model).__name__} "
+            f"lacks {', '.join(missing)}"
+        )
+    check = getattr(model, "check_process", None)
+    if check is not None:
+        check(process)
+    return model

@@ -1,0 +1,79 @@
+"""Output files: written whole or not at all, and the samples file of `activegen sample`.
+
+`atomic_path(path)` yields a temporary name in the target's directory; the file written
+there replaces `path` only when the block ends without an error (os.replace), so an
+interrupted or failed write leaves any earlier file as it was and no partial one.
+
+A samples file (.npz) holds `samples` (N, d), `seed`, `info` (JSON of `Sampled.info`),
+the scalar entries of info, optionally `trajectory` (frames, N, d) and `times`, and
+`target` (JSON of a GaussianMixture) or `protocol` / `model` (the source's path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ActivegenError
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path beside `path` (same suffix) that replaces it on success."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
+                               dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save_samples(path, result, *, seed=None, to_data=None, **meta) -> Path:
+    """Write a `Sampled` as a samples file (module doc). to_data maps samples and
+    trajectory to the data's units (a learned model's); meta: extra entries (strings are
+    stored as they are, dicts as JSON)."""
+    back = to_data or (lambda a: a)
+    info = result.info
+    extra = {}
+    if result.trajectory is not None:
+        extra = {"trajectory": back(result.trajectory), "times": result.times}
+    entries = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in meta.items()}
+    with atomic_path(path) as tmp:
+        np.savez(
+            tmp,
+            samples=back(result.samples),
+            seed=seed,
+            info=json.dumps(info),
+            **{k: v for k, v in info.items() if isinstance(v, (int, float, str))},
+            **entries,
+            **extra,
+        )
+    return Path(path)
+
+
+def load_samples(path):
+    """(samples (N, d), target JSON or None, info dict) of a samples file."""
+    p = Path(path)
+    if p.suffix != ".npz" or not p.is_file() or not zipfile.is_zipfile(p):
+        raise ActivegenError(f"--input must be an existing .npz written by activegen sample: {p}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            samples = np.asarray(z["samples"])
+            target = str(z["target"]) if "target" in z.files else None
+            info = json.loads(str(z["info"])) if "info" in z.files else {}
+    except KeyError:
+        raise ActivegenError(f"{p} holds no 'samples' (not written by activegen sample)") from None
+    except (OSError, ValueError, EOFError) as exc:  # not a zip, bad JSON
+        raise ActivegenError(f"{p} is not readable: {exc}") from None
+    return samples, target, info

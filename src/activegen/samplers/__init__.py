@@ -1,0 +1,64 @@
+"""Generative (reverse) samplers, run in reverse time s = T − t (docs/architecture.md).
+
+    engine     one jit + lax.scan over a step grid; a method is a stepper (init, step)
+    registry   every method described once (`Method`), `register_method`, `get_method`
+    api        `sample(target, method, process, n, …, **options)`, `sample_field`
+    validity   the first-order and coarse-step warnings
+    passive, ode, exact, active (fox, ucn, naive, `register_force`), projected (fox-sc)
+               the built-in methods; `fox-schedule` is registered by `activegen.schedule`
+
+Inside the engine an ensemble is stored particles last, x and η of shape (d, N) per block
+(docs/performance.md: XLA CPU vectorises the fused force loops over particles only in this
+layout); samples, trajectories and user fields are (N, d) at the boundaries. S is
+evaluated at forward time t = T − s.
+"""
+
+from ..stepping import default_dt
+# registration order is the order of METHODS and the CLI's choices
+from . import passive, ode, exact, active, projected  # noqa: F401, I001  (register the methods)
+from .active import active_stepper, force_method, register_force, sample_field, score_field
+from .api import (
+    Sampled,
+    check_driver,
+    check_run,
+    default_driver,
+    execute,
+    run_info,
+    sample,
+    uniform_grid,
+)
+from .engine import BLOCK, StepGrid, Stepper, batched
+from .projected import FIT_MIN_PER_COEF
+from .registry import (
+    Method,
+    Plan,
+    Request,
+    get_method,
+    method_names,
+    methods,
+    register_method,
+    unregister_method,
+)
+from .validity import VALIDITY_THRESHOLD, warn_coarse_step, warn_first_order
+
+#: `refined`: the most accurate force that needs no velocity score (docs/beyond_first_order.md).
+REFINED = get_method("refined").name
+
+__all__ = [
+    "BLOCK", "FIT_MIN_PER_COEF", "METHODS", "ACTIVE_METHODS", "Method", "Plan", "REFINED",
+    "Request", "Sampled", "StepGrid", "Stepper", "VALIDITY_THRESHOLD", "active_stepper",
+    "batched", "check_driver", "check_run", "default_driver", "default_dt", "execute",
+    "force_method", "get_method", "method_names", "methods", "register_force",
+    "register_method", "run_info", "sample", "sample_field", "score_field", "uniform_grid",
+    "unregister_method", "warn_coarse_step", "warn_first_order",
+]
+
+
+def __getattr__(name):
+    """METHODS (every name and alias) and ACTIVE_METHODS (those that take a driver), read
+    from the registry when asked: a method registered later is listed."""
+    if name == "METHODS":
+        return method_names()
+    if name == "ACTIVE_METHODS":
+        return method_names(where=lambda m: m.active)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

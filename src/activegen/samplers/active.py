@@ -1,0 +1,175 @@
+"""Active methods: a real active particle in an external force F acting on x only,
+
+    dx = [F(x, T−s) + η] ds + √(2D_T) dW̄,   η a self-propulsion (a driver),
+
+stepped with η's trapezoid mean over a step (`stepping.active_update`): for a force
+independent of η this only moves the end point by ½h(η_end − η_start); for fox-sc, whose
+m̂ is fitted to the η before the step, it cancels the O(h/τ) excess spread of the discrete
+steps (docs/beyond_first_order.md).
+
+Every force with a potential (`forces.Force`: F and V = −∫F) becomes a method with
+`register_force`: the built-in `fox` (F_F = −∇V_F), `ucn` (F_U) and `naive` (F_0) are
+registered here, user forces through `activegen.register_force`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..errors import ActivegenError
+from ..forces import (
+    FORCES,
+    Force,
+    force_driver_correction,
+    force_jacobian_norm,
+    saturate,
+)
+from ..stepping import active_update, thermal_amplitude, thermal_kick
+from .api import Request, check_driver, check_run, default_driver, execute, uniform_grid
+from .engine import Stepper, batched
+from .registry import Method, Plan, register_method
+
+
+def active_stepper(field, init_x, p, t_final: float, dtype, driver) -> Stepper:
+    """The active particle: field(t, x, η) -> (F, ‖∇F‖ or None) with x, η of shape (d, N)
+    (η only for fitted forces), init_x(key, n) -> (n, d) the start, `driver` the
+    self-propulsion. The carry keeps "tjf", the largest ensemble mean of τ‖∇F‖."""
+    if p.tau == 0:
+        raise ActivegenError("tau must be > 0 for an active driver (use 'passive' at tau = 0)")
+
+    def init(key, n):
+        k1, k2 = jax.random.split(key)
+        x = init_x(k1, n).T
+        return {"x": x, "eta": driver.init(k2, x.shape, dtype), "tjf": jnp.zeros((), dtype)}
+
+    def step(c, i, s, h, key):
+        x, eta = c["x"], c["eta"]
+        f, jn = field(t_final - s, x, eta)
+        k1, k2 = jax.random.split(key)
+        eta_new = driver.step(eta, h, k2)
+        x_new = active_update(x, f, eta, eta_new, h)
+        if p.d_thermal > 0:
+            x_new = thermal_kick(x_new, thermal_amplitude(p.d_thermal, h), k1)
+        tjf = c["tjf"] if jn is None else jnp.fmax(c["tjf"], p.tau * jnp.mean(jn))
+        return {"x": x_new, "eta": eta_new, "tjf": tjf}
+
+    return Stepper(init, step)
+
+
+def score_field(force, score, p, dtype, kappa: float = 0.0):
+    """field(t, x, η) -> (F, ‖∇F_0‖) for a force F(process, t, x, derivs) built from a score
+    model; with κ ≠ 0 plus the driver's fourth-order correction (saturated)."""
+
+    def field(t, x, eta):
+        dv = batched(score, "derivs", score.prepare(t, dtype), x)
+        f = force(p, t, x, dv)  # the forces take (d, N) ensembles as they are
+        if kappa:
+            f = f + saturate(force_driver_correction(p, kappa, t, x, dv), f)
+        return f, force_jacobian_norm(p, t, dv)
+
+    return field
+
+
+def marginal_start(score, t_final: float, dtype):
+    """init_x(key, n): the exact diffused marginal p(x, T) of the score model."""
+    return lambda key, n: score.sample_marginal(key, n, t_final, dtype)
+
+
+def force_method(name: str, force: Force, *, summary: str = "", aliases=(),
+                 first_order: bool = True, driver_correction: bool = False,
+                 validity_map: bool = False) -> Method:
+    """The Method of an active particle in F = force.force (potential force.potential).
+    driver_correction: add the non-Gaussian driver's correction δF (`fox`)."""
+
+    def build(req) -> Plan:
+        drv = req.driver or default_driver(req.process)
+        corr = driver_correction and req.driver_correction
+        kappa = getattr(drv, "kappa", 0.0) if corr else 0.0
+        field = score_field(force.force, req.score, req.process, req.dtype, kappa)
+        stepper = active_stepper(field, marginal_start(req.score, req.t_final, req.dtype),
+                                 req.process, req.t_final, req.dtype, drv)
+        info = dict(driver=type(drv).__name__ if req.driver is not None else "OUDriver",
+                    driver_correction=bool(corr and getattr(req.driver, "kappa", 0.0) != 0.0))
+        return Plan(stepper, uniform_grid(req), info=info, tau_steps=req.process.tau)
+
+    return Method(name, build, summary=summary, aliases=tuple(aliases), active=True,
+                  carries_eta=True, first_order=first_order, force=force,
+                  validity_map=validity_map)
+
+
+def register_force(name: str, force, potential, *, summary: str = "", aliases=(),
+                   first_order: bool = True, replace: bool = False) -> Method:
+    """Make a force a sampling method (Python API and `--method`), exportable as a protocol.
+
+    force(process, t, x, derivs) -> F and potential(process, t, x, derivs) -> V with
+    F = −∇_x V, both on ensembles stored particles last (x (d, N), `scores.ScoreDerivs`
+    with trailing particle axes; see `forces.force_naive` for the pattern). first_order:
+    the run warns when τ‖∇F_0‖ exceeds the validity threshold."""
+    if not (callable(force) and callable(potential)):
+        raise ActivegenError("register_force needs callables force(process, t, x, derivs) "
+                             "and potential(process, t, x, derivs)")
+    return register_method(force_method(name, Force(force, potential), summary=summary,
+                                        aliases=aliases, first_order=first_order),
+                           replace=replace)
+
+
+def field_method() -> Method:
+    """The description `sample_field` runs under: an active particle in a given field."""
+    return Method("field", None, active=True, carries_eta=True, first_order=True)
+
+
+def sample_field(
+    field,
+    init_x,
+    process,
+    n: int,
+    key=None,
+    *,
+    seed: int | None = None,
+    t_final: float = 6.0,
+    dt: float | None = None,
+    save_every: int | None = None,
+    driver=None,
+    dim: int | None = None,
+    dtype=None,
+    progress: bool = False,
+    warn: bool = True,
+    chunk_size: int | None = None,
+    desc: str = "field",
+) -> Sampled:
+    """Active particles in a given external force field, no score involved:
+    dx = [F(x, T−s) + η] ds + √(2D_T) dW̄.
+
+    field(t, x) -> (F (N, d), ‖∇F‖ (N,) or None) at forward time t = T − s (jax-traceable);
+    init_x(key, n) -> (n, d) start. driver defaults to OUDriver(τ, D_A). Used to replay an
+    exported protocol (a force tabulated on a grid).
+    """
+    n, t_final, dt, key, save_every, chunk_size = check_run(
+        n, t_final, dt, key, seed, save_every, chunk_size)
+    drv = driver or default_driver(process)
+    if dim is not None:
+        check_driver(drv, process, dim)
+    req = Request(None, None, process, n, t_final, dt, dtype or jnp.result_type(float), drv,
+                  False, {})
+
+    def engine_field(t, x, eta):  # the engine carries x as (d, N); `field` takes (N, d)
+        f, jn = field(t, x.T)
+        return f.T, jn
+
+    stepper = active_stepper(engine_field, init_x, process, t_final, req.dtype, drv)
+    plan = Plan(stepper, uniform_grid(req), info={"driver": type(drv).__name__},
+                tau_steps=process.tau)
+    return execute(field_method(), plan, req, key, save_every=save_every, progress=progress,
+                   chunk_size=chunk_size, warn=warn, desc=desc, d=dim)
+
+
+_SUMMARY = {
+    "fox": "effective potential V_F (Fox, first order in tau); needs S, grad S, grad(div S)",
+    "ucn": "unified-colored-noise potential V_U (first order); needs S, grad S, grad(div S)",
+    "naive": "zeroth-order force F_0 = beta x + D-bar S; needs S",
+}
+for _name in ("fox", "ucn", "naive"):
+    register_method(force_method(_name, FORCES[_name], summary=_SUMMARY[_name],
+                                 driver_correction=_name == "fox",
+                                 validity_map=_name in ("fox", "naive")))

@@ -1,0 +1,193 @@
+"""The one entry point: `sample(target, method, process, n, …, **options)`.
+
+`sample` resolves the method in the registry, validates the request once, lets the method
+build its plan (a stepper on a step grid, or its own solver), runs it on the engine and
+returns a `Sampled`. It never dispatches on a method's name: what differs between methods
+is in their `Method` description. `sample_field` runs an active particle in a given force
+field (no score: the replay of an exported protocol).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..drivers import OUDriver
+from ..errors import ActivegenError, check_count, check_finite, check_positive
+from ..scores import as_score_model
+from ..stepping import default_dt
+from . import engine
+from .registry import Method, Plan, Request, get_method, method_names
+from .validity import warn_coarse_step, warn_first_order
+
+
+class Sampled(NamedTuple):
+    """Result of a sampler run. samples: (N, d); trajectory: (frames, N, d) or None with
+    reverse times `times` (s); info: the run's parameters and diagnostics."""
+
+    samples: np.ndarray
+    trajectory: np.ndarray | None
+    times: np.ndarray | None
+    info: dict
+
+
+def run_info(method: str, n: int, d, process, t_final: float, dtype, **extra) -> dict:
+    """The parameters every sampler records in `Sampled.info` (d None: not known)."""
+    return dict(method=method, n=n, d=d, beta=process.beta, tau=process.tau,
+                d_active=process.d_active, d_thermal=process.d_thermal, t_final=t_final,
+                dtype=str(jnp.dtype(dtype)), **extra)
+
+
+def check_run(n, t_final, dt, key, seed, save_every, chunk_size):
+    """Validated (n, t_final, dt, key, save_every, chunk_size) shared by every entry point."""
+    n = check_count("n", n)
+    t_final = check_positive("t_final", t_final)
+    if key is None:
+        if seed is None:
+            raise ActivegenError("give a PRNG key or an integer seed")
+        key = jax.random.key(int(seed))
+    if dt is not None:
+        dt = check_positive("dt", dt)
+        if dt > t_final:
+            raise ActivegenError(f"dt must be <= t_final ({t_final}), got {dt}")
+    if save_every is not None:
+        save_every = check_count("save_every", save_every)
+    if chunk_size is not None:
+        chunk_size = check_count("chunk_size", chunk_size)
+    return n, t_final, dt, key, save_every, chunk_size
+
+
+def check_driver(driver, process, dim: int):
+    """A driver matches the process (effective τ, D_A) and the target's dimension."""
+    if not (math.isclose(driver.tau, process.tau, rel_tol=1e-9)
+            and math.isclose(driver.d_active, process.d_active, rel_tol=1e-9)):
+        raise ActivegenError(
+            f"the driver's effective tau = {driver.tau:g}, D_A = {driver.d_active:g} must "
+            f"equal the process's tau = {process.tau:g}, D_A = {process.d_active:g}"
+        )
+    if getattr(driver, "dim", dim) != dim:
+        raise ActivegenError(
+            f"the driver is {driver.dim}-dimensional but the target has d = {dim}"
+        )
+
+
+def default_driver(process):
+    """OUDriver(τ, D_A) of the process (None at τ = 0)."""
+    return OUDriver(process.tau, process.d_active) if process.tau > 0 else None
+
+
+def _options(spec: Method, options: dict) -> dict:
+    bad = sorted(set(options) - set(spec.options))
+    if bad:
+        valid = ", ".join(spec.options) or "none"
+        raise ActivegenError(
+            f"method {spec.name!r} takes no option {', '.join(map(repr, bad))} "
+            f"(its options: {valid})"
+        )
+    return {**spec.options, **options}
+
+
+def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress, chunk_size,
+            warn: bool, desc: str, d) -> Sampled:
+    """Run a built plan and assemble the `Sampled` (info, warnings, finiteness)."""
+    t0 = time.perf_counter()
+    proc = plan.process or req.process
+    info = run_info(spec.name if desc is None else desc, req.n, d, proc, req.t_final,
+                    req.dtype, **plan.info)
+    if plan.solve is not None:
+        x, traj, times, extra = plan.solve(key, save_every, chunk_size)
+        info.update(extra)
+    else:
+        if warn and plan.tau_steps is not None:
+            warn_coarse_step(plan.grid.steps if not plan.grid.uniform else plan.grid.h,
+                             plan.tau_steps, stacklevel=4)
+        r = engine.run(plan.stepper, plan.grid, key, req.n, dtype=req.dtype,
+                       save_every=save_every, progress=progress, desc=desc or spec.name,
+                       chunk_size=chunk_size)
+        x, traj, times = r.x, r.frames, r.times
+        steps = plan.grid.steps
+        info.update(dt=plan.grid.h if plan.grid.uniform else float(steps.max()),
+                    n_steps=plan.grid.n_steps, compile_s=r.compile_s, run_s=r.run_s)
+        if not plan.grid.uniform:
+            info.update(dt_min=float(steps.min()), dt_max=float(steps.max()))
+        if r.tjf is not None:
+            info["tau_grad_force"] = r.tjf
+            if warn and spec.first_order:
+                warn_first_order(r.tjf, diagnostic=plan.diagnostic, remedy=plan.remedy,
+                                 stacklevel=4)
+    x = np.asarray(jax.block_until_ready(x))
+    info["wall_s"] = time.perf_counter() - t0
+    check_finite(f"sampler '{desc or spec.name}'", x)
+    return Sampled(x, traj, times, info)
+
+
+def sample(
+    target,
+    method,
+    process,
+    n: int,
+    key=None,
+    *,
+    seed: int | None = None,
+    t_final: float = 6.0,
+    dt: float | None = None,
+    save_every: int | None = None,
+    closed_form: bool = True,
+    driver=None,
+    driver_correction: bool = True,
+    dtype=None,
+    progress: bool = False,
+    chunk_size: int | None = None,
+    warn: bool = True,
+    **options,
+) -> Sampled:
+    """Generate n samples of `target` with the reverse sampler `method` (a registered name
+    or alias, `method_names()`; docs/architecture.md).
+
+    target: a GaussianMixture (analytic score) or a score model (`interfaces.ScoreModel`,
+    e.g. a learned one). process: the forward ActiveOU. Give a PRNG `key` or an integer
+    `seed`. dt: the step (default the method's, `default_dt(τ)` for most); the step used is
+    T/⌈T/dt⌉ on a uniform grid. save_every: keep x every that many steps (strided
+    trajectory). driver: the self-propulsion of an active method (default OUDriver(τ, D_A)).
+    driver_correction: `fox` adds the non-Gaussian driver's correction (zero for OU).
+    chunk_size: run the ensemble in chunks of about that many particles (memory
+    O(chunk_size)); the samples are those of one run. **options: the method's own options
+    (e.g. fox-schedule's tau_min, t_ramp; ode's ode_rtol).
+    """
+    spec = get_method(method)
+    opts = _options(spec, options)
+    n, t_final, dt, key, save_every, chunk_size = check_run(
+        n, t_final, dt, key, seed, save_every, chunk_size)
+    if driver is not None and not spec.active:
+        raise ActivegenError(
+            f"a driver applies to methods {', '.join(method_names(where=lambda m: m.active))},"
+            f" not to {spec.name!r}"
+        )
+    score = None if spec.analytic_only else as_score_model(target, process, closed_form)
+    if driver is not None:
+        check_driver(driver, process, score.dim)
+    if spec.needs_joint and not hasattr(score, "joint_score"):
+        raise ActivegenError(
+            f"method {spec.name!r} needs a joint score on (x, eta); {type(score).__name__} "
+            "has none"
+        )
+    if spec.min_n is not None and n < spec.min_n(target.dim):
+        raise ActivegenError(
+            f"n must be >= {spec.min_n(target.dim)} for method {spec.name!r}; got {n}"
+        )
+    req = Request(target, score, process, n, t_final, dt, dtype or jnp.result_type(float),
+                  driver, bool(driver_correction), opts, closed_form)
+    plan = spec.build(req)
+    return execute(spec, plan, req, key, save_every=save_every, progress=progress,
+                   chunk_size=chunk_size, warn=warn, desc=None, d=target.dim)
+
+
+def uniform_grid(req: Request) -> engine.StepGrid:
+    """The request's step dt (default `default_dt(τ)`) on a uniform grid of [0, T]."""
+    dt = default_dt(req.process.tau) if req.dt is None else req.dt
+    return engine.StepGrid.from_dt(req.t_final, dt)
