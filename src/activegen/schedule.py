@@ -49,6 +49,7 @@ from .samplers import Method, Plan, StepGrid, Stepper, batched, register_method,
 from .stepping import (
     DT_MAX,
     STEPS_PER_TAU,
+    active_update,
     ou_coefficients,
     ou_step,
     thermal_amplitude,
@@ -379,20 +380,13 @@ def scheduled_stepper(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
         jn = jacobian_norm(beta, db, dv.hessian)
         k1, k2 = jax.random.split(key)
         eta_new = ou_step(eta, g["decay"], g["sd"], k2)
-        x_new = _X_UPDATE(x, f, eta, eta_new, hi)
+        x_new = active_update(x, f, eta, eta_new, hi)  # the trapezoid mean of η (docs/schedule.md §5)
         if d_t > 0:
             x_new = thermal_kick(x_new, g["thermal"], k1)
         tjf = jnp.fmax(c["tjf"], g["t_eff"] * jnp.mean(jn))
         return {"x": x_new, "eta": eta_new, "tjf": tjf}
 
     return Stepper(init, step)
-
-
-def _left_point(x, f, eta, eta_new, h):
-    return x + (f + eta) * h
-
-
-_X_UPDATE = _left_point
 
 
 def _scheduled_process(target, process, opts, t_final: float) -> ScheduledActiveOU:
