@@ -54,15 +54,15 @@ def check_count(name: str, value) -> int:
     return int(value)
 
 
-def check_finite(what: str, array):
+_STEP_HINT = "the step size is probably too large for the force; use a smaller --dt"
+
+
+def check_finite(what: str, array, hint: str = _STEP_HINT):
     """Fail loudly if an array holds NaN or inf (e.g. a sampler that blew up)."""
     a = np.asarray(array)
     if not np.all(np.isfinite(a)):
         bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
-        raise ActivegenError(
-            f"{what} produced {bad} non-finite values (NaN/inf): the step size is "
-            "probably too large for the force; use a smaller --dt"
-        )
+        raise ActivegenError(f"{what} produced {bad} non-finite values (NaN/inf): {hint}")
     return array
 
 
