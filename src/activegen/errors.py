@@ -164,10 +164,10 @@ def check_out_file(path, suffix: str | None = None, flag: str = "--out") -> Path
     """An output file that can be written: the suffix, not a directory, in an existing
     writable directory (checked before any work)."""
     p = Path(path)
-    if suffix is not None and p.suffix != suffix:
-        raise ActivegenError(f"{flag} must end in {suffix}, got {str(path)!r}")
     if p.is_dir():
         raise ActivegenError(f"{flag} is an existing directory, not a file: {p}")
+    if suffix is not None and p.suffix != suffix:
+        raise ActivegenError(f"{flag} must end in {suffix}, got {str(path)!r}")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ActivegenError(f"{flag} directory does not exist: {parent}")

@@ -33,8 +33,8 @@ from ..stepping import default_dt
 from . import engine
 from .registry import Method, Plan, Request, get_method, method_names
 from .validity import (
+    CoarseStepWarning,
     warn_coarse_step,
-    warn_coarse_tolerance,
     warn_euler_bias,
     warn_first_order,
 )
@@ -127,7 +127,7 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
                           req.dtype, chunk_size)
         if warn:
             for msg in plan.notes:
-                warnings.warn(msg, stacklevel=4)
+                warnings.warn(msg, CoarseStepWarning, stacklevel=4)
         x, traj, times, extra = plan.solve(key, save_every, chunk_size)
         info.update(extra)
     else:

@@ -167,11 +167,12 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
     """Integrate n particles over `grid` with `stepper` (module doc)."""
     keep = save_every is not None
     n_steps = grid.n_steps
-    save_every = save_every or n_steps
     b, nb, per_chunk = blocks(n, chunk_size)
     k_init, k_run = jax.random.split(key)
     work = n_steps * b * per_chunk
     n_runs = max(min(SEGMENTS, n_steps), math.ceil(work / SEGMENT_WORK))
+    # without a trajectory a "frame" is one segment (its x is not kept)
+    save_every = save_every or math.ceil(n_steps / n_runs)
     frames_per_run = max(1, math.ceil(n_steps / (save_every * n_runs)))
     run_len = frames_per_run * save_every
     masked = n_steps % run_len != 0

@@ -94,15 +94,6 @@ def warn_coarse_step(steps, tau_steps=None, stacklevel: int = 3, *, beta=None,
     return True
 
 
-def warn_coarse_tolerance(rtol, stacklevel: int = 3) -> bool:
-    """ode: warn when ode_rtol > ODE_RTOL_MAX."""
-    if rtol is None or not rtol > ODE_RTOL_MAX:
-        return False
-    warnings.warn(f"ode_rtol = {rtol:g} > {ODE_RTOL_MAX:g}: the adaptive solver's steps are "
-                  "coarse and the samples biased", CoarseStepWarning, stacklevel=stacklevel)
-    return True
-
-
 def warn_euler_bias(steps, beta, means, min_std, stacklevel: int = 3) -> bool:
     """Warn when the Euler step of βx shifts samples by more than EULER_BIAS_MAX·σ_min
     (estimated EULER_BIAS·β·h·max|μ|: a target far from the origin)."""
