@@ -73,10 +73,12 @@ def check_array(name: str, value, ndim: int | None = None) -> np.ndarray:
     try:
         raw = np.asarray(value)
     except (TypeError, ValueError):
-        raise ActivegenError(f"{name} must be a (non-ragged) array of numbers") from None
+        raise ActivegenError(f"{name} is malformed (ragged lists or non-numbers): must be "
+                             "an array of numbers") from None
     if raw.dtype == object or raw.dtype.kind not in "biuf":
         raise ActivegenError(
-            f"{name} must be a (non-ragged) array of numbers, got dtype {raw.dtype}"
+            f"{name} is malformed (ragged lists or non-numbers): must be an array of "
+            f"numbers, got dtype {raw.dtype}"
             + (f" ({value!r})" if raw.size <= 4 else "")
         )
     if ndim is not None and raw.ndim != ndim:
