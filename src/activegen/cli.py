@@ -9,7 +9,14 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import ActivegenError, check_count, check_positive
+from .errors import (
+    ActivegenError,
+    check_count,
+    check_out_dir,
+    check_out_file,
+    check_positive,
+    check_seed,
+)
 
 
 def _float(text: str) -> float:
@@ -20,16 +27,39 @@ def _float(text: str) -> float:
 
 
 def _floats(text: str) -> list[float]:
-    return [_float(t) for t in text.split(",") if t.strip()]
+    out = [_float(t) for t in text.split(",") if t.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return out
 
 
-def _out_file(path: str, suffix: str) -> Path:
-    p = Path(path)
-    if p.suffix != suffix:
-        raise ActivegenError(f"--out must end in {suffix}, got {path!r}")
-    if not p.parent.exists():
-        raise ActivegenError(f"--out directory does not exist: {p.parent}")
-    return p
+def _seed(text: str) -> int:
+    """Any integer with |seed| < 2**256 (each its own stream: errors.seed_key)."""
+    try:
+        return check_seed("--seed", int(text))
+    except ValueError as exc:  # not an integer, or ActivegenError (out of range)
+        raise argparse.ArgumentTypeError(str(exc) if isinstance(exc, ActivegenError)
+                                         else f"not an integer: {text!r}") from None
+
+
+def _seed32(text: str) -> int:
+    """A seed in [0, 2**32) (commands whose pipelines offset or reuse the seed)."""
+    s = _seed(text)
+    if not 0 <= s < 2**32:
+        raise argparse.ArgumentTypeError(f"this command's seed must lie in [0, 2**32), got {s}")
+    return s
+
+
+def _seeds32(text: str) -> list[int]:
+    out = [_seed32(t) for t in text.split(",") if t.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds, got {text!r}")
+    return out
+
+
+def _out_file(path: str, suffix: str, flag: str = "--out") -> Path:
+    """An output file (checked before any work: suffix, not a directory, writable)."""
+    return check_out_file(path, suffix, flag)
 
 
 def _process(args):
@@ -297,7 +327,7 @@ def cmd_animate(args) -> int:
     plots.movie_writer(out, args.fps)  # refuses a bad suffix, or MP4 without ffmpeg
     _out_file(args.out, out.suffix)
     if args.still is not None:
-        _out_file(args.still, ".png")
+        _out_file(args.still, ".png", "--still")
     check_count("--n", args.n)
     if args.n > 5000:
         raise ActivegenError(f"--n: an animation shows at most 5000 particles, got {args.n}")
@@ -348,7 +378,7 @@ def _load_model_for_sampling(args):
 def cmd_train(args) -> int:
     from .learned import train
 
-    out = Path(args.out)
+    out = check_out_dir(args.out)
     if args.resume:
         opts = {} if args.steps is None else {"steps": check_count("--steps", args.steps)}
         proc = None
@@ -381,6 +411,7 @@ def cmd_train(args) -> int:
 def cmd_demo(args) -> int:
     from .experiments import demo
 
+    check_out_dir(args.out)
     check_count("--n", args.n)
     check_positive("--tau", args.tau)
     png, js, rep = demo(args.out, n=args.n, tau=args.tau, seed=args.seed,
@@ -405,9 +436,9 @@ def _sweep_target(args):
 def cmd_tau_sweep(args) -> int:
     from .experiments import run_tau_sweep
 
+    out = check_out_dir(args.out)
     target = _sweep_target(args)
     _x64(args)
-    out = Path(args.out)
     _, md = run_tau_sweep(
         target, out, args.taus, args.methods, args.n, args.seeds or [args.seed],
         beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active,
@@ -422,7 +453,7 @@ def cmd_tau_sweep(args) -> int:
 def cmd_validity_map(args) -> int:
     from .experiments import run_validity_map
 
-    out = Path(args.out)
+    out = check_out_dir(args.out)
     _, md = run_validity_map(out, args.taus, args.sigmas, n=args.vm_n, seed=args.seed,
                              t_final=args.vm_t_final)
     print(md)
@@ -435,6 +466,7 @@ def cmd_results(args) -> int:
     """The results page's data: the default 1D and 2D τ sweeps and the validity map."""
     from .experiments import run_results
 
+    check_out_dir(args.out)
     run_results(args.out, methods=args.methods, taus_1d=args.taus_1d, taus_2d=args.taus_2d,
                 n=args.n, n_2d=args.n_2d, vm_n=args.vm_n, vm_taus=args.taus,
                 vm_sigmas=args.sigmas, seed=args.seed, beta=args.beta,
@@ -447,6 +479,7 @@ def cmd_results(args) -> int:
 def cmd_learned_gallery(args) -> int:
     from .learned_gallery import run
 
+    check_out_dir(args.out)
     check_count("--steps", args.steps)
     check_count("--n", args.n)
     check_positive("--tau", args.tau)
@@ -504,7 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fox-schedule: ramp time of τ(t) = τ_min + (τ − τ_min)(1 − e^{−t/t_ramp})")
     s.add_argument("--dt", type=_float, default=None, help="step Δs (default min(τ/20, 0.002))")
     s.add_argument("--n", type=int, default=10_000, help="number of particles")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0,
+                   help="any integer with |seed| < 2**256, each its own stream")
     s.add_argument("--save-every", type=int, default=None, help="keep a trajectory frame every k steps")
     s.add_argument("--chunk-size", type=int, default=None,
                    help="run the ensemble in chunks of about this many particles (memory "
@@ -522,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_process_options(tr)
     tr.add_argument("--t-max", type=_float, default=6.0, help="largest training time = sampling T")
     tr.add_argument("--steps", type=int, default=None, help="training steps in all (default 3000)")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=_seed32, default=0)
     tr.add_argument("--kind", choices=("energy", "vector"), default="energy",
                     help="scalar energy E(x,t) (S = -grad E) or a vector score network")
     tr.add_argument("--joint", action="store_true", help="learn the joint (x, eta) score (method exact)")
@@ -542,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="activegen-demo", help="output folder")
     d.add_argument("--n", type=int, default=20_000)
     d.add_argument("--tau", type=_float, default=0.1)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=_seed32, default=0)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=cmd_demo)
 
@@ -556,8 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--taus", type=_floats, default=[0.2, 0.1, 0.05])
     t.add_argument("--methods", type=lambda s: s.split(","), default=["exact", "fox", "naive"])
     t.add_argument("--n", type=int, default=40_000)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=None,
+    t.add_argument("--seed", type=_seed32, default=0)
+    t.add_argument("--seeds", type=_seeds32, default=None,
                    help="comma-separated seeds (one run each; spread in the figure)")
     _add_process_options(t, with_tau=False)
     t.add_argument("--driver", choices=tuple(DRIVERS), default="ou",
@@ -580,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--n", dest="vm_n", type=int, default=20_000)
     v.add_argument("--t-final", dest="vm_t_final", type=_float, default=3.0,
                    help="diffusion time T (default 3: the samplers start from the exact law)")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=_seed32, default=0)
     v.add_argument("--out", default="validity-map", help="output folder")
     v.set_defaults(func=cmd_validity_map)
 
@@ -594,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n-2d", type=int, default=10_000, help="particles, 2D sweep")
     r.add_argument("--vm-n", type=int, default=20_000, help="particles, validity map")
     _validity_options(r)
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=_seed32, default=0)
     _add_process_options(r, with_tau=False)
     r.set_defaults(t_final=3.0, driver="ou", no_driver_correction=False, x64=False)
     r.add_argument("--no-progress", action="store_true")
@@ -625,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--input", required=True, help=".npz written by activegen sample")
     ps.add_argument("--target", default=None, help="target JSON (default: the one in the .npz)")
     ps.add_argument("--no-metrics", action="store_true", help="leave W1 out of the title")
-    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("--seed", type=_seed32, default=0)
     ps.add_argument("--out", required=True, help="output .png")
     pp = psub.add_parser("potential", help="V(x, t) and F = -grad V at several times")
     _source_options(pp)
@@ -644,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--frames", type=int, default=60, help="frames (crowded near t = 0)")
     an.add_argument("--fps", type=int, default=12)
     an.add_argument("--dt", type=_float, default=None, help="step Δs (default min(τ/20, 0.002))")
-    an.add_argument("--seed", type=int, default=0)
+    an.add_argument("--seed", type=_seed, default=0)
     an.add_argument("--still", default=None, help="also write one frame as PNG")
     an.add_argument("--still-frame", type=int, default=None,
                     help="index of that frame (default 90%% of the way)")
@@ -657,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=int, default=5000, help="particles per gallery panel (2n: mixture)")
     g.add_argument("--tau", type=_float, default=0.05, help="τ of the gallery (mixture: 0.1)")
     g.add_argument("--t-final", type=_float, default=3.0, help="T of the gallery")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_seed32, default=0)
     g.add_argument("--parts", type=lambda s: s.split(","), default=["hutchinson", "mixture", "gallery"])
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_learned_gallery)
@@ -696,6 +730,10 @@ def main(argv=None) -> int:
         except ActivegenError as exc:
             print(f"activegen: error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("activegen: interrupted (nothing written by the unfinished step)",
+                  file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@ arguments."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .files import save_figure as _save_figure, write_json, write_text
 from .metrics import evaluate, log_slope
 from .processes import ActiveOU
 from .samplers import get_method, method_names, sample
@@ -198,9 +198,9 @@ def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bo
                  f"(floor {ev['floor']['hist_kl']:.3f})")
     fig.suptitle(f"active generative diffusion, τ = {tau}, {n} particles (red: exact density)")
     fig.tight_layout()
-    fig.savefig(out / "demo.png", dpi=110)
+    _save_figure(fig, out / "demo.png", dpi=110)
     plt.close(fig)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(out / "report.json", report)
     return out / "demo.png", out / "report.json", report
 
 
@@ -457,8 +457,8 @@ def run_tau_sweep(target: GaussianMixture, out_dir, taus, methods, n: int, seeds
     plot_densities(res, out / f"{stem}_densities.png", target)
     res.pop("samples", None)
     md = sweep_pivot_markdown(res) + "\n\nEvery run:\n\n" + sweep_markdown(res)
-    (out / f"{stem}.md").write_text(md + "\n")
-    (out / f"{stem}.json").write_text(json.dumps(res, indent=2))
+    write_text(out / f"{stem}.md", md + "\n")
+    write_json(out / f"{stem}.json", res)
     plot_sweep(res, out / f"{stem}.png")
     return res, md
 
@@ -495,8 +495,8 @@ def run_validity_map(out_dir, taus=(0.025, 0.05, 0.1, 0.2), sigmas=(0.3, 0.4, 0.
     res["calibration"] = calibrate_threshold(res)
     res["validity_threshold"] = VALIDITY_THRESHOLD
     md = validity_markdown(res)
-    (out / "validity_map.md").write_text(md + "\n")
-    (out / "validity_map.json").write_text(json.dumps(res, indent=2))
+    write_text(out / "validity_map.md", md + "\n")
+    write_json(out / "validity_map.json", res)
     plot_validity(res, out / "validity_map.png", threshold=VALIDITY_THRESHOLD)
     return res, md
 

@@ -4,7 +4,10 @@
 there replaces `path` only when the block ends without an error (os.replace), so an
 interrupted or failed write leaves any earlier file as it was and no partial one.
 
-A samples file (.npz) holds `samples` (N, d), `seed`, `info` (JSON of `Sampled.info`),
+`write_text`, `write_json` and `save_figure` write text, JSON and matplotlib figures that way.
+
+A samples file (.npz) holds `samples` (N, d), `seed` (int64, or its decimal text when it
+does not fit), `info` (JSON of `Sampled.info`),
 the scalar entries of info, optionally `trajectory` (frames, N, d) and `times`, and
 `target` (JSON of a GaussianMixture) or `protocol` / `model` (the source's path).
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ActivegenError
+from .errors import ActivegenError, check_finite
 
 
 @contextlib.contextmanager
@@ -39,21 +42,51 @@ def atomic_path(path):
         raise
 
 
+def write_text(path, text: str) -> Path:
+    """Write text to path atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path, obj, indent: int = 2) -> Path:
+    return write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def save_figure(fig, path, **kw) -> Path:
+    """fig.savefig to path atomically (the temporary name keeps the suffix: the format)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **kw)
+    return Path(path)
+
+
+def _seed_entry(seed):
+    if seed is None or -(2**63) <= int(seed) < 2**63:
+        return seed
+    return str(int(seed))
+
+
 def save_samples(path, result, *, seed=None, to_data=None, **meta) -> Path:
     """Write a `Sampled` as a samples file (module doc). to_data maps samples and
     trajectory to the data's units (a learned model's); meta: extra entries (strings are
-    stored as they are, dicts as JSON)."""
+    stored as they are, dicts as JSON). What is written (in data units) must be finite:
+    otherwise nothing is written (ActivegenError)."""
     back = to_data or (lambda a: a)
     info = result.info
+    hint = ("nothing was written (the map to the data's units overflowed?)" if to_data
+            else "nothing was written")
+    samples = check_finite("the samples to write", np.asarray(back(result.samples)), hint)
     extra = {}
     if result.trajectory is not None:
-        extra = {"trajectory": back(result.trajectory), "times": result.times}
+        traj = check_finite("the trajectory to write", np.asarray(back(result.trajectory)),
+                            hint)
+        extra = {"trajectory": traj, "times": result.times}
     entries = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in meta.items()}
     with atomic_path(path) as tmp:
         np.savez(
             tmp,
-            samples=back(result.samples),
-            seed=seed,
+            samples=samples,
+            seed=_seed_entry(seed),
             info=json.dumps(info),
             **{k: v for k, v in info.items() if isinstance(v, (int, float, str))},
             **entries,

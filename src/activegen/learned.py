@@ -460,25 +460,58 @@ def _skeleton(cfg):
 def save_checkpoint(path, net, opt_state, cfg, data, losses=None):
     """Write config.json (full configuration, process, data statistics, progress),
     model.eqx (weights), opt_state.eqx (optimizer, for resuming), data.npy (standardised
-    training set) and append to loss.csv."""
+    training set) and loss.csv (with `losses` appended), as one consistent set: all are
+    written into PATH/.checkpoint-next, which is renamed PATH/.checkpoint-commit (the
+    commit point) and then moved into place, config.json last. An interrupted checkpoint
+    is dropped (before the commit) or completed (after it) by the next save or load
+    (`_recover_checkpoint`): the folder always holds one whole checkpoint."""
+    import os
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    eqx.tree_serialise_leaves(path / WEIGHTS_FILE, net)
-    eqx.tree_serialise_leaves(path / OPT_FILE, opt_state)
+    _recover_checkpoint(path)
+    nxt = path / _CKPT_NEXT
+    nxt.mkdir()
+    eqx.tree_serialise_leaves(nxt / WEIGHTS_FILE, net)
+    eqx.tree_serialise_leaves(nxt / OPT_FILE, opt_state)
     if not (path / DATA_FILE).exists():
-        np.save(path / DATA_FILE, np.asarray(data, np.float32))
+        np.save(nxt / DATA_FILE, np.asarray(data, np.float32))
     if losses:
-        new = not (path / LOSS_FILE).exists()
-        with open(path / LOSS_FILE, "a") as f:
-            if new:
-                f.write("step,loss\n")
-            for s, v in losses:
-                f.write(f"{s},{v:.6g}\n")
-    (path / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
+        old = path / LOSS_FILE
+        text = old.read_text() if old.exists() else "step,loss\n"
+        (nxt / LOSS_FILE).write_text(text + "".join(f"{s},{v:.6g}\n" for s, v in losses))
+    (nxt / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
+    os.replace(nxt, path / _CKPT_COMMIT)  # the commit point
+    _recover_checkpoint(path)
+
+
+_CKPT_NEXT, _CKPT_COMMIT = ".checkpoint-next", ".checkpoint-commit"
+
+
+def _recover_checkpoint(path):
+    """Complete a committed checkpoint (move its files into place, config.json last) and
+    drop an uncommitted one (see `save_checkpoint`)."""
+    import os
+    import shutil
+
+    path = Path(path)
+    try:
+        commit = path / _CKPT_COMMIT
+        if commit.is_dir():
+            for name in (WEIGHTS_FILE, OPT_FILE, DATA_FILE, LOSS_FILE, CONFIG_FILE):
+                if (commit / name).exists():
+                    os.replace(commit / name, path / name)
+            shutil.rmtree(commit)
+        if (path / _CKPT_NEXT).exists():
+            shutil.rmtree(path / _CKPT_NEXT)
+    except OSError as exc:
+        raise ActivegenError(f"cannot complete the interrupted checkpoint in {path}: {exc}") from None
 
 
 def _read_config(path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        _recover_checkpoint(path)
     f = path / CONFIG_FILE
     if not f.is_file():
         raise ActivegenError(f"no model in {path}: {CONFIG_FILE} not found (train one first)")
@@ -486,9 +519,19 @@ def _read_config(path) -> dict:
         cfg = json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise ActivegenError(f"{f} is not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise ActivegenError(f"{f} is not a model configuration (not a JSON object)")
     missing = [k for k in ("kind", "process", "data", "standardizer", "step") if k not in cfg]
     if missing:
         raise ActivegenError(f"{f} is not a model configuration (missing {', '.join(missing)})")
+    proc = cfg["process"]
+    bad = [k for k in ("beta", "d_thermal", "d_active", "tau") if not isinstance(proc, dict)
+           or isinstance(proc.get(k), bool) or not isinstance(proc.get(k), (int, float))]
+    if bad:
+        raise ActivegenError(f"{f}: 'process' must give the numbers {', '.join(bad)} "
+                             "(the forward process the model was trained for)")
+    if not isinstance(cfg["data"], dict) or not isinstance(cfg["data"].get("d"), int):
+        raise ActivegenError(f"{f}: 'data' must give the dimension d")
     for k, v in DEFAULTS.items():
         cfg.setdefault(k, v)
     return cfg
@@ -551,7 +594,17 @@ def train(
                 f"cannot change {', '.join(bad)} when resuming (stored in {out}/{CONFIG_FILE})"
             )
         if "steps" in options:
-            cfg["steps"] = check_count("steps", options["steps"])
+            steps = check_count("steps", options["steps"])
+            if steps < cfg["step"]:
+                raise ActivegenError(
+                    f"--steps is the total number of steps: the model in {out} has already "
+                    f"trained {cfg['step']}, so give --steps > {cfg['step']} to continue "
+                    f"(got {steps}; nothing changed)")
+            cfg["steps"] = steps
+        if cfg["step"] >= cfg["steps"]:
+            raise ActivegenError(
+                f"the model in {out} has already trained all its {cfg['steps']} steps: give "
+                f"--steps > {cfg['step']} (the new total) to continue; nothing changed")
         net, opt_state, zdata = _load_state(out, cfg)
         prev_seconds = cfg.get("train_seconds", 0.0)
     else:
@@ -615,7 +668,9 @@ def train(
         bar.close()
     cfg["train_seconds"] = prev_seconds + time.perf_counter() - t0
     if out is not None:
-        (Path(out) / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
+        from .files import write_json
+
+        write_json(Path(out) / CONFIG_FILE, cfg)
     model = LearnedScore(net, cfg, zdata, path=None if out is None else str(out))
     report = {"steps": cfg["step"], "seconds": cfg["train_seconds"], "n_params": cfg["n_params"],
               "last_loss": last}

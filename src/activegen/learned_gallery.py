@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .datasets import BUILTIN, load_data
+from .files import save_figure, write_json
 from .learned import LearnedScore, ScoreNet, hutchinson_grad_div, train
 from .metrics import w1
 from .processes import ActiveOU
@@ -85,7 +86,7 @@ def gallery(out: Path, steps: int, n: int, tau: float, seed: int, progress: bool
     fig.suptitle(f"learned energy (τ = {tau}, T = {t_final}, {steps} steps, {n} particles): "
                  "rows: training data, passive reverse SDE, fox", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out / f"learned_gallery_tau{tau:g}.png", dpi=80)
+    save_figure(fig, out / f"learned_gallery_tau{tau:g}.png", dpi=80)
     plt.close(fig)
     return rows
 
@@ -192,14 +193,14 @@ def run(out_dir, steps: int = 3000, n: int = 5000, tau: float = 0.05, seed: int 
     res.setdefault("settings", {})["seed"] = seed
     if "hutchinson" in parts:
         res["hutchinson"] = hutchinson_cost(seed=seed)
-        path.write_text(json.dumps(res, indent=2))
+        write_json(path, res)
     if "mixture" in parts:
         res["mixture"] = mixture(steps, 2 * n, 0.1, seed, progress)
         res["settings"]["mixture"] = {"steps": steps, "n": 2 * n, "tau": 0.1, "t_final": 3.0}
-        path.write_text(json.dumps(res, indent=2))
+        write_json(path, res)
     if "gallery" in parts:
         res[f"gallery_tau{tau:g}"] = gallery(out, steps, n, tau, seed, progress, t_final=t_final)
         res["settings"][f"gallery_tau{tau:g}"] = {"steps": steps, "n": n, "tau": tau,
                                                  "t_final": t_final}
-        path.write_text(json.dumps(res, indent=2))
+        write_json(path, res)
     return res

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .errors import ActivegenError
 from .protocol import Protocol, time_grid
 
@@ -25,13 +26,15 @@ def pyplot():
 
 
 def save_figure(fig, path, dpi):
-    """Save as PNG with a 256-colour palette (figures are part of the docs: keep them small)."""
+    """Save as PNG with a 256-colour palette (figures are part of the docs: keep them small),
+    atomically (`files.atomic_path`)."""
     from PIL import Image
 
-    fig.savefig(path, dpi=dpi)
-    with Image.open(path) as im:
-        small = im.convert("RGB").quantize(256)
-    small.save(path, optimize=True)
+    with files.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+        with Image.open(tmp) as im:
+            small = im.convert("RGB").quantize(256)
+        small.save(tmp, optimize=True)
 
 
 def protocol_t0(protocol: Protocol) -> float:
@@ -216,7 +219,7 @@ def plot_sweep(result: dict, path) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -331,8 +334,9 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, desc="animate", unit="frame", leave=False)
-    anim.save(path, writer=writer, dpi=80,
-              progress_callback=(lambda i, k: bar.update(1)) if bar is not None else None)
+    with files.atomic_path(path) as tmp:  # an interrupted movie leaves no partial file
+        anim.save(tmp, writer=writer, dpi=80,
+                  progress_callback=(lambda i, k: bar.update(1)) if bar is not None else None)
     if bar is not None:
         bar.close()
     still_path = None

@@ -20,6 +20,7 @@ by the data's trace e^{−βT} (2.5·10⁻³ at the default βT = 6).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import math
@@ -34,7 +35,8 @@ from .errors import ActivegenError, check_count, check_positive
 from .processes import ActiveOU
 
 FORMAT = "activegen-protocol"
-VERSION = 1
+#: 2: the metadata carry `checksum` (sha256 of the tables and the parameters), verified on load.
+VERSION = 2
 #: Default number of time points and spatial spacing in units of the narrowest mode width
 #: σ_min (docs/protocol.md: at these the replay of the 2D mixture is within the direct
 #: sampler's error); DEFAULT_SPACING when σ_min is unknown (a score model).
@@ -334,20 +336,41 @@ def sidecar_path(path) -> Path:
     return Path(path).with_suffix(".json")
 
 
+_TABLES = ("times", "lo", "spacing", "potential", "force")
+
+
+def checksum(arrays: dict, meta: dict) -> str:
+    """"sha256:<hex>" of the tables (dtype, shape and bytes of times, lo, spacing,
+    potential, force) and of the metadata (canonical JSON, without `checksum` and the
+    sidecar's `arrays`): ties the tables to their parameters (β, τ, D_A, D_T, T, method,
+    grid, source)."""
+    h = hashlib.sha256()
+    for name in _TABLES:
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    rest = {k: v for k, v in meta.items() if k not in ("checksum", "arrays")}
+    h.update(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
+    return "sha256:" + h.hexdigest()
+
+
 def save_protocol(protocol: Protocol, path) -> tuple[Path, Path]:
     """Write PROTOCOL.npz (times, lo, spacing, potential, force, meta as JSON text) and the
     JSON sidecar PROTOCOL.json (the same metadata, plus the array shapes)."""
     path = Path(path)
     if path.suffix != ".npz":
         raise ActivegenError(f"a protocol file must end in .npz, got {str(path)!r}")
-    meta = dict(protocol.meta, arrays={
-        "times": list(protocol.times.shape), "potential": list(protocol.potential.shape),
-        "force": list(protocol.force.shape)})
-    np.savez_compressed(path, times=protocol.times, lo=protocol.lo, spacing=protocol.spacing,
-                        potential=protocol.potential, force=protocol.force,
-                        meta=json.dumps(meta))
-    side = sidecar_path(path)
-    side.write_text(json.dumps(meta, indent=2) + "\n")
+    from .files import atomic_path, write_json
+
+    tables = {k: np.asarray(getattr(protocol, k)) for k in _TABLES}
+    meta = dict(protocol.meta, version=VERSION)
+    meta["checksum"] = checksum(tables, meta)
+    meta["arrays"] = {"times": list(protocol.times.shape),
+                      "potential": list(protocol.potential.shape),
+                      "force": list(protocol.force.shape)}
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **tables, meta=json.dumps(meta))
+    side = write_json(sidecar_path(path), meta)
     return path, side
 
 
@@ -371,9 +394,30 @@ def load_protocol(path) -> Protocol:
         raise ActivegenError(f"{path} is not a readable protocol: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ActivegenError(f"{path} is not an activegen protocol (format mismatch)")
+    if "checksum" not in meta:
+        raise ActivegenError(
+            f"protocol {path} carries no checksum (written by an older activegen, or "
+            "edited): export it again")
+    if meta["checksum"] != checksum(arrays, meta):
+        raise ActivegenError(
+            f"protocol {path} does not match its checksum: its tables or parameters were "
+            "changed after export (refusing to replay it; export it again)")
     for key in ("method", "beta", "tau", "d_active", "d_thermal", "t_final"):
         if key not in meta:
             raise ActivegenError(f"protocol {path} lacks '{key}' in its metadata")
+    if not isinstance(meta["method"], str):
+        raise ActivegenError(f"protocol {path}: 'method' must be a name, got {meta['method']!r}")
+    for key in ("beta", "tau", "d_active", "d_thermal", "t_final"):
+        if isinstance(meta[key], bool) or not isinstance(meta[key], (int, float)):
+            raise ActivegenError(
+                f"protocol {path}: '{key}' must be a number, got {meta[key]!r}")
+    for key in ("source", "grid", "time_grid"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise ActivegenError(
+                f"protocol {path}: '{key}' must be a JSON object, got {type(meta[key]).__name__}")
+    src = meta.setdefault("source", {"kind": "unknown"})
+    if "target" in src and not isinstance(src["target"], dict):
+        raise ActivegenError(f"protocol {path}: source.target must be a JSON object")
     times, lo, sp = arrays["times"], arrays["lo"], arrays["spacing"]
     pot, force = arrays["potential"], arrays["force"]
     d = lo.shape[0] if lo.ndim == 1 else -1
@@ -419,6 +463,6 @@ def replay(protocol: Protocol, n: int, key=None, *, seed: int | None = None,
         seed=seed, t_final=protocol.t_final, dt=dt, save_every=save_every, dim=protocol.dim,
         dtype=dtype, progress=progress, desc=f"protocol ({protocol.meta['method']})",
     )
-    res.info.update(d=protocol.dim, protocol={k: protocol.meta[k] for k in
+    res.info.update(d=protocol.dim, protocol={k: protocol.meta.get(k) for k in
                                               ("method", "grid", "time_grid", "source")})
     return res

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import ActivegenError, check_count
+from .errors import ActivegenError, check_array, check_count
 from ._linalg import matvec
 from .processes import ActiveOU
 
@@ -48,9 +48,9 @@ class GaussianMixture:
     """p_data = Σ_k w_k N(μ_k, Σ_k) in d dimensions (numpy parameters, validated)."""
 
     def __init__(self, weights, means, covs):
-        w = np.asarray(weights, dtype=np.float64)
-        mu = np.asarray(means, dtype=np.float64)
-        cov = np.asarray(covs, dtype=np.float64)
+        w = check_array("weights", weights)
+        mu = check_array("means", means)
+        cov = check_array("covs", covs)
         if w.ndim != 1 or w.size == 0:
             raise ActivegenError("weights must be a non-empty list of numbers")
         if not np.all(np.isfinite(w)) or np.any(w < 0):
@@ -84,13 +84,13 @@ class GaussianMixture:
     @classmethod
     def from_stds(cls, weights, means, stds):
         """Isotropic (scalar std per component) or diagonal (d stds per component)."""
-        mu = np.asarray(means, dtype=np.float64)
+        mu = check_array("means", means)
         if mu.ndim == 1:
             mu = mu[:, None]
-        try:
-            s = np.asarray(stds, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ActivegenError("stds must be numbers") from None
+        s = check_array("stds", stds)
+        if mu.size == 0 or np.size(weights) == 0:
+            raise ActivegenError("a target needs at least one component (weights, means "
+                                 "and stds are empty)")
         if mu.ndim != 2:
             raise ActivegenError("means must be a list of points")
         k = mu.shape[0]
@@ -117,14 +117,13 @@ class GaussianMixture:
         has_s, has_c = "stds" in spec, "covs" in spec
         if has_s == has_c:
             raise ActivegenError("target must give exactly one of 'stds' or 'covs'")
-        try:
-            weights = np.asarray(spec["weights"], dtype=np.float64)
-            means = np.asarray(spec["means"], dtype=np.float64)
-            spread = np.asarray(spec["stds" if has_s else "covs"], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ActivegenError(
-                "target arrays are malformed (ragged lists or non-numbers)"
-            ) from None
+        weights = check_array("target weights", spec["weights"])
+        means = check_array("target means", spec["means"])
+        spread = check_array(f"target {'stds' if has_s else 'covs'}",
+                             spec["stds" if has_s else "covs"])
+        if weights.size == 0 or means.size == 0:
+            raise ActivegenError("the target is empty: give at least one component "
+                                 "(weights, means and stds|covs)")
         if means.ndim == 1:
             means = means[:, None]
         if has_s:
@@ -135,10 +134,14 @@ class GaussianMixture:
     def load(cls, path):
         """Read a target JSON file (see from_dict)."""
         p = Path(path)
-        if not p.is_file():
+        if p.is_dir():
+            raise ActivegenError(f"target {p} is a directory, not a JSON file")
+        if not p.exists():
             raise ActivegenError(f"target file not found: {p}")
         try:
             spec = json.loads(p.read_text())
+        except OSError as exc:  # unreadable: permissions, a special file
+            raise ActivegenError(f"target file {p} cannot be read: {exc.strerror or exc}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ActivegenError(f"target file {p} is not valid JSON: {exc}") from None
         return cls.from_dict(spec)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..errors import ActivegenError
+from ..errors import ActivegenError, check_process
 from ..forces import (
     FORCES,
     Force,
@@ -147,6 +147,7 @@ def sample_field(
     """
     n, t_final, dt, key, save_every, chunk_size = check_run(
         n, t_final, dt, key, seed, save_every, chunk_size)
+    check_process(process)
     drv = driver or default_driver(process)
     if dim is not None:
         check_driver(drv, process, dim)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -18,12 +19,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..drivers import OUDriver
-from ..errors import ActivegenError, check_count, check_finite, check_positive
+from ..errors import (
+    ActivegenError,
+    check_count,
+    check_finite,
+    check_key,
+    check_positive,
+    check_process,
+    seed_key,
+)
 from ..scores import as_score_model
 from ..stepping import default_dt
 from . import engine
 from .registry import Method, Plan, Request, get_method, method_names
-from .validity import warn_coarse_step, warn_first_order
+from .validity import (
+    CoarseStepWarning,
+    warn_coarse_step,
+    warn_euler_bias,
+    warn_first_order,
+)
 
 
 class Sampled(NamedTuple):
@@ -44,13 +58,21 @@ def run_info(method: str, n: int, d, process, t_final: float, dtype, **extra) ->
 
 
 def check_run(n, t_final, dt, key, seed, save_every, chunk_size):
-    """Validated (n, t_final, dt, key, save_every, chunk_size) shared by every entry point."""
+    """Validated (n, t_final, dt, key, save_every, chunk_size) shared by every entry point.
+
+    key: a JAX PRNG key (an int is refused: pass it as seed=); seed: any integer with
+    |seed| < 2**256, each its own stream (`errors.seed_key`); a key and a seed together
+    are refused."""
     n = check_count("n", n)
     t_final = check_positive("t_final", t_final)
     if key is None:
         if seed is None:
             raise ActivegenError("give a PRNG key or an integer seed")
-        key = jax.random.key(int(seed))
+        key = seed_key(seed)
+    else:
+        key = check_key(key)
+        if seed is not None:
+            raise ActivegenError("give a PRNG key or a seed, not both")
     if dt is not None:
         dt = check_positive("dt", dt)
         if dt > t_final:
@@ -100,12 +122,26 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
     info = run_info(spec.name if desc is None else desc, req.n, d, proc, req.t_final,
                     req.dtype, **plan.info)
     if plan.solve is not None:
+        n_frames = plan.frames(save_every) if plan.frames and save_every else 0
+        engine.check_size(req.n, d, 0, n_frames,
+                          req.dtype, chunk_size)
+        if warn:
+            for msg in plan.notes:
+                warnings.warn(msg, CoarseStepWarning, stacklevel=4)
         x, traj, times, extra = plan.solve(key, save_every, chunk_size)
         info.update(extra)
     else:
-        if warn and plan.tau_steps is not None:
-            warn_coarse_step(plan.grid.steps if not plan.grid.uniform else plan.grid.h,
-                             plan.tau_steps, stacklevel=4)
+        n_frames = 0 if save_every is None else plan.grid.n_steps // save_every + 1
+        engine.check_size(req.n, d, plan.grid.n_steps, n_frames, req.dtype, chunk_size)
+        if warn:
+            h = plan.grid.steps if not plan.grid.uniform else plan.grid.h
+            target = req.target
+            min_std = getattr(target, "min_std", None)
+            diff = getattr(proc, "diffusivity", None)
+            if not warn_coarse_step(h, plan.tau_steps, stacklevel=4, beta=proc.beta,
+                                    diffusivity=diff, min_std=min_std):
+                warn_euler_bias(h, proc.beta, getattr(target, "means", None), min_std,
+                                stacklevel=4)
         r = engine.run(plan.stepper, plan.grid, key, req.n, dtype=req.dtype,
                        save_every=save_every, progress=progress, desc=desc or spec.name,
                        chunk_size=chunk_size)
@@ -161,6 +197,7 @@ def sample(
     """
     spec = get_method(method)
     opts = _options(spec, options)
+    check_process(process)
     n, t_final, dt, key, save_every, chunk_size = check_run(
         n, t_final, dt, key, seed, save_every, chunk_size)
     if driver is not None and not spec.active:

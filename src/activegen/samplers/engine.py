@@ -11,7 +11,11 @@ The engine knows nothing of physics. It stacks the ensemble in blocks of ≤ BLO
 j), so a run cut into chunks of whole blocks gives the same samples), runs a chunk of blocks
 at a time (memory O(chunk)), and within a chunk jit-compiled runs of save_every·m steps
 (a lax.scan over frames of a lax.scan over steps; steps past the end are masked), which
-give the strided trajectory and the progress bar.
+give the strided trajectory and the progress bar. The runs are short in wall time (at
+least SEGMENTS of them, and at most SEGMENT_WORK particle-steps each unless one frame is
+longer), and the engine waits for each before starting the next: Ctrl-C (KeyboardInterrupt)
+takes effect between two runs, within about a second (docs/robustness.md).
+`check_size` refuses, before any work, a run whose steps or memory exceed the limits.
 """
 
 from __future__ import annotations
@@ -25,10 +29,51 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._xla import unrolled_threefry
-from ..errors import ActivegenError
+from ..errors import ActivegenError, check_steps, memory_limit
 
 #: Particles are generated in blocks of this many, each with its own random streams.
 BLOCK = 16384
+#: A run is cut into at least this many compiled segments (fewer only with fewer steps) …
+SEGMENTS = 50
+#: … of at most this many particle-steps each (~ a second or less), unless a saved frame
+#: spans more: Ctrl-C is honoured between segments.
+SEGMENT_WORK = 2**26
+#: Bytes of working state per particle coordinate and carried array, a generous estimate
+#: (x, η, the pre-drawn noise, the score's intermediates) used by `check_size`.
+STATE_FACTOR = 16
+
+
+def run_bytes(n: int, d: int, n_frames: int, itemsize: int, chunk_size: int | None) -> int:
+    """An estimate of the bytes a run holds: the working state of one chunk, the frames
+    (on the device and copied to the host) and the samples (kept per chunk, concatenated,
+    copied)."""
+    b, nb, per_chunk = blocks(n, chunk_size)
+    state = b * per_chunk * d * itemsize * STATE_FACTOR
+    out = n * d * itemsize * 3
+    frames = n_frames * n * d * itemsize * 2
+    return state + out + frames
+
+
+def check_size(n: int, d: int, n_steps: int, n_frames: int, dtype, chunk_size=None,
+               dt=None):
+    """Refuse a run over MAX_STEPS steps or over `memory_limit()` bytes (the message names
+    the sizes and, where chunking would make it fit, a --chunk-size that does)."""
+    check_steps(n_steps, dt)
+    d = d or 1
+    item = jnp.dtype(dtype).itemsize
+    need, limit = run_bytes(n, d, n_frames, item, chunk_size), memory_limit()
+    if need <= limit:
+        return need
+    what = (f"the run needs about {need / 1e9:.3g} GB (n = {n}, d = {d}, "
+            f"{n_frames} trajectory frames) > the limit {limit / 1e9:.3g} GB")
+    fixed = run_bytes(n, d, n_frames, item, BLOCK) - BLOCK * d * item * STATE_FACTOR
+    per = d * item * STATE_FACTOR
+    fit = (limit - fixed) // per // BLOCK * BLOCK
+    if fit >= BLOCK and (chunk_size is None or fit < chunk_size):
+        raise ActivegenError(f"{what}: run it in chunks, e.g. --chunk-size {int(fit)} "
+                             "(chunk_size=; same samples)")
+    hint = "a larger --save-every or fewer particles" if n_frames > 1 else "fewer particles"
+    raise ActivegenError(f"{what}: use {hint} (ACTIVEGEN_MAX_MEMORY raises the limit)")
 
 
 class Stepper(NamedTuple):
@@ -53,6 +98,7 @@ class StepGrid:
 
     @classmethod
     def uniform_steps(cls, t_final: float, n_steps: int) -> StepGrid:
+        check_steps(n_steps, t_final / n_steps)
         g = cls.__new__(cls)
         g.h = t_final / n_steps
         g.s = np.arange(n_steps + 1) * g.h
@@ -121,10 +167,12 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
     """Integrate n particles over `grid` with `stepper` (module doc)."""
     keep = save_every is not None
     n_steps = grid.n_steps
-    save_every = save_every or n_steps
     b, nb, per_chunk = blocks(n, chunk_size)
     k_init, k_run = jax.random.split(key)
-    n_runs = min(50, n_steps) if progress else 1
+    work = n_steps * b * per_chunk
+    n_runs = max(min(SEGMENTS, n_steps), math.ceil(work / SEGMENT_WORK))
+    # without a trajectory a "frame" is one segment (its x is not kept)
+    save_every = save_every or math.ceil(n_steps / n_runs)
     frames_per_run = max(1, math.ceil(n_steps / (save_every * n_runs)))
     run_len = frames_per_run * save_every
     masked = n_steps % run_len != 0
@@ -174,8 +222,8 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
             carry, fx = compiled(carry, jnp.int32(start))
             if keep:
                 frames.append(fx)
+            jax.block_until_ready(carry["x"])  # one segment at a time: Ctrl-C between them
             if bar is not None:
-                jax.block_until_ready(carry["x"])
                 bar.update(min(run_len, n_steps - start) * min(per_chunk, nb - j0))
         xs.append(carry["x"])
         if keep:

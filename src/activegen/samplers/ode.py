@@ -1,6 +1,8 @@
 """`ode`: the probability-flow ODE dx/ds = βx + D_eff(T−s) S(x, T−s), exact for any τ,
 adaptive Tsit5 (diffrax), one solve per block of particles (vmapped; block j starts from
-fold_in(key, j)), so chunked runs give the same samples."""
+fold_in(key, j)), so chunked runs give the same samples. The samples are the solution at
+s = T always (saved apart from the trajectory's frames: a save spacing above T keeps the
+start as the only frame, never as the samples)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,13 @@ import numpy as np
 
 from .engine import batched, blocks
 from .registry import Method, Plan, register_method
+from .validity import ODE_RTOL_MAX
+
+
+def save_times(t_final: float, every: float) -> np.ndarray:
+    """The trajectory's times: round(T/every) + 1 evenly spaced from 0 to T, or just 0
+    when every > 2T (the samples, at T, are saved apart)."""
+    return np.linspace(0.0, t_final, round(t_final / every) + 1)
 
 
 def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_size=None):
@@ -26,8 +35,9 @@ def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_si
         saveat = diffrax.SaveAt(t1=True)
         ts = None
     else:
-        ts = np.linspace(0.0, t_final, round(t_final / save_every_time) + 1)
-        saveat = diffrax.SaveAt(ts=jnp.asarray(ts, dtype))
+        ts = save_times(t_final, save_every_time)
+        # the frames, then t1 (the samples) apart: ys[:-1] and ys[-1]
+        saveat = diffrax.SaveAt(ts=jnp.asarray(ts, dtype), t1=True)
 
     def solve(j):
         y0 = score.sample_marginal(jax.random.fold_in(key, j), b, t_final, dtype).T  # (d, b)
@@ -52,7 +62,8 @@ def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_si
         ys.append(jnp.moveaxis(y, 0, 1).swapaxes(-1, -2).reshape(y.shape[1], -1, y.shape[-2]))
         steps.append(np.asarray(st))
     ys = jnp.concatenate(ys, 1)[:, :n]
-    return ys[-1], (ys if ts is not None else None), ts, int(np.max(np.concatenate(steps)[:nb]))
+    traj = None if ts is None else np.asarray(ys[:-1])
+    return ys[-1], traj, ts, int(np.max(np.concatenate(steps)[:nb]))
 
 
 def _build(req) -> Plan:
@@ -67,7 +78,15 @@ def _build(req) -> Plan:
                                          req.dtype, every, rtol, chunk_size)
         return x, traj, times, dict(ode_steps=nfe, ode_rtol=rtol)
 
-    return Plan(solve=solve, info=dict(driver="OUDriver", driver_correction=False))
+    def frames(save_every):
+        return len(save_times(req.t_final, save_every * dt)) + 1
+
+    notes = ()
+    if rtol > ODE_RTOL_MAX:
+        notes = (f"ode_rtol = {rtol:g} > {ODE_RTOL_MAX:g}: the adaptive solver's steps are "
+                 "coarse and the samples biased",)
+    return Plan(solve=solve, info=dict(driver="OUDriver", driver_correction=False),
+                frames=frames, notes=notes)
 
 
 register_method(Method(

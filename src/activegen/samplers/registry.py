@@ -135,7 +135,9 @@ class Plan:
     `Sampled.info`; process: the process actually run (default: the request's);
     tau_steps: the persistence time on each step (scalar or per step) for the coarse-step
     warning (None: no persistent noise); remedy: the first-order warning's advice;
-    diagnostic: how the recorded τ‖∇F‖ is formed (for the warning's text)."""
+    diagnostic: how the recorded τ‖∇F‖ is formed (for the warning's text). With a solve:
+    frames(save_every) -> the number of trajectory frames (for the memory check), notes:
+    warnings to give before the solve (e.g. ode's coarse tolerance)."""
 
     stepper: Any = None
     grid: Any = None
@@ -145,3 +147,5 @@ class Plan:
     tau_steps: Any = None
     remedy: str | None = None
     diagnostic: str | None = None
+    frames: Callable | None = None
+    notes: tuple = ()
