@@ -1,5 +1,5 @@
 """Reproducible experiments: the demo, the accuracy-versus-τ sweep, the validity map and the
-results page's data (THEORY.md §4). The `run_*` pipelines run an experiment and write its
+results page's data (docs/theory.md §5). The `run_*` pipelines run an experiment and write its
 files (md, json, png); they are what the CLI calls, and callable from Python with plain
 arguments."""
 
