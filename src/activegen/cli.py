@@ -516,7 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .drivers import DRIVERS
     from .samplers import method_names
 
-    from . import __version__
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        __version__ = version("activegen")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        __version__ = "unknown"
 
     ap = _Parser(
         prog="activegen",
