@@ -297,7 +297,8 @@ def cmd_plot(args) -> int:
             _status(args, f"W1 of {len(samples)} samples against exact samples of the target "
                     "(--no-metrics to skip)")
             ev = evaluate(samples, target, seed=args.seed)
-            title += f"\nW1 {ev['metrics']['w1']:.3f} (floor {ev['floor']['w1']:.3f})"
+            title += (f"\n{'sliced ' if samples.shape[1] > 1 else ''}W1 "
+                      f"{ev['metrics']['w1']:.3f} (floor {ev['floor']['w1']:.3f})")
             print(f"{'sliced ' if samples.shape[1] > 1 else ''}W1 {ev['metrics']['w1']:.4f} "
                   f"(finite-sample floor {ev['floor']['w1']:.4f})")
         _status(args, f"drawing {out}")

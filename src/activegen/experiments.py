@@ -175,7 +175,7 @@ def _floor_note(result: dict) -> str:
         return ""
     return ("\\* " + ", ".join(bad) + ": fewer than two τ have W1 above twice the "
             "finite-sample floor, so the slope is fitted over every point, most of them at "
-            "the floor: floor-limited, not the method's order (more particles resolve it).")
+            "the floor: floor-limited, it does not measure an order.")
 
 
 def sweep_pivot_markdown(result: dict) -> str:

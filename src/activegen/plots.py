@@ -366,7 +366,7 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         cb = fig.colorbar(img, ax=ax, fraction=0.046, pad=0.03, extend="max")
         cb.set_label("V − min V (per frame)", fontsize=8)
         if target is not None:
-            ax.text(0.5, -0.16, VALID_NOTE, transform=ax.transAxes, ha="center", fontsize=7)
+            ax.text(0.5, -0.22, VALID_NOTE, transform=ax.transAxes, ha="center", fontsize=7)
 
         def draw(j):
             t = T - times_s[j]
