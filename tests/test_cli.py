@@ -91,8 +91,10 @@ def test_demo_writes_figure_and_report(tmp_path, capsys):
     assert set(rep["methods"]) == {"fox", "refined", "exact", "naive"}
     for r in rep["methods"].values():
         assert r["metrics"]["w1"] > 0 and r["floor"]["w1"] > 0
+        assert isinstance(r["warnings"], list)
     assert (tmp_path / "d" / "demo.png").stat().st_size > 10_000
-    assert "report.json" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "report.json" in out and "τ‖∇F‖" in out
 
 
 def test_tau_sweep_writes_table(tmp_path, capsys):
@@ -102,6 +104,7 @@ def test_tau_sweep_writes_table(tmp_path, capsys):
     assert rc == 0
     res = json.loads((tmp_path / "s" / "tau_sweep.json").read_text())
     assert len(res["rows"]) == 8 and set(res["slopes"]) == {"fox", "naive"}
+    assert set(res["slope_fit"]) == {"fox", "naive"}
     assert "| fox | 0.2 | 1 |" in (tmp_path / "s" / "tau_sweep.md").read_text()
     assert (tmp_path / "s" / "tau_sweep.png").stat().st_size > 10_000
 
@@ -184,3 +187,85 @@ def test_validity_map_writes_files(tmp_path, capsys):
     assert {"threshold", "min_failing", "misclassified"} <= set(res["calibration"])
     assert (out / "validity_map.md").read_text().count("\n| 0.") == 4
     assert (out / "validity_map.png").stat().st_size > 10_000
+
+
+# -- CLI basics: help, version, python -m, progress in steps ---------------------------------
+def test_bare_command_prints_help_and_exits_0(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: activegen") and "demo" in out and "exits with status 0" in out
+    assert main(["plot"]) == 0 and "samples" in capsys.readouterr().out
+
+
+def test_version_and_python_m(capsys):
+    from activegen import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"activegen {__version__}"
+    r = subprocess.run([sys.executable, "-m", "activegen"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("usage: activegen")
+
+
+def test_help_shows_defaults_and_required(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sample", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # undo the line wrapping
+    assert e.value.code == 0
+    assert "--n N number of particles (default: 10000)" in out
+    assert "--seed SEED random seed: the same seed gives the same samples (default: 0)" in out
+    assert "--out OUT output .npz (required)" in out
+    assert "--no-progress no progress bars" in out
+
+
+def test_every_option_has_help():
+    import argparse
+
+    from activegen.cli import build_parser
+
+    def walk(p, name):
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for k, q in a.choices.items():
+                    yield from walk(q, f"{name} {k}")
+            elif a.option_strings and not a.help:
+                yield f"{name} {a.option_strings[0]}"
+
+    assert list(walk(build_parser(), "activegen")) == []
+
+
+def test_progress_bar_counts_steps_of_the_whole_ensemble(monkeypatch):
+    import tqdm.auto
+
+    from activegen import ActiveOU, default_target_1d, sample
+    from activegen.samplers.engine import BLOCK
+
+    closed = {}
+
+    class Recorder(tqdm.auto.tqdm):
+        def close(self):
+            closed.setdefault(id(self), (self.total, self.n, self.unit, self.desc))
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    for chunk in (None, BLOCK):  # 3 blocks: one run, and three chunks
+        sample(default_target_1d(), "naive", ActiveOU(tau=0.1), 2 * BLOCK + 5, seed=0,
+               t_final=0.02, dt=0.002, progress=True, chunk_size=chunk)
+    bars = list(closed.values())
+    assert [b[:3] for b in bars] == [(10, 10, "step")] * 2
+    assert "32773 particles" in bars[0][3]
+
+
+def test_floor_limited_slope_is_marked():
+    from activegen.experiments import sweep_markdown, sweep_pivot_markdown
+
+    rows = [{"method": m, "tau": t, "seed": 0, "floor": {"w1": 0.01, "hist_kl": 0.0},
+             "metrics": {"w1": w, "hist_kl": 0.0, "mean_error": 0.0, "cov_error": 0.0}}
+            for m, ws in (("fox", (0.011, 0.01)), ("naive", (0.1, 0.05)))
+            for t, w in zip((0.2, 0.1), ws)]
+    res = {"rows": rows, "slopes": {"fox": 0.1, "naive": 1.0},
+           "slope_fit": {"fox": {"taus": [0.1, 0.2], "floor_limited": True},
+                         "naive": {"taus": [0.1, 0.2], "floor_limited": False}}}
+    pivot = sweep_pivot_markdown(res)
+    assert "| slope | 0.10* | 1.00 | |" in pivot and "floor-limited" in pivot
+    assert "fox 0.10*, naive 1.00" in sweep_markdown(res)

@@ -100,3 +100,16 @@ def test_animate_1d_api_and_bad_suffix(files, tmp_path, capsys):
         assert main(["animate", "--protocol", str(files / "p1.npz"), "--out",
                      str(tmp_path / "a.mp4"), "--no-progress"]) == 2
         assert "needs ffmpeg" in capsys.readouterr().err
+
+
+def test_valid_region_holds_99_percent_of_the_density():
+    from activegen.plots import valid_region
+
+    pr = export_protocol(default_target_1d(), "fox", ActiveOU(tau=0.1), t_final=1.0,
+                         spacing=0.25, time_points=4)
+    g = np.linspace(-8, 8, 801)[:, None]
+    for t in (0.0, 0.5):
+        mask = valid_region(pr, default_target_1d(), t, g)
+        p = np.exp(np.asarray(default_target_1d().log_prob(g, pr.process, t)))
+        assert 0.985 < p[mask].sum() / p.sum() < 0.995 and not mask.all()
+    assert valid_region(pr, None, 0.0, g) is None

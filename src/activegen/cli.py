@@ -19,6 +19,32 @@ from .errors import (
 )
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help with each option's default (where it has one that the help does not already
+    state) and "(required)" on required options."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or "default" in text.lower():
+            pass
+        elif (action.option_strings and action.default is not None
+              and action.default is not False and action.default != argparse.SUPPRESS):
+            d = action.default
+            if isinstance(d, (list, tuple)):
+                d = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in d)
+            text += f" (default: {str(d).replace('%', '%%')})"
+        if action.required:
+            text += " (required)"
+        return text
+
+
+def _status(args, msg: str) -> None:
+    """A short status line on stderr for a phase with no progress bar (off with
+    --no-progress)."""
+    if not getattr(args, "no_progress", False):
+        print(f"activegen: {msg}", file=sys.stderr, flush=True)
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -298,8 +324,14 @@ def cmd_plot(args) -> int:
         if target is not None and not args.no_metrics:
             from .metrics import evaluate
 
+            _status(args, f"W1 of {len(samples)} samples against exact samples of the target "
+                    "(--no-metrics to skip)")
             ev = evaluate(samples, target, seed=args.seed)
-            title += f"\nW1 {ev['metrics']['w1']:.3f} (floor {ev['floor']['w1']:.3f})"
+            title += (f"\n{'sliced ' if samples.shape[1] > 1 else ''}W1 "
+                      f"{ev['metrics']['w1']:.3f} (floor {ev['floor']['w1']:.3f})")
+            print(f"{'sliced ' if samples.shape[1] > 1 else ''}W1 {ev['metrics']['w1']:.4f} "
+                  f"(finite-sample floor {ev['floor']['w1']:.4f})")
+        _status(args, f"drawing {out}")
         plots.plot_samples(samples, out, target=target, title=title)
     elif args.what == "potential":
         check_count("--snapshots", args.snapshots)
@@ -414,11 +446,24 @@ def cmd_demo(args) -> int:
     check_out_dir(args.out)
     check_count("--n", args.n)
     check_positive("--tau", args.tau)
+    _status(args, f"demo: 4 methods × {args.n} particles at τ = {args.tau:g} "
+            "(about half a minute on 2 cores)")
     png, js, rep = demo(args.out, n=args.n, tau=args.tau, seed=args.seed,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, log=lambda msg: _status(args, msg))
+    warned = {}
     for m, r in rep["methods"].items():
+        tg = r["info"].get("tau_grad_force")
+        first = [w for w in r["warnings"] if "tau*|grad F|" in w]
+        if first:
+            warned[m] = first[0]
         print(f"{m:8s} sliced W1 {r['metrics']['w1']:.4f} (floor {r['floor']['w1']:.4f})   "
-              f"hist KL {r['metrics']['hist_kl']:.4f} (floor {r['floor']['hist_kl']:.4f})")
+              f"hist KL {r['metrics']['hist_kl']:.4f} (floor {r['floor']['hist_kl']:.4f})"
+              + ("" if tg is None else f"   τ‖∇F‖ {tg:.3f}")
+              + (" (first-order warning)" if first else ""))
+    if warned:
+        m0 = next(iter(warned))
+        print(f"first-order warning for {', '.join(warned)} (τ‖∇F‖ above "
+              f"{rep['validity_threshold']:g}; {m0}: {warned[m0]})")
     print(f"figure: {png}\nreport: {js}")
     return 0
 
@@ -505,10 +550,23 @@ def build_parser() -> argparse.ArgumentParser:
     from .drivers import DRIVERS
     from .samplers import method_names
 
-    ap = argparse.ArgumentParser(
-        prog="activegen", description="Generative diffusion driven by active matter."
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        __version__ = version("activegen")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        __version__ = "unknown"
+
+    ap = _Parser(
+        prog="activegen",
+        description="Generative diffusion driven by active matter: a persistent (active) "
+        "particle in a time-dependent potential generates samples of a data distribution.",
+        epilog="Run `activegen demo` for a first result (about half a minute), `activegen "
+        "COMMAND --help` for a command's options. Without a command activegen prints this "
+        "help and exits with status 0. Docs: README.md, docs/theory.md.",
     )
-    sub = ap.add_subparsers(dest="command", required=True)
+    ap.add_argument("--version", action="version", version=f"activegen {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("sample", help="generate samples of a Gaussian-mixture target or a "
                        "learned model, or replay an exported protocol")
@@ -572,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)
 
-    d = sub.add_parser("demo", help="fox vs exact vs naive on a 2D mixture: figure + report")
+    d = sub.add_parser("demo", help="fox, refined, exact and naive on a 2D mixture: figure + report "
+                       "(about half a minute)")
     d.add_argument("--out", default="activegen-demo", help="output folder")
     d.add_argument("--n", type=int, default=20_000)
     d.add_argument("--tau", type=_float, default=0.1)
@@ -581,14 +640,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     e = sub.add_parser("experiment", help="reproducible experiments")
-    esub = e.add_subparsers(dest="experiment", required=True)
+    esub = e.add_subparsers(dest="experiment", metavar="EXPERIMENT")
+    e.set_defaults(func=_group_help(e))
     t = esub.add_parser("tau-sweep", help="accuracy of each method against τ")
     t.add_argument("--target", default=None, help="target JSON (default: bimodal 1D mixture)")
     t.add_argument("--dim", type=int, choices=(1, 2), default=None,
                    help="the default target of that dimension: 1 bimodal 1D, 2 the demo's "
                         "4-mode 2D mixture (instead of --target)")
-    t.add_argument("--taus", type=_floats, default=[0.2, 0.1, 0.05])
-    t.add_argument("--methods", type=lambda s: s.split(","), default=["exact", "fox", "naive"])
+    t.add_argument("--taus", type=_floats, default=[0.2, 0.1, 0.05],
+                   help="comma-separated persistence times τ")
+    t.add_argument("--methods", type=lambda s: s.split(","), default=["exact", "fox", "naive"],
+                   help="comma-separated methods")
     t.add_argument("--n", type=int, default=40_000)
     t.add_argument("--seed", type=_seed32, default=0)
     t.add_argument("--seeds", type=_seeds32, default=None,
@@ -611,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = esub.add_parser("validity-map", help="the error of fox, naive, fox-sc and fox-schedule relative to exact over "
                         "(τ, σ_min) on 1D mixtures; calibrates the τ‖∇F‖ warning")
     _validity_options(v)
-    v.add_argument("--n", dest="vm_n", type=int, default=20_000)
+    v.add_argument("--n", dest="vm_n", type=int, default=20_000, help="particles per run")
     v.add_argument("--t-final", dest="vm_t_final", type=_float, default=3.0,
                    help="diffusion time T (default 3: the samplers start from the exact law)")
     v.add_argument("--seed", type=_seed32, default=0)
@@ -621,9 +683,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = esub.add_parser("results", help="the data of docs/results.md: 1D and 2D τ sweeps of "
                         "every method and the validity map")
     r.add_argument("--methods", type=lambda s: s.split(","),
-                   default=["passive", "exact", "fox", "ucn", "naive", "fox-sc", "fox-schedule"])
-    r.add_argument("--taus-1d", type=_floats, default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5])
-    r.add_argument("--taus-2d", type=_floats, default=[0.02, 0.05, 0.1, 0.2, 0.5])
+                   default=["passive", "exact", "fox", "ucn", "naive", "fox-sc", "fox-schedule"],
+                   help="comma-separated methods of the two sweeps")
+    r.add_argument("--taus-1d", type=_floats, default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+                   help="τ of the 1D sweep")
+    r.add_argument("--taus-2d", type=_floats, default=[0.02, 0.05, 0.1, 0.2, 0.5],
+                   help="τ of the 2D sweep")
     r.add_argument("--n", type=int, default=20_000, help="particles, 1D sweep")
     r.add_argument("--n-2d", type=int, default=10_000, help="particles, 2D sweep")
     r.add_argument("--vm-n", type=int, default=20_000, help="particles, validity map")
@@ -654,12 +719,18 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_export_potential)
 
     pl = sub.add_parser("plot", help="figures: samples vs target, potential snapshots, τ sweep")
-    psub = pl.add_subparsers(dest="what", required=True)
+    psub = pl.add_subparsers(dest="what", metavar="WHAT")
     ps = psub.add_parser("samples", help="samples (.npz from sample) against the target")
     ps.add_argument("--input", required=True, help=".npz written by activegen sample")
     ps.add_argument("--target", default=None, help="target JSON (default: the one in the .npz)")
     ps.add_argument("--no-metrics", action="store_true", help="leave W1 out of the title")
+<<<<<<< HEAD
     ps.add_argument("--seed", type=_seed32, default=0)
+=======
+    ps.add_argument("--seed", type=int, default=0,
+                    help="seed of the exact reference samples the W1 is measured against")
+    ps.add_argument("--no-progress", action="store_true")
+>>>>>>> issue20
     ps.add_argument("--out", required=True, help="output .png")
     pp = psub.add_parser("potential", help="V(x, t) and F = -grad V at several times")
     _source_options(pp)
@@ -670,7 +741,9 @@ def build_parser() -> argparse.ArgumentParser:
     pw = psub.add_parser("sweep", help="error against τ from tau_sweep.json")
     pw.add_argument("--input", required=True, help="tau_sweep.json")
     pw.add_argument("--out", required=True, help="output .png")
-    pl.set_defaults(func=cmd_plot)
+    pl.set_defaults(func=_group_help(pl))
+    for q in (ps, pp, pw):
+        q.set_defaults(func=cmd_plot)
 
     an = sub.add_parser("animate", help="particles in the time-dependent potential (GIF/MP4)")
     _source_options(an)
@@ -691,11 +764,67 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=int, default=5000, help="particles per gallery panel (2n: mixture)")
     g.add_argument("--tau", type=_float, default=0.05, help="τ of the gallery (mixture: 0.1)")
     g.add_argument("--t-final", type=_float, default=3.0, help="T of the gallery")
+<<<<<<< HEAD
     g.add_argument("--seed", type=_seed32, default=0)
     g.add_argument("--parts", type=lambda s: s.split(","), default=["hutchinson", "mixture", "gallery"])
+=======
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--parts", type=lambda s: s.split(","), default=["hutchinson", "mixture", "gallery"],
+                   help="comma-separated parts to run")
+>>>>>>> issue20
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_learned_gallery)
+    _fill_help(ap)
     return ap
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser with `_Formatter` (defaults and "(required)" in --help) for every
+    command and subcommand."""
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("formatter_class", _Formatter)
+        super().__init__(*a, **kw)
+
+
+def _group_help(parser):
+    """A command group given without its subcommand (`activegen plot`): print its help."""
+    def show(args) -> int:
+        parser.print_help()
+        return 0
+    return show
+
+
+#: Help texts of options that many commands share.
+_COMMON_HELP = {
+    "seed": "random seed: the same seed gives the same samples",
+    "no_progress": "no progress bars and no status lines on stderr",
+    "n": "number of particles",
+    "tau": "persistence time τ of the self-propulsion",
+    "x64": "compute in float64",
+    "no_driver_correction": "fox with rtp/abp: leave out the non-Gaussian driver correction",
+    "width": "hidden units per layer",
+    "depth": "hidden layers",
+    "batch": "training batch size",
+    "lr": "learning rate (Adam)",
+    "fps": "frames per second of the movie",
+    "snapshots": "number of snapshot times (with no --times)",
+}
+
+
+def _subparsers(parser):
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            yield from a.choices.values()
+
+
+def _fill_help(parser):
+    """Give every option of every (sub)command without a help text the common one."""
+    for a in parser._actions:
+        if a.help is None and a.option_strings and a.dest in _COMMON_HELP:
+            a.help = _COMMON_HELP[a.dest]
+    for q in _subparsers(parser):
+        _fill_help(q)
 
 
 def _compilation_cache():
@@ -718,7 +847,15 @@ def _compilation_cache():
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if not argv:  # a bare `activegen`: the help, exit status 0
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
     _compilation_cache()
     with warnings.catch_warnings():
         warnings.simplefilter("always")

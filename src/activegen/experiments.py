@@ -1,5 +1,5 @@
 """Reproducible experiments: the demo, the accuracy-versus-τ sweep, the validity map and the
-results page's data (THEORY.md §4). The `run_*` pipelines run an experiment and write its
+results page's data (docs/theory.md §5). The `run_*` pipelines run an experiment and write its
 files (md, json, png); they are what the CLI calls, and callable from Python with plain
 arguments."""
 
@@ -37,7 +37,9 @@ def tau_sweep(
 ) -> dict:
     """Run each method at each τ; returns rows of metrics with floors and fitted slopes of
     W1 against τ (log–log least squares over every seed's row with W1 above twice its
-    floor, or over all rows when fewer than two τ are resolved). `seed` may be a list: one
+    floor, or over all rows when fewer than two τ are resolved: then the slope is
+    floor-limited, result["slope_fit"][method]["floor_limited"], and says little about
+    the order). `seed` may be a list: one
     row per seed. `driver` (ou, rtp, abp) drives fox/ucn/naive. For the τ in `keep_samples`
     the first seed's samples are kept in result["samples"][method][τ] (arrays: drop that
     key before writing JSON; `plot_densities` draws them)."""
@@ -62,14 +64,16 @@ def tau_sweep(
                 if float(tau) in keep and sd == seeds[0]:
                     kept.setdefault(m, {})[float(tau)] = res.samples
                 rows.append({"method": m, "tau": float(tau), "seed": sd, **ev, "info": res.info})
-    slopes = {}
+    slopes, fits = {}, {}
     for m in methods:
         r = [x for x in rows if x["method"] == m]
         # fit only points resolved above the floor (W1 > 2 floors), when two τ remain
         above = [x for x in r if x["metrics"]["w1"] > 2 * x["floor"]["w1"]]
-        use = above if len({x["tau"] for x in above}) >= 2 else r
+        resolved = len({x["tau"] for x in above}) >= 2
+        use = above if resolved else r
         slopes[m] = log_slope([x["tau"] for x in use], [x["metrics"]["w1"] for x in use])
-    out = {"rows": rows, "slopes": slopes, "target": target.to_dict()}
+        fits[m] = {"taus": sorted({x["tau"] for x in use}), "floor_limited": not resolved}
+    out = {"rows": rows, "slopes": slopes, "slope_fit": fits, "target": target.to_dict()}
     if kept:
         out["samples"] = kept
     return out
@@ -146,14 +150,38 @@ def sweep_markdown(result: dict) -> str:
     lines.append("")
     lines.append(
         "Fitted slope of log W1 against log τ: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in result["slopes"].items())
+        + ", ".join(f"{k} {v:.2f}{_floor_mark(result, k)}" for k, v in result["slopes"].items())
     )
+    note = _floor_note(result)
+    if note:
+        lines.append("")
+        lines.append(note)
     return "\n".join(lines)
+
+
+def _floor_limited(result: dict) -> list[str]:
+    return [m for m, f in result.get("slope_fit", {}).items() if f.get("floor_limited")]
+
+
+def _floor_mark(result: dict, m: str) -> str:
+    return "*" if m in _floor_limited(result) else ""
+
+
+def _floor_note(result: dict) -> str:
+    """The footnote of a floor-limited slope (fewer than two τ resolved above twice the
+    floor: fitted over every point, most of them at the finite-sample floor)."""
+    bad = _floor_limited(result)
+    if not bad:
+        return ""
+    return ("\\* " + ", ".join(bad) + ": fewer than two τ have W1 above twice the "
+            "finite-sample floor, so the slope is fitted over every point, most of them at "
+            "the floor: floor-limited, it does not measure an order.")
 
 
 def sweep_pivot_markdown(result: dict) -> str:
     """The sweep's W1 as a τ × method table (mean over seeds), with the floor and the
-    fitted slopes: the compact form of `sweep_markdown`."""
+    fitted slopes (marked * with a footnote where floor-limited): the compact form of
+    `sweep_markdown`."""
     methods = list(result["slopes"])
     taus = sorted({r["tau"] for r in result["rows"]})
 
@@ -167,14 +195,18 @@ def sweep_pivot_markdown(result: dict) -> str:
         floor = np.mean([r["floor"]["w1"] for r in result["rows"] if r["tau"] == t])
         lines.append(f"| {t:g} | " + " | ".join(f"{cell(m, t):.4f}" for m in methods)
                      + f" | {floor:.4f} |")
-    lines.append("| slope | " + " | ".join(f"{result['slopes'][m]:.2f}" for m in methods)
-                 + " | |")
-    return "\n".join(lines)
+    lines.append("| slope | " + " | ".join(f"{result['slopes'][m]:.2f}{_floor_mark(result, m)}"
+                                          for m in methods) + " | |")
+    note = _floor_note(result)
+    return "\n".join(lines + ([f"\n{note}"] if note else []))
 
 
-def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bool = True):
+def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bool = True,
+         log=None):
     """Generate a 2D mixture with fox, refined (fox-sc), exact and naive; write demo.png and
-    report.json."""
+    report.json. Each method's warnings (the first-order warning where its τ‖∇F‖ exceeds
+    VALIDITY_THRESHOLD) are kept, not shown, in report["methods"][m]["warnings"]; `log`
+    (e.g. print) gets a status line before the silent phases (metrics, the figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,18 +217,25 @@ def demo(out_dir, n: int = 20_000, tau: float = 0.1, seed: int = 0, progress: bo
     target = default_target_2d()
     proc = ActiveOU(beta=1.0, d_thermal=0.0, d_active=1.0, tau=tau)
     methods = ["fox", "refined", "exact", "naive"]
-    report = {"tau": tau, "n": n, "seed": seed, "target": target.to_dict(), "methods": {}}
-    fig, axes = plt.subplots(1, len(methods), figsize=(4 * len(methods), 4.2))
+    report = {"tau": tau, "n": n, "seed": seed, "target": target.to_dict(),
+              "validity_threshold": VALIDITY_THRESHOLD, "methods": {}}
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.4 * len(methods), 4.4))
     for ax, m in zip(axes, methods):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             res = sample(target, m, proc, n, seed=seed, progress=progress)
+        if log is not None:
+            log(f"{m}: sliced W1 and histogram KL against exact samples")
         ev = evaluate(res.samples, target, seed=seed)
-        report["methods"][m] = {**ev, "info": res.info}
+        report["methods"][m] = {**ev, "info": res.info,
+                                "warnings": [str(w.message) for w in caught]}
         draw_density_2d(ax, target, res.samples, f"{m}: sliced W1 {ev['metrics']['w1']:.3f} "
                  f"(floor {ev['floor']['w1']:.3f})\nhist KL {ev['metrics']['hist_kl']:.3f} "
-                 f"(floor {ev['floor']['hist_kl']:.3f})")
-    fig.suptitle(f"active generative diffusion, τ = {tau}, {n} particles (red: exact density)")
+                 f"(floor {ev['floor']['hist_kl']:.3f})", colorbar=True)
+    if log is not None:
+        log(f"drawing {out / 'demo.png'}")
+    fig.suptitle(f"active generative diffusion, τ = {tau}, {n} particles "
+                 "(grey: generated samples, red: exact density contours)")
     fig.tight_layout()
     _save_figure(fig, out / "demo.png", dpi=110)
     plt.close(fig)
@@ -526,7 +565,8 @@ def run_results(out_dir="docs/results", *, methods=("passive", "exact", "fox", "
                               d_active=d_active, d_thermal=d_thermal, t_final=t_final,
                               progress=progress, log=log)
         if log is not None:
-            log(md.splitlines()[-1] + f" ({time.perf_counter() - t0:.0f} s)")
+            slope = [ln for ln in md.splitlines() if ln.startswith("Fitted slope")][-1]
+            log(slope + f" ({time.perf_counter() - t0:.0f} s)")
     run_validity_map(out_dir, vm_taus, vm_sigmas, n=vm_n, seed=seed, t_final=t_final, log=log)
     if log is not None:
         log(f"wrote {out_dir}/ in {time.perf_counter() - t0:.0f} s")

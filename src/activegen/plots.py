@@ -49,10 +49,50 @@ def snapshot_times(protocol: Protocol, n: int) -> np.ndarray:
     return time_grid(protocol.t_final, n + 1, protocol_t0(protocol))[:0:-1]
 
 
-def _colour_limit(v):
-    """Upper end of the colour scale of V − min V: the 90 % quantile over the view, so
-    that the far field (the trap's ½β|x|² growth) does not wash out the wells."""
-    return float(np.quantile(v, 0.9))
+def _colour_limit(v, mask=None):
+    """Upper end of the colour scale of V − min V: the 90 % quantile over the view (over
+    the valid region where a mask is given), so that the far field (the trap's ½β|x|²
+    growth) does not wash out the wells."""
+    return float(np.quantile(v if mask is None else v[mask], 0.9))
+
+
+#: The region a protocol is drawn as valid on: the smallest region of the view holding this
+#: fraction of the forward density p(x, t) (where the particles are at time t).
+VALID_MASS = 0.99
+
+
+def valid_region(protocol: Protocol, target, t: float, pts):
+    """Boolean mask over the regular grid points pts (M, d): the smallest set of them holding
+    VALID_MASS = 99 % of p(x, t) at forward time t (the points of highest density), i.e.
+    where the particles are (docs/protocol.md, "Where the protocol is valid"); None without
+    a target. Outside it V is a first-order expansion far from the data: fewer than 1 % of
+    the particles go there, and at small t it need not confine (V can fall, F point
+    outward)."""
+    if target is None:
+        return None
+    lp = np.asarray(target.log_prob(np.asarray(pts, np.float32), protocol.process, float(t)),
+                    float)
+    p = np.exp(lp - lp.max())
+    order = np.argsort(-p)
+    mass = np.cumsum(p[order]) / p.sum()
+    level = p[order][min(int(np.searchsorted(mass, VALID_MASS)), len(p) - 1)]
+    return p >= level
+
+
+def _shade_outside(ax, mask, extent, gx=None, gy=None):
+    """Grey veil over the points outside the valid region, and its edge dashed."""
+    if mask is None:
+        return []
+    veil = np.zeros(mask.shape + (4,))
+    veil[~mask] = (0.9, 0.9, 0.9, 0.8)
+    art = [ax.imshow(veil, origin="lower", extent=extent, aspect="equal", zorder=2)]
+    if gx is not None and mask.any() and not mask.all():
+        art.append(ax.contour(gx, gy, mask.astype(float), levels=[0.5], colors="k",
+                              linewidths=0.8, linestyles="--", zorder=2))
+    return art
+
+
+VALID_NOTE = "pale: outside the region holding 99 % of p(x, t)"
 
 
 def _norm(vmax):
@@ -62,9 +102,11 @@ def _norm(vmax):
 
 
 # -- samples against the target -----------------------------------------------------
-def draw_samples(ax, x, target=None, title: str = "", bins: int = 80, legend: bool = True):
+def draw_samples(ax, x, target=None, title: str = "", bins: int = 80, legend: bool = True,
+                 colorbar: bool = False):
     """Draw samples (N, 1) or (N, 2) on `ax`: 1D a histogram with the exact density curve,
-    2D a 2D histogram with the exact density's contours (`draw_density_2d`)."""
+    2D a 2D histogram with the exact density's contours (`draw_density_2d`; colorbar: with
+    a colour bar of the particles per bin)."""
 
     if x.shape[1] == 1:
         if target is not None:
@@ -81,12 +123,13 @@ def draw_samples(ax, x, target=None, title: str = "", bins: int = 80, legend: bo
         if legend:
             ax.legend(fontsize=8)
     elif target is not None:
-        draw_density_2d(ax, target, x, title + ("" if not legend else " (red: exact density)"))
+        draw_density_2d(ax, target, x, title + ("" if not legend else " (red: exact density)"),
+                        colorbar=colorbar)
     else:
         lo, hi = np.quantile(x, 0.001, axis=0), np.quantile(x, 0.999, axis=0)
         ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]],
                   cmap="Greys")
-        ax.set(title=title, aspect="equal")
+        ax.set(title=title, aspect="equal", xlabel="x₁", ylabel="x₂")
 
 
 def plot_samples(samples, path, target=None, title: str | None = None) -> Path:
@@ -99,7 +142,7 @@ def plot_samples(samples, path, target=None, title: str | None = None) -> Path:
         raise ActivegenError(f"the samples have d = {x.shape[1]} but the target d = {target.dim}")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    draw_samples(ax, x, target, title or f"{len(x)} samples")
+    draw_samples(ax, x, target, title or f"{len(x)} samples", colorbar=True)
     fig.tight_layout()
     save_figure(fig, path, 100)
     plt.close(fig)
@@ -107,11 +150,11 @@ def plot_samples(samples, path, target=None, title: str | None = None) -> Path:
 
 
 # -- the potential and its force --------------------------------------------------------
-def _shifted_potential(vfun, t, pts):
-    """V̂(x, t) − min over the points (V is defined up to a function of t); vfun from
-    `Protocol.interpolator("potential")`."""
+def _shifted_potential(vfun, t, pts, mask=None):
+    """V̂(x, t) − min over the points (over those in `mask` where given; V is defined up to
+    a function of t); vfun from `Protocol.interpolator("potential")`."""
     v = np.asarray(vfun(t, pts))
-    return v - v.min()
+    return v - (v.min() if mask is None else v[mask].min())
 
 
 def _view(protocol: Protocol, target):
@@ -140,12 +183,22 @@ def plot_potential(protocol: Protocol, path, times=None, n_snapshots: int = 4,
         g = np.linspace(lo[0], hi[0], 400)[:, None]
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
         cmap = plt.get_cmap("viridis")
+        top = 0.0
         for j, t in enumerate(times):
             c = cmap(j / max(1, len(times) - 1))
-            a1.plot(g[:, 0], _shifted_potential(vfun, t, g), color=c, label=f"t = {t:.3g}")
+            mask = valid_region(protocol, target, t, g)
+            v = _shifted_potential(vfun, t, g, mask)
+            a1.plot(g[:, 0], np.where(mask, v, np.nan) if mask is not None else v, color=c,
+                    label=f"t = {t:.3g}")
+            if mask is not None:
+                a1.plot(g[:, 0], np.where(mask, np.nan, v), color=c, ls=":", lw=0.8)
+            top = max(top, float(np.max(v if mask is None else v[mask])))
             a2.plot(g[:, 0], np.asarray(ffun(t, g))[:, 0], color=c)
         a1.set(xlabel="x", ylabel="V(x, t) − min V", title=head)
-        a1.set_ylim(0, None)
+        a1.set_ylim(0, 1.05 * top if top > 0 else None)
+        if target is not None:
+            a1.text(0.01, 0.98, "dotted: outside the region holding 99 % of p(x, t)",
+                    transform=a1.transAxes, fontsize=7, va="top")
         a2.axhline(0, color="0.7", lw=0.8)
         a2.set(xlabel="x", ylabel="F = −∂V/∂x", title="force (forward time t = T − s)")
         a1.legend(fontsize=8)
@@ -154,26 +207,38 @@ def plot_potential(protocol: Protocol, path, times=None, n_snapshots: int = 4,
         cols = min(k, 4)
         rows = math.ceil(k / cols)
         aspect = float((hi[1] - lo[1]) / (hi[0] - lo[0]))
-        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, (3.3 * aspect + 0.5) * rows + 0.4),
+        fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, (3.3 * aspect + 0.6) * rows + 0.5),
                                  squeeze=False)
         gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 160), np.linspace(lo[1], hi[1], 160))
         pts = np.stack([gx.ravel(), gy.ravel()], -1)
         qx, qy = np.meshgrid(np.linspace(lo[0], hi[0], 17), np.linspace(lo[1], hi[1], 17))
         qpts = np.stack([qx.ravel(), qy.ravel()], -1)
+        ext = (lo[0], hi[0], lo[1], hi[1])
         for ax, t in zip(axes.ravel(), times):
-            v = _shifted_potential(vfun, t, pts).reshape(gx.shape)
-            vmax = _colour_limit(v)
-            ax.imshow(v, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
-                      cmap="viridis", aspect="equal", norm=_norm(vmax))
+            mask = valid_region(protocol, target, t, pts)
+            mask = None if mask is None else mask.reshape(gx.shape)
+            v = _shifted_potential(vfun, t, pts, None if mask is None else mask.ravel())
+            v = v.reshape(gx.shape)
+            vmax = _colour_limit(v, mask)
+            im = ax.imshow(v, origin="lower", extent=ext, cmap="viridis", aspect="equal",
+                           norm=_norm(vmax))
             ax.contour(gx, gy, v, levels=vmax * np.linspace(0, 1, 12)[1:] ** 2, colors="w",
                        linewidths=0.4)
+            _shade_outside(ax, mask, ext, gx, gy)
             f = np.asarray(ffun(t, qpts))
-            ax.quiver(qx.ravel(), qy.ravel(), f[:, 0], f[:, 1], color="tab:red", width=0.004)
+            ax.quiver(qx.ravel(), qy.ravel(), f[:, 0], f[:, 1], color="tab:red", width=0.004,
+                      zorder=3)
             ax.set_title(f"t = {t:.3g}  (s = {protocol.t_final - t:.3g})", fontsize=9)
+            ax.set_xlabel("x₁", fontsize=8)
+            ax.set_ylabel("x₂", fontsize=8)
             ax.tick_params(labelsize=7)
+            cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, extend="max")
+            cb.set_label("V − min V", fontsize=7)
+            cb.ax.tick_params(labelsize=6)
         for ax in axes.ravel()[k:]:
             ax.axis("off")
-        fig.suptitle(head + "   (colour: V − min V, arrows: F = −∇V)", fontsize=10)
+        fig.suptitle(head + "   (colour: V − min V, arrows: F = −∇V"
+                     + (f"; {VALID_NOTE})" if target is not None else ")"), fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, 80)
     plt.close(fig)
@@ -208,7 +273,9 @@ def plot_sweep(result: dict, path) -> None:
         vals = [[r["metrics"]["w1"] for r in result["rows"] if r["method"] == m and r["tau"] == t]
                 for t in taus]
         ax.errorbar(taus, [np.mean(v) for v in vals], yerr=[np.std(v) for v in vals],
-                    marker="o", capsize=3, label=f"{m} (slope {result['slopes'][m]:.2f})")
+                    marker="o", capsize=3, label=f"{m} (slope {result['slopes'][m]:.2f}"
+                    + (", floor-limited)" if result.get("slope_fit", {}).get(m, {})
+                       .get("floor_limited") else ")"))
     floor = np.mean([r["floor"]["w1"] for r in result["rows"]])
     ax.axhline(floor, ls="--", color="grey", label=f"floor {floor:.4f}")
     ax.set(xscale="log", yscale="log", xlabel="τ", ylabel="W1 to the target")
@@ -223,15 +290,22 @@ def plot_sweep(result: dict, path) -> None:
     plt.close(fig)
 
 
-def draw_density_2d(ax, target, x, title):
-    """A 2D histogram of samples x with the exact density's contours."""
+def draw_density_2d(ax, target, x, title, colorbar: bool = False):
+    """A 2D histogram of samples x with the exact density's contours, axes x₁, x₂;
+    colorbar: a colour bar of the particles per bin beside the panel."""
     lo, hi = target.extent(3.5)
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
     dens = np.exp(np.asarray(target.log_prob(np.stack([gx, gy], -1))))
-    ax.hist2d(x[:, 0], x[:, 1], bins=80, range=[[lo[0], hi[0]], [lo[1], hi[1]]], cmap="Greys")
+    *_, im = ax.hist2d(x[:, 0], x[:, 1], bins=80, range=[[lo[0], hi[0]], [lo[1], hi[1]]],
+                       cmap="Greys")
     ax.contour(gx, gy, dens, levels=6, colors="tab:red", linewidths=0.8)
     ax.set_title(title, fontsize=9)
+    ax.set(xlabel="x₁", ylabel="x₂")
     ax.set_aspect("equal")
+    if colorbar:
+        cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        cb.set_label("particles per bin", fontsize=8)
+        cb.ax.tick_params(labelsize=7)
 
 
 # -- animation ------------------------------------------------------------------------
@@ -290,17 +364,28 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
 
         contours = []
+        ext = (lo[0], hi[0], lo[1], hi[1])
+        ax.set(xlabel="x₁", ylabel="x₂")
+        cb = fig.colorbar(img, ax=ax, fraction=0.046, pad=0.03, extend="max")
+        cb.set_label("V − min V (per frame)", fontsize=8)
+        if target is not None:
+            ax.text(0.5, -0.22, VALID_NOTE, transform=ax.transAxes, ha="center", fontsize=7)
 
         def draw(j):
             t = T - times_s[j]
-            v = _shifted_potential(vfun, t, pts).reshape(gx.shape)
-            vmax = _colour_limit(v)
+            mask = valid_region(protocol, target, t, pts)
+            mask = None if mask is None else mask.reshape(gx.shape)
+            v = _shifted_potential(vfun, t, pts, None if mask is None else mask.ravel())
+            v = v.reshape(gx.shape)
+            vmax = _colour_limit(v, mask)
             img.set_data(v)
             img.set_norm(_norm(vmax))
             while contours:
-                contours.pop().remove()
+                c = contours.pop()
+                c.remove()
             contours.append(ax.contour(gx, gy, v, levels=vmax * np.linspace(0, 1, 12)[1:] ** 2,
                                        colors="w", linewidths=0.4))
+            contours.extend(_shade_outside(ax, mask, ext, gx, gy))
             dots.set_offsets(traj[j])
             ax.set_title(f"{head}: s = {times_s[j]:.3f}, t = T − s = {t:.3f}", fontsize=9)
             return img, dots
@@ -316,10 +401,12 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         def draw(j):
             t = T - times_s[j]
             raw = np.asarray(vfun(t, g))
-            v = raw - raw.min()
-            top = np.quantile(v, 0.7)
+            mask = valid_region(protocol, target, t, g)
+            ref = raw.min() if mask is None else raw[mask].min()
+            v = raw - ref
+            top = np.quantile(v if mask is None else v[mask], 0.7)
             line.set_ydata(v)
-            vx = np.asarray(vfun(t, traj[j])) - raw.min()
+            vx = np.asarray(vfun(t, traj[j])) - ref
             dots.set_offsets(np.c_[traj[j, :, 0], vx + 0.03 * top * jitter])
             ax.set_ylim(-0.02 * top, top)
             ax.set_title(f"{head}: s = {times_s[j]:.3f}, t = {t:.3f}", fontsize=9)

@@ -11,11 +11,13 @@ The engine knows nothing of physics. It stacks the ensemble in blocks of ≤ BLO
 j), so a run cut into chunks of whole blocks gives the same samples), runs a chunk of blocks
 at a time (memory O(chunk)), and within a chunk jit-compiled runs of save_every·m steps
 (a lax.scan over frames of a lax.scan over steps; steps past the end are masked), which
-give the strided trajectory and the progress bar. The runs are short in wall time (at
-least SEGMENTS of them, and at most SEGMENT_WORK particle-steps each unless one frame is
-longer), and the engine waits for each before starting the next: Ctrl-C (KeyboardInterrupt)
-takes effect between two runs, within about a second (docs/robustness.md).
-`check_size` refuses, before any work, a run whose steps or memory exceed the limits.
+give the strided trajectory and the progress bar (it counts time steps of the whole
+ensemble, n_steps in all, and says "compiling" until the program is built). The runs are
+short in wall time (at least SEGMENTS of them, and at most SEGMENT_WORK particle-steps each
+unless one frame is longer), and the engine waits for each before starting the next:
+Ctrl-C (KeyboardInterrupt) takes effect between two runs, within about a second
+(docs/robustness.md). `check_size` refuses, before any work, a run whose steps or memory
+exceed the limits.
 """
 
 from __future__ import annotations
@@ -207,13 +209,19 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_steps * nb, desc=desc, unit="block-step", leave=False)
+        # counts time steps of the whole ensemble (n_steps in all); a chunked run advances
+        # it by the chunk's share of the ensemble
+        bar = tqdm(total=n_steps, desc=f"{desc} (compiling)" if desc else "compiling",
+                   unit="step", leave=False)
     xs, all_frames, tjf = [], [], []
     t0 = time.perf_counter()
     with unrolled_threefry():
         init_c = init.lower(jnp.arange(per_chunk)).compile()
         compiled = run_frames.lower(init_c(jnp.arange(per_chunk)), jnp.int32(0)).compile()
     compile_s = time.perf_counter() - t0
+    if bar is not None:
+        bar.set_description(desc + (f" ({n} particles)" if desc else f"{n} particles"))
+    block_steps = 0  # steps done × blocks that did them
     for j0 in range(0, nb, per_chunk):
         ids = jnp.arange(j0, j0 + per_chunk)  # the last chunk may run past nb: dropped
         carry = init_c(ids)
@@ -224,7 +232,8 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
                 frames.append(fx)
             jax.block_until_ready(carry["x"])  # one segment at a time: Ctrl-C between them
             if bar is not None:
-                bar.update(min(run_len, n_steps - start) * min(per_chunk, nb - j0))
+                block_steps += min(run_len, n_steps - start) * min(per_chunk, nb - j0)
+                bar.update(block_steps // nb - bar.n)
         xs.append(carry["x"])
         if keep:
             all_frames.append(jnp.concatenate(frames, 0))
