@@ -724,13 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--input", required=True, help=".npz written by activegen sample")
     ps.add_argument("--target", default=None, help="target JSON (default: the one in the .npz)")
     ps.add_argument("--no-metrics", action="store_true", help="leave W1 out of the title")
-<<<<<<< HEAD
-    ps.add_argument("--seed", type=_seed32, default=0)
-=======
-    ps.add_argument("--seed", type=int, default=0,
+    ps.add_argument("--seed", type=_seed32, default=0,
                     help="seed of the exact reference samples the W1 is measured against")
     ps.add_argument("--no-progress", action="store_true")
->>>>>>> issue20
     ps.add_argument("--out", required=True, help="output .png")
     pp = psub.add_parser("potential", help="V(x, t) and F = -grad V at several times")
     _source_options(pp)
@@ -764,14 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=int, default=5000, help="particles per gallery panel (2n: mixture)")
     g.add_argument("--tau", type=_float, default=0.05, help="τ of the gallery (mixture: 0.1)")
     g.add_argument("--t-final", type=_float, default=3.0, help="T of the gallery")
-<<<<<<< HEAD
     g.add_argument("--seed", type=_seed32, default=0)
-    g.add_argument("--parts", type=lambda s: s.split(","), default=["hutchinson", "mixture", "gallery"])
-=======
-    g.add_argument("--seed", type=int, default=0)
     g.add_argument("--parts", type=lambda s: s.split(","), default=["hutchinson", "mixture", "gallery"],
                    help="comma-separated parts to run")
->>>>>>> issue20
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_learned_gallery)
     _fill_help(ap)
