@@ -213,7 +213,8 @@ def test_help_shows_defaults_and_required(capsys):
     out = " ".join(capsys.readouterr().out.split())  # undo the line wrapping
     assert e.value.code == 0
     assert "--n N number of particles (default: 10000)" in out
-    assert "--seed SEED random seed: the same seed gives the same samples (default: 0)" in out
+    assert "--seed SEED random seed: the same seed gives the same samples" in out
+    assert "each its own stream (default: 0)" in out
     assert "--out OUT output .npz (required)" in out
     assert "--no-progress no progress bars" in out
 

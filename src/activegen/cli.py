@@ -596,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dt", type=_float, default=None, help="step Δs (default min(τ/20, 0.002))")
     s.add_argument("--n", type=int, default=10_000, help="number of particles")
     s.add_argument("--seed", type=_seed, default=0,
-                   help="any integer with |seed| < 2**256, each its own stream")
+                   help="random seed: the same seed gives the same samples; any integer with "
+                        "|seed| < 2**256, each its own stream")
     s.add_argument("--save-every", type=int, default=None, help="keep a trajectory frame every k steps")
     s.add_argument("--chunk-size", type=int, default=None,
                    help="run the ensemble in chunks of about this many particles (memory "
