@@ -135,3 +135,75 @@ def finish(extras: dict, log_density_end=None) -> dict:
         med = np.asarray(extras["medium_entropy"])
         out.update(system_entropy_change=ds, medium_entropy=med, entropy_production=ds + med)
     return out
+
+
+# -- closed-form means for a Gaussian target ------------------------------------------------
+def gaussian_means(mean: float, std: float, process, t_final: float, potential, *,
+                   passive: bool = False, rtol: float = 1e-9) -> dict:
+    """Continuum means of W, W_act, Q, ΔU (and, passive, the entropy terms) per particle for
+    a 1D Gaussian target N(mean, std²), by the moment (Lyapunov) equations.
+
+    potential(t, x) -> V(x, t) for x of shape (1, N) (float64), quadratic in x for a Gaussian
+    target: U(x, s) = A x² + B x + C with A, B, C read off at x = −1, 0, 1, F = −2A x − B.
+    Reverse time s from 0 to T, x(0) ~ p(x, T), η stationary and independent:
+
+        dm/ds = a m + b,  dΣ_xx/ds = 2aΣ_xx + 2Σ_xη + 2D_T,  dΣ_xη/ds = (a − 1/τ)Σ_xη + D_A/τ
+        (a = −2A, b = −B; passive: dΣ_xx/ds = 2aΣ_xx + 2D_eff, no η)
+        dE[W]/ds = A′E[x²] + B′m + C′,   dE[W_act]/ds = aΣ_xη + D_A/τ,
+        dE[Q]/ds = dE[W + W_act]/ds − dE[U]/ds,   dE[medium entropy]/ds = dE[Q]/ds / D_eff.
+    """
+    import numpy as np
+    from scipy.integrate import solve_ivp
+
+    import jax
+
+    p = process
+    pts = jnp.array([[-1.0, 0.0, 1.0]])
+
+    @jax.jit
+    def coef3(s3):  # (A, B, C) at three reverse times in one call
+        u = jnp.stack([potential(t_final - si, pts) for si in s3])
+        um, u0, up = u[:, 0], u[:, 1], u[:, 2]
+        return jnp.stack([(up + um) / 2 - u0, (up - um) / 2, u0], 1)
+
+    def coefs(s, eps=1e-5):
+        lo, hi = max(s - eps, 0.0), min(s + eps, t_final)
+        c = np.asarray(coef3(jnp.array([s, lo, hi])), np.float64)
+        return c[0], (c[2] - c[1]) / (hi - lo)
+
+    def coef(s):
+        return coefs(s)[0]
+
+    def rhs(s, y):
+        m, sxx, sxe = y[:3]
+        (A, B, _), (dA, dB, dC) = coefs(s)
+        a, b = -2.0 * A, -B
+        dm = a * m + b
+        if passive:
+            de = float(p.d_eff(t_final - s))
+            dsxx, dsxe, dwa = 2 * a * sxx + 2 * de, 0.0, 0.0
+        else:
+            dsxx = 2 * a * sxx + 2 * sxe + 2 * p.d_thermal
+            dsxe = (a - 1.0 / p.tau) * sxe + p.d_active / p.tau
+            dwa = a * sxe + p.d_active / p.tau
+        dw = dA * (sxx + m * m) + dB * m + dC
+        du = dA * (sxx + m * m) + A * (dsxx + 2 * m * dm) + dB * m + B * dm + dC
+        dq = dw + dwa - du
+        dmed = dq / float(p.d_eff(t_final - s)) if passive else 0.0
+        return [dm, dsxx, dsxe, dw, dwa, dq, dmed]
+
+    e = float(np.exp(-p.beta * t_final))
+    var_t = std**2 * e * e + float(p.variance(t_final))
+    m0 = mean * e
+    sol = solve_ivp(rhs, (0.0, t_final), [m0, var_t, 0.0, 0.0, 0.0, 0.0, 0.0],
+                    method="RK45", rtol=rtol, atol=1e-10)
+    m, sxx, _, w, wa, q, med = sol.y[:, -1]
+    A0, B0, C0 = coef(0.0)
+    A1, B1, C1 = coef(t_final)
+    du = (A1 * (sxx + m * m) + B1 * m + C1) - (A0 * (var_t + m0 * m0) + B0 * m0 + C0)
+    out = dict(work=w, active_work=wa, heat=q, potential_change=du, mean_end=m, var_end=sxx)
+    if passive:
+        # q = p exactly: Δs_sys = H(p(·, 0)) − H(p(·, T)) for Gaussians
+        ds = 0.5 * np.log(std**2 / var_t)
+        out.update(system_entropy_change=ds, medium_entropy=med, entropy_production=ds + med)
+    return {k: float(v) for k, v in out.items()}
