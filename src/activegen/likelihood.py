@@ -187,7 +187,7 @@ def entropy_rate_bound(target, process, *, t_final: float = 6.0, n: int = 20_000
     rates = np.array([float(process.d_eff(t)) * float(fisher(t, jax.random.fold_in(key, i)))
                       - process.beta * d for i, t in enumerate(ts)])
     flow = float(np.trapezoid(rates, ts)) if hasattr(np, "trapezoid") else float(np.trapz(rates, ts))
-    xt = sc.sample_marginal(jax.random.fold_in(key, -1), n, t_final)
+    xt = sc.sample_marginal(jax.random.fold_in(key, n_times), n, t_final)
     st = sc.prepare(t_final)
     lp = np.asarray(jax.vmap(lambda y: sc.log_prob(st, y))(xt))
     h_t = float(-lp.mean())
