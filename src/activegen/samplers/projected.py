@@ -10,14 +10,17 @@ score. It does not rest on the small-τ expansion: its τ‖∇F‖ is reported,
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+
 from ..energetics import Energetics
 from ..errors import ActivegenError
 from ..forces import (
     fit_projection,
     force_jacobian_norm,
     force_projected,
-    potential_projected,
+    potential_projected_gauged,
     projection_features,
+    projection_potentials,
 )
 from .active import active_stepper, marginal_start
 from .api import default_driver, uniform_grid
@@ -54,7 +57,9 @@ def _build(req) -> Plan:
 
 def _energetics(req, plan) -> Energetics:
     """U = V_SC(x, T − s) with θ fitted to the carry's ensemble (x, η): at a step's start the
-    θ of that step, at its end the next step's."""
+    θ of that step, at its end the next step's; in V_F's gauge, its constant set so that its
+    mean over that ensemble is V_F's (`forces.potential_projected_gauged`: without it float32
+    loses V_SC's differences to the ill-determined coefficients' huge constant)."""
     drv = req.driver or default_driver(req.process)
     if getattr(drv, "kappa", 0.0) != 0.0:
         raise ActivegenError(
@@ -68,7 +73,9 @@ def _energetics(req, plan) -> Energetics:
         st = score.prepare(t, dtype)
         dv_c = batched(score, "derivs", st, carry["x"])
         theta = fit_projection(projection_features(carry["x"], dv_c), carry["eta"])
-        return potential_projected(p, t, x, batched(score, "derivs", st, x), theta)
+        psi_ref = jnp.mean(projection_potentials(carry["x"], dv_c), axis=-1)
+        return potential_projected_gauged(p, t, x, batched(score, "derivs", st, x), theta,
+                                          psi_ref)
 
     return Energetics(u)
 
