@@ -723,8 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.set_defaults(func=cmd_animate)
     th = esub.add_parser("thermodynamics", help="heat, work, active work and entropy production "
                          "per sample against τ for passive, naive, fox, fox-sc (demo mixture)")
-    th.add_argument("--taus", type=_floats, default=[0.05, 0.1, 0.2])
-    th.add_argument("--n", type=int, default=4000)
+    th.add_argument("--taus", type=_floats, default=[0.1, 0.2])
+    th.add_argument("--n", type=int, default=1000)
     th.add_argument("--seed", type=int, default=0)
     th.add_argument("--out", default="docs/thermodynamics", help="output folder")
     th.add_argument("--no-progress", action="store_true")
