@@ -1,5 +1,6 @@
-"""Command-line interface: `activegen sample | train | demo | experiment tau-sweep |
-validity-map | results | learned-gallery | plot | animate | export-potential`."""
+"""Command-line interface: `activegen sample | train | likelihood | demo | experiment
+tau-sweep | validity-map | results | learned-gallery | thermodynamics | plot | animate |
+export-potential`."""
 
 from __future__ import annotations
 
@@ -256,7 +257,8 @@ def cmd_sample(args) -> int:
     res = sample(target, args.method, proc, args.n, seed=args.seed, t_final=args.t_final,
                  dt=args.dt, save_every=args.save_every, progress=not args.no_progress,
                  chunk_size=args.chunk_size, driver=driver,
-                 driver_correction=not args.no_driver_correction, **options)
+                 driver_correction=not args.no_driver_correction,
+                 energetics=args.energetics, **options)
     to_data = target.to_data if args.model is not None else None
     save_samples(out, res, seed=args.seed, to_data=to_data, target=json.dumps(target.to_dict()))
     print(f"wrote {res.samples.shape[0]} samples (d = {res.samples.shape[1]}) to {out}")
@@ -277,7 +279,7 @@ def _sample_protocol(args, out) -> int:
         check_positive("--dt", args.dt)
     _x64(args)
     res = replay(proto, args.n, seed=args.seed, dt=args.dt, save_every=args.save_every,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, energetics=args.energetics)
     from .files import save_samples
 
     src = proto.meta.get("source", {})
@@ -539,6 +541,58 @@ def cmd_learned_gallery(args) -> int:
     return 0
 
 
+def cmd_likelihood(args) -> int:
+    import numpy as np
+
+    from .likelihood import load_data, log_likelihood
+    from .targets import GaussianMixture
+
+    out = _out_file(args.out, ".npz")
+    src = _one_source(args, ("target", "model"))
+    _x64(args)
+    kw = {}
+    if src == "model":
+        model = _load_model(args.model)
+        _fill_process_defaults(args)
+        if args.tau is None:
+            args.tau = float(model.config["process"]["tau"])
+        proc = _process(args)
+        model.check_process(proc)
+        if args.t_final > model.config["t_max"] * (1 + 1e-9):
+            raise ActivegenError(f"--t-final must be <= the model's t_max = "
+                                 f"{model.config['t_max']:g}, got {args.t_final:g}")
+        data = model.from_data(load_data(args.data, model.dim))
+        kw = dict(t_start=float(model.config["t_min"]),
+                  log_scale=model.dim * float(np.log(model.standardizer.scale)))
+    else:
+        _fill_process_defaults(args)
+        model = GaussianMixture.load(args.target)
+        if args.tau is None:
+            raise ActivegenError("--tau is required with --target")
+        proc = _process(args)
+        data = load_data(args.data, model.dim)
+    r = log_likelihood(model, proc, data, t_final=args.t_final, rtol=args.rtol,
+                       atol=args.rtol, probes=args.probes, seed=args.seed, **kw)
+    from .files import atomic_path
+
+    with atomic_path(out) as tmp:
+        np.savez(tmp, log_prob=r["log_prob"], nll_per_dim=r["nll_per_dim"],
+                 ode_steps=r["ode_steps"], probes=r["probes"])
+    print(f"mean NLL = {r['nll_per_dim']:.4f} nats/dim over {len(data)} points "
+          f"(d = {data.shape[1]}, {r['ode_steps']} ODE steps"
+          + (f", Hutchinson {r['probes']} probes" if r["probes"] else ", exact divergence")
+          + f"); wrote {out}")
+    return 0
+
+
+def cmd_thermodynamics(args) -> int:
+    from .thermodynamics import run_thermodynamics
+
+    run_thermodynamics(args.out, taus=args.taus, n=args.n, seed=args.seed,
+                       progress=not args.no_progress, echo=print)
+    return 0
+
+
 def _x64(args):
     if getattr(args, "x64", False):
         import jax
@@ -603,9 +657,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the ensemble in chunks of about this many particles (memory "
                         "O(chunk)); same samples as one run")
     s.add_argument("--x64", action="store_true", help="compute in float64")
+    s.add_argument("--energetics", action="store_true",
+                   help="add per-particle work, active_work, heat, potential_change (and for "
+                        "passive the entropy production) to OUT.npz (docs/thermodynamics.md)")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--out", required=True, help="output .npz")
     s.set_defaults(func=cmd_sample)
+
+    lk = sub.add_parser("likelihood", help="log-likelihood of data under the model "
+                        "(probability-flow ODE, change of variables)")
+    lk.add_argument("--target", default=None, help="target JSON (analytic mixture)")
+    lk.add_argument("--model", default=None, help="a learned model folder (activegen train)")
+    lk.add_argument("--data", required=True, help="N x d data, .npy or .csv")
+    _add_process_options(lk, defaults=False)
+    lk.add_argument("--rtol", type=_float, default=1e-6, help="ODE tolerance (rtol = atol)")
+    lk.add_argument("--probes", type=int, default=None,
+                    help="Hutchinson probes for the divergence (default: exact for d <= 8, 16 above)")
+    lk.add_argument("--seed", type=int, default=0)
+    lk.add_argument("--x64", action="store_true", help="compute in float64")
+    lk.add_argument("--out", required=True, help="output .npz (log_prob per point)")
+    lk.set_defaults(func=cmd_likelihood)
 
     tr = sub.add_parser("train", help="learn a score model from data (denoising score matching)")
     tr.add_argument("--data", default=None,
@@ -754,6 +825,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="index of that frame (default 90%% of the way)")
     an.add_argument("--out", required=True, help="output .gif (or .mp4 where ffmpeg exists)")
     an.set_defaults(func=cmd_animate)
+    th = esub.add_parser("thermodynamics", help="heat, work, active work and entropy production "
+                         "per sample against τ for passive, naive, fox, fox-sc (demo mixture)")
+    th.add_argument("--taus", type=_floats, default=[0.1, 0.2])
+    th.add_argument("--n", type=int, default=1000)
+    th.add_argument("--seed", type=int, default=0)
+    th.add_argument("--out", default="docs/thermodynamics", help="output folder")
+    th.add_argument("--no-progress", action="store_true")
+    th.set_defaults(func=cmd_thermodynamics)
+
     g = esub.add_parser("learned-gallery",
                         help="learned scores: gallery of 2D sets, energy vs vector, Hutchinson")
     g.add_argument("--out", default="docs/figures", help="output folder")

@@ -198,6 +198,35 @@ def potential_projected(p: ActiveOU, t, x, dv: ScoreDerivs, theta):
     )
 
 
+def projection_potentials(x, dv: ScoreDerivs):
+    """ψ(x) = (log p, ½|S|², ∇·S, ½|x|², x_1 … x_d) as rows of a (4 + d, N) array: ∇ψ_j = φ_j
+    (`projection_features` without the swimmer), so V_SC = −½β|x|² − (D_eff + D_T) log p + θ·ψ."""
+    return jnp.concatenate([jnp.stack([dv.log_p, 0.5 * dot0(dv.score, dv.score), dv.div,
+                                       0.5 * dot0(x, x)]), x], 0)
+
+
+def potential_projected_gauged(p: ActiveOU, t, x, dv: ScoreDerivs, theta, psi_ref):
+    """V_SC in the gauge of V_F, evaluated without cancellation:
+
+        V_F(x) + (θ − θ_F)·(ψ(x) − ψ_ref),    ψ_ref (4 + d,) e.g. ψ's mean over the ensemble θ
+                                              was fitted to,
+
+    which is `potential_projected` less the constant (θ − θ_F)·ψ_ref. Its force is F_SC. The
+    fit's near-collinear features (early in generation ∇(∇·S) ≈ 0 with ∇·S ≈ constant, and S,
+    (∇S)S, x all ∝ x) give coefficients of 10⁴–10⁵ along the ill-determined directions,
+    whose θ·ψ is then a huge near-constant: in float32 its differences along a run are
+    rounding. With ψ_ref = the ensemble mean, E_ens[V_SC − V_F] = 0 at every step: V_SC's
+    constant (not set by its force) is fixed to V_F's (docs/thermodynamics.md)."""
+    if theta.shape[0] != 4 + x.shape[0]:
+        raise ActivegenError(
+            f"theta must have 4 + d = {4 + x.shape[0]} entries for a potential (the swimmer "
+            f"feature is not a gradient); got {theta.shape[0]}"
+        )
+    dtheta = theta - theta_fox(p, t, x.shape[0]).astype(theta.dtype)
+    psi = projection_potentials(x, dv) - psi_ref.reshape((-1,) + (1,) * (x.ndim - 1))
+    return potential_fox(p, t, x, dv) + jnp.tensordot(dtheta, psi, 1)
+
+
 def theta_fox(p: ActiveOU, t, d: int):
     """The θ for which F_SC = F_F: Fox's first-order m (module doc)."""
     ta = p.tau * p.d_active

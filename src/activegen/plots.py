@@ -436,3 +436,32 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         still_path = Path(still)
     plt.close(fig)
     return {"frames": n, "path": path, "still": still_path}
+
+
+def plot_thermodynamics(result: dict, path) -> None:
+    """Mean heat, active work, protocol work per sample against τ per method, and W1 (with
+    its floor), from `thermodynamics.run_thermodynamics`."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+    methods = list(dict.fromkeys(r["method"] for r in result["rows"]))
+    for m in methods:
+        rs = sorted((r for r in result["rows"] if r["method"] == m), key=lambda r: r["tau"])
+        taus = [r["tau"] for r in rs]
+        for ax, k in zip(axes[:3], ("heat", "active_work", "work")):
+            ax.errorbar(taus, [r[k] for r in rs], [r[k + "_se"] for r in rs], marker="o",
+                        label=m, capsize=2)
+        axes[3].plot(taus, [r["w1"] for r in rs], marker="o", label=m)
+    floor = sorted({(r["tau"], r["w1_floor"]) for r in result["rows"]})
+    axes[3].plot([f[0] for f in floor], [f[1] for f in floor], "k--", lw=1, label="floor")
+    for ax, title in zip(axes, ("heat Q to the bath", "active work W_act", "protocol work W",
+                                "W1 to the target")):
+        ax.set_xscale("log")
+        ax.set_xlabel("τ")
+        ax.set_title(title)
+    axes[0].set_yscale("symlog")
+    axes[1].set_yscale("symlog")
+    axes[3].set_yscale("log")
+    axes[3].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

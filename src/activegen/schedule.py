@@ -42,6 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._linalg import dot0
+from .energetics import Energetics
 from .errors import ActivegenError, check_finite, check_nonnegative, check_positive
 from .forces import fox_form, jacobian_norm
 from .processes import ActiveOU
@@ -389,6 +391,40 @@ def scheduled_stepper(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype
     return Stepper(init, step)
 
 
+def scheduled_potential(score, p: ScheduledActiveOU, t_final: float, s_grid, dtype):
+    """u(i, s, x, carry) -> U(x, s_i) = −½β|x|² − (D̄ + βD_2) log p − D_2 D̄ (∇·S + ½|S|²) at
+    the grid time s_i (the potential of `scheduled_stepper`'s force, D_1, D_2 of the
+    reverse noise at s_i), i = 0 … K."""
+    sch = p.schedule
+    h = np.diff(s_grid)
+    tau_steps = sch.tau_at(t_final - (s_grid[:-1] + 0.5 * h))
+    _, d1, d2 = reverse_memory(p.d_active, tau_steps, s_grid,
+                               p.d_active / float(sch.tau_at(t_final)))
+    tab = {"t": t_final - s_grid, "d_bar": p.d_thermal + d1 + p.d_eff(t_final - s_grid),
+           "d2": d2}
+    tab = {k: jnp.asarray(v, dtype) for k, v in tab.items()}
+    beta = p.beta
+
+    def u(i, s, x, carry):
+        g = {k: v[i] for k, v in tab.items()}
+        dv = batched(score, "derivs", score.prepare(g["t"], dtype), x)
+        db, d2i = g["d_bar"], g["d2"]
+        return (-0.5 * beta * dot0(x, x) - (db + beta * d2i) * dv.log_p
+                - d2i * db * (dv.div + 0.5 * dot0(dv.score, dv.score)))
+
+    return u
+
+
+def _energetics(req, plan) -> Energetics:
+    """fox-schedule's potential on its grid; its position update moves x by ½(η + η′) h,
+    as every active method's."""
+    from .scores import MixtureScore
+
+    score = MixtureScore(req.target, plan.process, closed_form=req.closed_form)
+    return Energetics(scheduled_potential(score, plan.process, req.t_final, plan.grid.s,
+                                          req.dtype), eta_mean="trapezoid")
+
+
 def _scheduled_process(target, process, opts, t_final: float) -> ScheduledActiveOU:
     tau_min, t_ramp, eps = opts["tau_min"], opts["t_ramp"], opts["eps"]
     if isinstance(process, ActiveOU):
@@ -439,7 +475,7 @@ def _build(req) -> Plan:
 
 
 FOX_SCHEDULE = register_method(Method(
-    "fox-schedule", _build, carries_eta=True, first_order=True, analytic_only=True,
+    "fox-schedule", _build, energetics=_energetics, carries_eta=True, first_order=True, analytic_only=True,
     validity_map=True, options={"tau_min": None, "t_ramp": None, "eps": AUTO_EPS,
                                 "grid": "adaptive"},
     summary="fox with the persistence time lowered toward the end of generation "

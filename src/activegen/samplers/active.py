@@ -17,6 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..energetics import Energetics
 from ..errors import ActivegenError, check_process
 from ..forces import (
     FORCES,
@@ -26,7 +27,15 @@ from ..forces import (
     saturate,
 )
 from ..stepping import active_update, thermal_amplitude, thermal_kick
-from .api import Request, check_driver, check_run, default_driver, execute, uniform_grid
+from .api import (
+    Request,
+    add_energetics,
+    check_driver,
+    check_run,
+    default_driver,
+    execute,
+    uniform_grid,
+)
 from .engine import Stepper, batched
 from .registry import Method, Plan, register_method
 
@@ -76,6 +85,35 @@ def marginal_start(score, t_final: float, dtype):
     return lambda key, n: score.sample_marginal(key, n, t_final, dtype)
 
 
+def score_potential(potential, score, p, t_final: float, dtype):
+    """u(i, s, x, carry) -> U(x, s) = V(x, T − s) of a potential(process, t, x, derivs)
+    (`energetics.Energetics.potential`)."""
+
+    def u(i, s, x, carry):
+        t = t_final - s
+        return potential(p, t, x, batched(score, "derivs", score.prepare(t, dtype), x))
+
+    return u
+
+
+def force_energetics(force: Force, driver_correction: bool):
+    """Method.energetics of a force method: U = V(x, T − s) of force.potential; refused
+    where the non-Gaussian driver's correction (not a gradient) is added."""
+
+    def energetics(req, plan) -> Energetics:
+        drv = req.driver or default_driver(req.process)
+        if driver_correction and req.driver_correction and getattr(drv, "kappa", 0.0) != 0.0:
+            raise ActivegenError(
+                "energetics needs a force with a potential; the driver correction of "
+                f"{type(drv).__name__} is not a gradient (use driver_correction=False / "
+                "--no-driver-correction)"
+            )
+        return Energetics(score_potential(force.potential, req.score, req.process,
+                                          req.t_final, req.dtype))
+
+    return energetics
+
+
 def force_method(name: str, force: Force, *, summary: str = "", aliases=(),
                  first_order: bool = True, driver_correction: bool = False,
                  validity_map: bool = False) -> Method:
@@ -95,7 +133,8 @@ def force_method(name: str, force: Force, *, summary: str = "", aliases=(),
 
     return Method(name, build, summary=summary, aliases=tuple(aliases), active=True,
                   carries_eta=True, first_order=first_order, force=force,
-                  validity_map=validity_map)
+                  validity_map=validity_map,
+                  energetics=force_energetics(force, driver_correction))
 
 
 def register_force(name: str, force, potential, *, summary: str = "", aliases=(),
@@ -137,17 +176,23 @@ def sample_field(
     warn: bool = True,
     chunk_size: int | None = None,
     desc: str = "field",
+    potential=None,
+    energetics: bool = False,
 ) -> Sampled:
     """Active particles in a given external force field, no score involved:
     dx = [F(x, T−s) + η] ds + √(2D_T) dW̄.
 
     field(t, x) -> (F (N, d), ‖∇F‖ (N,) or None) at forward time t = T − s (jax-traceable);
     init_x(key, n) -> (n, d) start. driver defaults to OUDriver(τ, D_A). Used to replay an
-    exported protocol (a force tabulated on a grid).
+    exported protocol (a force tabulated on a grid). potential(t, x (N, d)) -> V (N,) with
+    F = −∇V: with energetics=True the run's energetics in that potential are added to info
+    (`activegen.energetics`).
     """
     n, t_final, dt, key, save_every, chunk_size = check_run(
         n, t_final, dt, key, seed, save_every, chunk_size)
     check_process(process)
+    if energetics and potential is None:
+        raise ActivegenError("energetics needs the field's potential (potential=)")
     drv = driver or default_driver(process)
     if dim is not None:
         check_driver(drv, process, dim)
@@ -161,6 +206,9 @@ def sample_field(
     stepper = active_stepper(engine_field, init_x, process, t_final, req.dtype, drv)
     plan = Plan(stepper, uniform_grid(req), info={"driver": type(drv).__name__},
                 tau_steps=process.tau)
+    if energetics:
+        plan = add_energetics(plan, Energetics(
+            lambda i, s, x, carry: potential(t_final - s, x.T)))
     return execute(field_method(), plan, req, key, save_every=save_every, progress=progress,
                    chunk_size=chunk_size, warn=warn, desc=desc, d=dim)
 

@@ -28,6 +28,7 @@ from ..errors import (
     check_process,
     seed_key,
 )
+from ..energetics import finish, with_energetics
 from ..scores import as_score_model
 from ..stepping import default_dt
 from . import engine
@@ -146,6 +147,9 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
                        save_every=save_every, progress=progress, desc=desc or spec.name,
                        chunk_size=chunk_size)
         x, traj, times = r.x, r.frames, r.times
+        if r.extras:
+            end = plan.log_density_end(x) if plan.log_density_end is not None else None
+            info.update(finish(r.extras, end))
         steps = plan.grid.steps
         info.update(dt=plan.grid.h if plan.grid.uniform else float(steps.max()),
                     n_steps=plan.grid.n_steps, compile_s=r.compile_s, run_s=r.run_s)
@@ -180,6 +184,7 @@ def sample(
     progress: bool = False,
     chunk_size: int | None = None,
     warn: bool = True,
+    energetics: bool = False,
     **options,
 ) -> Sampled:
     """Generate n samples of `target` with the reverse sampler `method` (a registered name
@@ -193,7 +198,10 @@ def sample(
     driver_correction: `fox` adds the non-Gaussian driver's correction (zero for OU).
     chunk_size: run the ensemble in chunks of about that many particles (memory
     O(chunk_size)); the samples are those of one run. **options: the method's own options
-    (e.g. fox-schedule's tau_min, t_ramp; ode's ode_rtol).
+    (e.g. fox-schedule's tau_min, t_ramp; ode's ode_rtol). energetics: add the per-particle
+    stochastic energetics `work`, `active_work`, `heat`, `potential_change` (and, for
+    `passive`, the entropy production) to info (`activegen.energetics`; methods whose
+    particle moves in a potential only).
     """
     spec = get_method(method)
     opts = _options(spec, options)
@@ -217,11 +225,37 @@ def sample(
         raise ActivegenError(
             f"n must be >= {spec.min_n(target.dim)} for method {spec.name!r}; got {n}"
         )
+    if energetics and spec.energetics is None:
+        raise ActivegenError(
+            f"energetics needs a particle in a potential; method {spec.name!r} has none "
+            f"(methods with energetics: {', '.join(method_names(where=has_energetics))})"
+        )
     req = Request(target, score, process, n, t_final, dt, dtype or jnp.result_type(float),
-                  driver, bool(driver_correction), opts, closed_form)
+                  driver, bool(driver_correction), opts, closed_form, bool(energetics))
     plan = spec.build(req)
+    if energetics:
+        plan = add_energetics(plan, spec.energetics(req, plan))
     return execute(spec, plan, req, key, save_every=save_every, progress=progress,
                    chunk_size=chunk_size, warn=warn, desc=None, d=target.dim)
+
+
+def has_energetics(m: Method) -> bool:
+    return m.energetics is not None
+
+
+def add_energetics(plan: Plan, en) -> Plan:
+    """The plan with its stepper accumulating the energetics `en` (an `Energetics`); with
+    the passive entropy terms, log p(x_T, 0) of the final samples for Δs_sys."""
+    import dataclasses
+
+    end = None
+    if en.log_density is not None and en.temperature is not None:
+        grid = plan.grid
+
+        def end(x):  # x (n, d) -> log p(x, 0) at s = T
+            return en.log_density(grid.t_final, jnp.asarray(x).T)
+    return dataclasses.replace(plan, stepper=with_energetics(plan.stepper, en),
+                               log_density_end=end)
 
 
 def uniform_grid(req: Request) -> engine.StepGrid:

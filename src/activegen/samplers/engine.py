@@ -4,6 +4,8 @@ A method is a *stepper*, a pair of pure functions (as an optax transformation is
 
     init(key, n) -> carry          a dict with "x" of shape (d, n) (particles last), and
                                    optionally "tjf" (the validity diagnostic's running max)
+                                   and "extras", a dict of per-particle (n,) arrays that
+                                   the run returns beside x (e.g. energetics accumulators)
     step(carry, i, s, h, key) -> carry    step i from reverse time s to s + h
 
 The engine knows nothing of physics. It stacks the ensemble in blocks of ≤ BLOCK particles
@@ -154,7 +156,8 @@ def blocks(n: int, chunk_size: int | None):
 
 class Run(NamedTuple):
     """x (n, d); frames (F, n, d) or None with their reverse times; the block-weighted mean
-    of the carries' "tjf" (None if the stepper keeps none); compile and run seconds."""
+    of the carries' "tjf" (None if the stepper keeps none); compile and run seconds;
+    extras: the carries' "extras" as (n,) arrays, gathered like x ({} if none)."""
 
     x: jax.Array
     frames: jax.Array | None
@@ -162,6 +165,7 @@ class Run(NamedTuple):
     tjf: float | None
     compile_s: float
     run_s: float
+    extras: dict = {}
 
 
 def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None,
@@ -213,7 +217,7 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
         # it by the chunk's share of the ensemble
         bar = tqdm(total=n_steps, desc=f"{desc} (compiling)" if desc else "compiling",
                    unit="step", leave=False)
-    xs, all_frames, tjf = [], [], []
+    xs, all_frames, tjf, extras = [], [], [], []
     t0 = time.perf_counter()
     with unrolled_threefry():
         init_c = init.lower(jnp.arange(per_chunk)).compile()
@@ -239,6 +243,8 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
             all_frames.append(jnp.concatenate(frames, 0))
         if "tjf" in carry:
             tjf.append(carry["tjf"])
+        if "extras" in carry:
+            extras.append(carry["extras"])
     if bar is not None:
         bar.close()
     d = xs[0].shape[-2]
@@ -257,4 +263,8 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
     if tjf:
         w = np.clip(n - b * np.arange(nb), 0, b)
         tjf_mean = float(np.sum(np.concatenate([np.asarray(t) for t in tjf])[:nb] * w) / n)
-    return Run(x, frames, times, tjf_mean, compile_s, time.perf_counter() - t0 - compile_s)
+    # extras are (blocks, B) per chunk: flattened in particle order like x
+    ex = {k: np.concatenate([np.asarray(e[k]).reshape(-1) for e in extras])[:n]
+          for k in (extras[0] if extras else {})}
+    return Run(x, frames, times, tjf_mean, compile_s, time.perf_counter() - t0 - compile_s,
+               ex)

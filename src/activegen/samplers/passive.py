@@ -13,6 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .._linalg import dot0
+from ..energetics import Energetics
 from .api import uniform_grid
 from .engine import Stepper, batched
 from .registry import Method, Plan, register_method
@@ -40,7 +42,24 @@ def _build(req) -> Plan:
                 uniform_grid(req), info=dict(driver="OUDriver", driver_correction=False))
 
 
+def passive_energetics(req, plan) -> Energetics:
+    """U = −½β|x|² − 2D_eff log p (the drift βx + 2D_eff S = −∇U), its bath D_eff(T − s)
+    and s_sys = −log p(x, T − s) (`activegen.energetics`)."""
+    score, p, t_final, dtype = req.score, req.process, req.t_final, req.dtype
+
+    def log_density(s, x):
+        t = t_final - s
+        return batched(score, "derivs", score.prepare(t, dtype), x).log_p
+
+    def u(i, s, x, carry):
+        t = t_final - s
+        return -0.5 * p.beta * dot0(x, x) - 2.0 * p.d_eff(t) * log_density(s, x)
+
+    return Energetics(u, None, temperature=lambda s: p.d_eff(t_final - s),
+                      log_density=log_density)
+
+
 register_method(Method(
-    "passive", _build,
+    "passive", _build, energetics=passive_energetics,
     summary="reverse SDE of the exact x-marginal (D_eff(t)); exact for every tau; needs S",
 ))

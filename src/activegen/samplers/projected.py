@@ -10,7 +10,18 @@ score. It does not rest on the small-τ expansion: its τ‖∇F‖ is reported,
 
 from __future__ import annotations
 
-from ..forces import fit_projection, force_jacobian_norm, force_projected, projection_features
+import jax.numpy as jnp
+
+from ..energetics import Energetics
+from ..errors import ActivegenError
+from ..forces import (
+    fit_projection,
+    force_jacobian_norm,
+    force_projected,
+    potential_projected_gauged,
+    projection_features,
+    projection_potentials,
+)
 from .active import active_stepper, marginal_start
 from .api import default_driver, uniform_grid
 from .engine import batched
@@ -44,8 +55,33 @@ def _build(req) -> Plan:
     return Plan(stepper, uniform_grid(req), info=info, tau_steps=req.process.tau)
 
 
+def _energetics(req, plan) -> Energetics:
+    """U = V_SC(x, T − s) with θ fitted to the carry's ensemble (x, η): at a step's start the
+    θ of that step, at its end the next step's; in V_F's gauge, its constant set so that its
+    mean over that ensemble is V_F's (`forces.potential_projected_gauged`: without it float32
+    loses V_SC's differences to the ill-determined coefficients' huge constant)."""
+    drv = req.driver or default_driver(req.process)
+    if getattr(drv, "kappa", 0.0) != 0.0:
+        raise ActivegenError(
+            f"energetics needs a force with a potential; fox-sc with {type(drv).__name__} "
+            "fits the swimmer feature, which is not a gradient"
+        )
+    score, p, t_final, dtype = req.score, req.process, req.t_final, req.dtype
+
+    def u(i, s, x, carry):
+        t = t_final - s
+        st = score.prepare(t, dtype)
+        dv_c = batched(score, "derivs", st, carry["x"])
+        theta = fit_projection(projection_features(carry["x"], dv_c), carry["eta"])
+        psi_ref = jnp.mean(projection_potentials(carry["x"], dv_c), axis=-1)
+        return potential_projected_gauged(p, t, x, batched(score, "derivs", st, x), theta,
+                                          psi_ref)
+
+    return Energetics(u)
+
+
 register_method(Method(
-    "fox-sc", _build, aliases=("refined",), active=True, carries_eta=True,
+    "fox-sc", _build, energetics=_energetics, aliases=("refined",), active=True, carries_eta=True,
     min_n=lambda d: FIT_MIN_PER_COEF * (d + 5), validity_map=True,
     summary="V_F's features with coefficients refitted each step to E[eta | x] "
             "(beyond first order, no velocity score); needs S, grad S, grad(div S)",

@@ -48,6 +48,7 @@ class Method:
     force: Any = None
     analytic_only: bool = False
     validity_map: bool = False
+    energetics: Callable[[Any, Any], Any] | None = None
 
 
 def register_method(method: Method, *, replace: bool = False) -> Method:
@@ -107,7 +108,8 @@ class Request:
 
     target: as the user gave it; score: the score model built from it for `process`
     (None for an analytic_only method, which builds its own); dt: the step asked for
-    (None: the method's default); options: the method's options, defaults filled in."""
+    (None: the method's default); options: the method's options, defaults filled in;
+    energetics: accumulate the run's stochastic energetics (`Method.energetics`)."""
 
     target: Any
     score: Any
@@ -120,6 +122,7 @@ class Request:
     driver_correction: bool
     options: dict
     closed_form: bool = True
+    energetics: bool = False
 
     @property
     def dim(self) -> int:
@@ -137,7 +140,8 @@ class Plan:
     warning (None: no persistent noise); remedy: the first-order warning's advice;
     diagnostic: how the recorded τ‖∇F‖ is formed (for the warning's text). With a solve:
     frames(save_every) -> the number of trajectory frames (for the memory check), notes:
-    warnings to give before the solve (e.g. ode's coarse tolerance)."""
+    warnings to give before the solve (e.g. ode's coarse tolerance); log_density_end(x
+    (n, d)) -> log p(x, 0): set with energetics that have an entropy production (Δs_sys)."""
 
     stepper: Any = None
     grid: Any = None
@@ -149,3 +153,4 @@ class Plan:
     diagnostic: str | None = None
     frames: Callable | None = None
     notes: tuple = ()
+    log_density_end: Callable | None = None

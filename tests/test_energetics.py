@@ -1,0 +1,144 @@
+"""Stochastic energetics along runs, their closed-form Gaussian means, the likelihood and the
+entropy-rate bound (docs/thermodynamics.md)."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from activegen import ActiveOU, ActivegenError, GaussianMixture, MixtureScore, sample
+from activegen.drivers import RunAndTumbleDriver
+from activegen.energetics import ENERGETIC_KEYS, gaussian_means
+from activegen.forces import FORCES
+
+MEAN, STD = 0.5, 0.8
+TARGET = GaussianMixture.from_stds([1.0], [[MEAN]], [[STD]])
+
+
+def _potential(name, p):
+    sc = MixtureScore(TARGET, p)
+
+    def pot(t, x):
+        x = jnp.asarray(x)
+        dv = sc.derivs_batch(sc.prepare(t), x)
+        if name == "passive":
+            return -0.5 * p.beta * x[0] ** 2 - 2.0 * p.d_eff(t) * dv.log_p
+        return FORCES[name].potential(p, t, x, dv)
+
+    return pot
+
+
+def _check_against_reference(info, ref, keys, z_max=4.0):
+    for k in keys:
+        a = np.asarray(info[k], np.float64)
+        se = a.std(ddof=1) / np.sqrt(len(a))
+        assert abs(a.mean() - ref[k]) < z_max * se + 1e-9, (k, a.mean(), ref[k], se)
+
+
+# The statistical checks compare a run's means with the continuum at 4 standard errors of
+# the run's own means: cheap runs (n = 2000, 1D, T = 0.5, Δs = τ/10, 50 steps), whose
+# step bias (E[W_act]: ≈ 0.005 at Δs = τ/10, extrapolated from the slow test's first-order
+# fall below) is well under their standard errors (W_act ≈ 0.1 of 9).
+N_STAT, T_STAT, DT_STAT = 2000, 0.5, 0.01
+
+
+def test_fox_energetics_match_the_gaussian_closed_form_and_the_first_law():
+    with jax.enable_x64(True):
+        p = ActiveOU(tau=0.1, d_thermal=0.3)
+        r = sample(TARGET, "fox", p, N_STAT, seed=1, t_final=T_STAT, dt=DT_STAT,
+                   energetics=True, warn=False)
+        ref = gaussian_means(MEAN, STD, p, T_STAT, _potential("fox", p))
+        _check_against_reference(r.info, ref, ENERGETIC_KEYS)
+        i = r.info
+        first_law = i["potential_change"] - (i["work"] + i["active_work"] - i["heat"])
+        assert np.max(np.abs(first_law)) < 1e-10 * (1 + np.max(np.abs(i["heat"])))
+
+
+def test_passive_energetics_and_entropy_production():
+    # D_T > 0: at D_T = 0 the bath D_eff(t) -> 0 at the end and ∫dQ/D_eff diverges (log)
+    with jax.enable_x64(True):
+        p = ActiveOU(tau=0.1, d_thermal=0.3)
+        r = sample(TARGET, "passive", p, N_STAT, seed=2, t_final=T_STAT, dt=DT_STAT,
+                   energetics=True)
+        ref = gaussian_means(MEAN, STD, p, T_STAT, _potential("passive", p), passive=True)
+        _check_against_reference(r.info, ref, ("work", "heat", "potential_change",
+                                               "medium_entropy", "entropy_production"))
+        assert np.all(r.info["active_work"] == 0.0)
+        assert ref["entropy_production"] > 0
+
+
+def test_energetics_refused_without_a_potential():
+    p = ActiveOU(tau=0.1)
+    for m in ("exact", "ode"):
+        with pytest.raises(ActivegenError, match="energetics needs a particle in a potential"):
+            sample(TARGET, m, p, 200, seed=0, energetics=True)
+    drv = RunAndTumbleDriver.from_effective(0.1, 1.0, 1)
+    with pytest.raises(ActivegenError, match="not a gradient"):
+        sample(TARGET, "fox-sc", p, 200, seed=0, energetics=True, driver=drv)
+
+
+def test_fox_sc_energetics_first_law_and_work_near_fox_on_a_2d_mixture():
+    # 2D demo mixture, τ = 0.1, T = 3: early in generation V_SC's fitted features are nearly
+    # collinear (∇(∇·S) ≈ 0), coefficients reach 10³-10⁴ and, before V_SC was gauge-fixed,
+    # float32 made W, Q, ΔU of order 10³-10⁶. At small τ fox-sc's force is fox's to O(τ²):
+    # the mean work and heat agree within 4 standard errors of the difference (same seed).
+    from activegen.targets import default_target_2d
+
+    tg = default_target_2d()
+    p = ActiveOU(beta=1.0, d_active=1.0, tau=0.1)
+    run = {m: sample(tg, m, p, 200, seed=0, t_final=3.0, dt=0.025, energetics=True,
+                     warn=False).info for m in ("fox", "fox-sc")}
+    i = run["fox-sc"]
+    assert all(np.all(np.isfinite(i[k])) for k in ENERGETIC_KEYS)
+    first_law = i["potential_change"] - (i["work"] + i["active_work"] - i["heat"])
+    assert np.max(np.abs(first_law)) < 1e-5 * (1 + np.max(np.abs(i["heat"])))
+    for k in ("work", "heat"):
+        a, b = (np.asarray(run[m][k], np.float64) for m in ("fox-sc", "fox"))
+        se = np.hypot(a.std(ddof=1), b.std(ddof=1)) / np.sqrt(len(a))
+        assert abs(a.mean() - b.mean()) < 4 * se, (k, a.mean(), b.mean(), se)
+
+
+@pytest.mark.slow
+def test_active_work_bias_falls_with_the_step():
+    # bias of E[W_act] against the continuum at Δs = τ/2, τ/4, τ/8 (40 000 particles, 1D,
+    # T = 0.5: standard error 0.011 against biases 0.05-0.10). Measured order ≈ 0.5: not yet
+    # the asymptotic first order at these steps (docs/thermodynamics.md)
+    with jax.enable_x64(True):
+        p = ActiveOU(tau=0.1)
+        ref = gaussian_means(MEAN, STD, p, 0.5, _potential("naive", p))
+        dts = (0.05, 0.025, 0.0125)
+        bias = [abs(float(sample(TARGET, "naive", p, 40_000, seed=3, t_final=0.5, dt=dt,
+                                 energetics=True, warn=False).info["active_work"].mean())
+                    - ref["active_work"]) for dt in dts]
+    order = np.polyfit(np.log(dts), np.log(bias), 1)[0]
+    assert bias[0] > bias[1] > bias[2] and 0.3 < order < 1.6, (bias, order)
+
+
+def test_likelihood_equals_the_exact_mixture_log_density():
+    from activegen.likelihood import log_likelihood
+
+    with jax.enable_x64(True):
+        tg = GaussianMixture.from_stds([0.4, 0.6], [[-1.0], [1.2]], [[0.3], [0.5]])
+        x = np.asarray(tg.sample(jax.random.key(0), 30))
+        r = log_likelihood(tg, ActiveOU(tau=0.1), x, t_final=6.0)
+        assert np.mean(np.abs(r["log_prob"] - np.asarray(tg.log_prob(x)))) < 1e-3
+
+
+def test_likelihood_cli_bad_input(tmp_path, capsys):
+    from activegen.cli import main
+
+    tj = tmp_path / "t.json"
+    tj.write_text(json.dumps(TARGET.to_dict()))
+    out = str(tmp_path / "ll.npz")
+    assert main(["likelihood", "--target", str(tj), "--tau", "0.1",
+                 "--data", str(tmp_path / "missing.npy"), "--out", out]) == 2
+    assert "not found" in capsys.readouterr().err
+    np.save(tmp_path / "x2.npy", np.zeros((5, 2)))
+    assert main(["likelihood", "--target", str(tj), "--tau", "0.1",
+                 "--data", str(tmp_path / "x2.npy"), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "d = 2" in err
