@@ -113,6 +113,16 @@ def _batched(score, name: str, state, *xs):
     )
 
 
+def _derivs(score, state, xs, order: int = 2):
+    """The score derivatives at xs (d, N) for a force of that `order` (`forces.Force`):
+    a model whose `derivs_batch` takes `order` (learned models) computes only what is
+    needed; any other gets `_batched(score, "derivs", ...)`, the full set."""
+    fn = getattr(score, "derivs_batch", None)
+    if fn is not None and getattr(score, "derivs_orders", False):
+        return fn(state, xs, order=order)
+    return _batched(score, "derivs", state, xs)
+
+
 def _passive(score, p: ActiveOU, t_final: float, dtype) -> _Method:
     """The carry holds the step's noise ξ, drawn one step ahead: then the draw is not fused
     into the score's loop (XLA emitted that fusion, inverse-erf and reductions together,
@@ -159,12 +169,13 @@ def _exact(score, p: ActiveOU, t_final: float, dtype) -> _Method:
     return _Method(init, step)
 
 
-def _score_field(force, score, p: ActiveOU, dtype, kappa: float):
+def _score_field(force, score, p: ActiveOU, dtype, kappa: float, order: int = 2):
     """field(t, x, η) -> (F, ‖∇F_0‖) for a force of `forces` built from a score model; with
-    κ ≠ 0 plus the driver's fourth-order correction (saturated)."""
+    κ ≠ 0 plus the driver's fourth-order correction (saturated). order: what the force
+    needs (`forces.Force.order`)."""
 
     def field(t, x, eta):
-        dv = _batched(score, "derivs", score.prepare(t, dtype), x)
+        dv = _derivs(score, score.prepare(t, dtype), x, 2 if kappa else order)
         f = force(p, t, x, dv)  # the forces take (d, N) ensembles as they are
         if kappa:
             f = f + saturate(force_driver_correction(p, kappa, t, x, dv), f)
@@ -179,7 +190,7 @@ def _projected_field(score, p: ActiveOU, dtype, swimmer: bool):
     `swimmer` adds the non-Gaussian driver's feature."""
 
     def field(t, x, eta):
-        dv = _batched(score, "derivs", score.prepare(t, dtype), x)
+        dv = _derivs(score, score.prepare(t, dtype), x, 2)
         theta = fit_projection(projection_features(x, dv, swimmer), eta)
         return force_projected(p, t, x, dv, theta), force_jacobian_norm(p, t, dv)
 
@@ -555,7 +566,8 @@ def sample(
             field = _projected_field(score, process, dtype, getattr(drv, "kappa", 0.0) != 0.0)
         else:
             kappa = getattr(drv, "kappa", 0.0) if driver_correction and method == "fox" else 0.0
-            field = _score_field(FORCES[method].force, score, process, dtype, kappa)
+            field = _score_field(FORCES[method].force, score, process, dtype, kappa,
+                                 FORCES[method].order)
         init_x = lambda k, m_: score.sample_marginal(k, m_, t_final, dtype)  # noqa: E731
         m = _active(field, init_x, process, t_final, dtype, drv)
     # fox-sc does not rest on the small-τ expansion: its τ‖∇F‖ is reported, not warned on
