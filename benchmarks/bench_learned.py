@@ -139,6 +139,8 @@ def main():
     ap.add_argument("--depth", type=int, default=None)
     ap.add_argument("--n-fourier", type=int, default=None)
     ap.add_argument("--old", action="store_true", help="also time the per-point autodiff route")
+    ap.add_argument("--tile", type=int, default=None,
+                    help="particles per tile of the learned pass (default learned.TILE; 0: none)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args()
 
@@ -159,6 +161,8 @@ def main():
     for d in (int(v) for v in args.dims.split(",")):
         tg = mixture(d)
         model = learned_model(tg, proc, w, dp, nf)
+        if args.tile is not None:
+            model.tile = args.tile or None
         for method in args.methods.split(","):
             ra, _ = rate(tg, method, proc, args.n, args.steps, dt)
             rl, cl = rate(model, method, proc, args.n, args.steps, dt)

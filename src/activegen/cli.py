@@ -236,8 +236,11 @@ def cmd_sample(args) -> int:
     else:
         res = sample(target, args.method, proc, args.n, driver=driver,
                      driver_correction=not args.no_driver_correction, **kw)
-    back = target.to_data if args.model is not None else (lambda a: a)  # model: standardised
+    back = target.to_data if args.model is not None else (lambda a: a)  # identity unless --standardize
     extra = {} if res.trajectory is None else {"trajectory": back(res.trajectory), "times": res.times}
+    if args.model is not None:  # the training data, for `plot samples`
+        extra["reference"] = target.training_data(20_000)
+        print(target.units_line(), file=sys.stderr)
     np.savez(
         out,
         samples=back(res.samples),
@@ -310,11 +313,12 @@ def _load_samples_npz(path):
             samples = np.asarray(z["samples"])
             target = str(z["target"]) if "target" in z.files else None
             info = json.loads(str(z["info"])) if "info" in z.files else {}
+            reference = np.asarray(z["reference"]) if "reference" in z.files else None
     except KeyError:
         raise ActivegenError(f"{p} holds no 'samples' (not written by activegen sample)") from None
     except (OSError, ValueError, EOFError) as exc:  # not a zip, bad JSON
         raise ActivegenError(f"{p} is not readable: {exc}") from None
-    return samples, target, info
+    return samples, target, info, reference
 
 
 def cmd_plot(args) -> int:
@@ -324,13 +328,11 @@ def cmd_plot(args) -> int:
     if args.what == "samples":
         from .targets import GaussianMixture
 
-        samples, tjson, info = _load_samples_npz(args.input)
+        samples, tjson, info, reference = _load_samples_npz(args.input)
         if args.target is not None:
             target = GaussianMixture.load(args.target)
-        elif tjson is not None:
-            target = GaussianMixture.from_dict(json.loads(tjson))
-        else:
-            target = None
+        else:  # None for the output of sample --model: its training data are the reference
+            target = plots.target_from_record(None if tjson is None else json.loads(tjson))
         title = f"{info.get('method', 'samples')}" + (
             f", τ = {info['tau']:g}" if "tau" in info else "") + f", N = {len(samples)}"
         if target is not None and not args.no_metrics:
@@ -338,7 +340,11 @@ def cmd_plot(args) -> int:
 
             ev = evaluate(samples, target, seed=args.seed)
             title += f"\nW1 {ev['metrics']['w1']:.3f} (floor {ev['floor']['w1']:.3f})"
-        plots.plot_samples(samples, out, target=target, title=title)
+        elif reference is not None and not args.no_metrics:
+            from .metrics import w1
+
+            title += f"\nW1 to the training data {w1(samples, reference):.3f}"
+        plots.plot_samples(samples, out, target=target, title=title, reference=reference)
     elif args.what == "potential":
         check_count("--snapshots", args.snapshots)
         proto, target = _protocol_from_args(args, progress=not args.no_progress)
@@ -440,7 +446,7 @@ def cmd_train(args) -> int:
                     t_max=args.t_max, seed=args.seed,
                     steps=3000 if args.steps is None else args.steps)
         model, rep = train(x, out, process=proc, progress=not args.no_progress,
-                           source=args.data, standardize=not args.no_standardize, **opts)
+                           source=args.data, standardize=args.standardize, **opts)
     print(f"trained {rep['steps']} steps in {rep['seconds']:.1f} s ({rep['n_params']} parameters, "
           f"last loss {rep['last_loss']:.4f}); model in {out}, loss log {out / 'loss.csv'}")
     return 0
@@ -662,14 +668,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--kind", choices=("energy", "vector"), default="energy",
                     help="scalar energy E(x,t) (S = -grad E) or a vector score network")
     tr.add_argument("--joint", action="store_true", help="learn the joint (x, eta) score (method exact)")
-    tr.add_argument("--width", type=int, default=64)
-    tr.add_argument("--depth", type=int, default=3)
-    tr.add_argument("--n-fourier", type=int, default=32,
+    tr.add_argument("--width", type=int, default=32)
+    tr.add_argument("--depth", type=int, default=2)
+    tr.add_argument("--n-fourier", type=int, default=16,
                     help="random Fourier input features (0: plain MLP on x)")
     tr.add_argument("--batch", type=int, default=512)
     tr.add_argument("--lr", type=_float, default=2e-3)
     tr.add_argument("--n-data", type=int, default=10_000, help="points drawn from a built-in set")
-    tr.add_argument("--no-standardize", action="store_true", help="train in data coordinates")
+    tr.add_argument("--standardize", action="store_true",
+                    help="run the process on z = (x - mean)/scale instead of the data's own "
+                         "units (tau, D_A, beta then act on z; recorded in the model)")
+    tr.add_argument("--no-standardize", action="store_true", help=argparse.SUPPRESS)  # the default
     tr.add_argument("--resume", action="store_true", help="continue the model in --out")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)
