@@ -129,6 +129,52 @@ def step_flops(score, method, proc, n):
     return cost.get("flops", float("nan")) / n
 
 
+def hutchinson_table(dims=(2, 8, 32), n=2000, probes=(1, 4), width=None, depth=None, nf=None):
+    """Per-point cost of ∇(∇·S) for the default network: exact (the batched pass, order 2)
+    against K probes, and the estimator's relative mean-square error (`hutchinson_variance`)."""
+    import jax
+    import jax.numpy as jnp
+
+    from activegen import ActiveOU
+    from activegen.learned import DEFAULTS, hutchinson_variance
+
+    proc = ActiveOU(1.0, 0.0, 1.0, TAU)
+    rows = []
+    for d in dims:
+        tg = mixture(d) if d in (2, 8) else None
+        if tg is None:
+            import numpy as np
+
+            from activegen import GaussianMixture
+
+            tg = GaussianMixture.from_stds([1.0, 1.0], np.random.default_rng(d).uniform(-2, 2, (2, d)),
+                                           [0.8, 0.8])
+        m = learned_model(tg, proc, width or DEFAULTS["width"], depth or DEFAULTS["depth"],
+                          DEFAULTS["n_fourier"] if nf is None else nf)
+        xs = jnp.asarray(tg.sample(jax.random.key(3), n)).T.astype(jnp.float32)
+
+        def timed(f, *a):
+            jax.block_until_ready(f(*a))
+            t0 = time.perf_counter()
+            for _ in range(3):
+                jax.block_until_ready(f(*a))
+            return (time.perf_counter() - t0) / 3 / n * 1e6
+
+        st = m.prepare(0.3)
+        row = {"d": d, "exact_us": timed(jax.jit(lambda x: m._derivs_inner(st, x, 2).grad_div), xs)}
+        for k in probes:
+            mk = type(m)(m.net, dict(m.config, hutchinson=k), m.data)
+            row[f"K{k}_us"] = timed(jax.jit(lambda x: mk._derivs_inner(st, x, 2).grad_div), xs)
+            v = hutchinson_variance(m, 0.3, xs[:, :256], k, 16)
+            row[f"K{k}_rel_mse"] = v["grad_div_rel_mse"]
+            row[f"K{k}_fro2_rel_mse"] = v["fro2_rel_mse"]
+        rows.append(row)
+        print(f"d = {d:3d}: exact {row['exact_us']:.2f} µs/point; " + "; ".join(
+            f"K = {k}: {row[f'K{k}_us']:.2f} µs/point, rel. MSE ∇(∇·S) {row[f'K{k}_rel_mse']:.2f}, "
+            f"‖∇S‖² {row[f'K{k}_fro2_rel_mse']:.2f}" for k in probes), flush=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dims", default="2,8")
@@ -142,12 +188,19 @@ def main():
     ap.add_argument("--tile", type=int, default=None,
                     help="particles per tile of the learned pass (default learned.TILE; 0: none)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--hutchinson", action="store_true",
+                    help="only the Hutchinson table (cost and noise against d)")
     args = ap.parse_args()
 
     import activegen  # noqa: F401  (XLA settings)
     from activegen import ActiveOU
     from activegen.learned import DEFAULTS
 
+    if args.hutchinson:
+        import activegen  # noqa: F401,F811
+
+        hutchinson_table(width=args.width, depth=args.depth, nf=args.n_fourier)
+        return
     w = args.width or DEFAULTS["width"]
     dp = args.depth or DEFAULTS["depth"]
     nf = DEFAULTS["n_fourier"] if args.n_fourier is None else args.n_fourier

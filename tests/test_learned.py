@@ -341,7 +341,7 @@ def test_acceptance_learned_fox_within_1_3x_of_analytic_fox():
     plus the finite-sample floor (at 4000 particles the floor is as large as analytic fox's
     error, so this bound is loose; the strict form at 20 000 particles is the slow test)."""
     for name in ("2d", "1d"):
-        learned, analytic, floor, _ = _fox_learned_vs_analytic(name, 4000, 1500, 32, 2, 16)
+        learned, analytic, floor, _ = _fox_learned_vs_analytic(name, 4000, 1500, 16, 2, 16)
         assert learned < 1.3 * analytic + floor, (name, learned, analytic, floor)
 
 
@@ -352,5 +352,5 @@ def test_acceptance_learned_fox_within_1_3x_of_analytic_fox_strict(name):
     """Issue 14's target: the default network and schedule (3000 steps, batch 512), 20 000
     particles; learned fox within 1.3× of analytic fox, plus two sd of the finite-sample W1
     of exact draws (the sampling noise of one run)."""
-    learned, analytic, floor, sd = _fox_learned_vs_analytic(name, 20_000, 3000, 32, 2, 16, batch=512)
+    learned, analytic, floor, sd = _fox_learned_vs_analytic(name, 20_000, 3000, 16, 2, 16, batch=512)
     assert learned < 1.3 * analytic + 2 * sd, (name, learned, analytic, floor, sd)

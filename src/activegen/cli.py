@@ -668,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--kind", choices=("energy", "vector"), default="energy",
                     help="scalar energy E(x,t) (S = -grad E) or a vector score network")
     tr.add_argument("--joint", action="store_true", help="learn the joint (x, eta) score (method exact)")
-    tr.add_argument("--width", type=int, default=32)
+    tr.add_argument("--width", type=int, default=16)
     tr.add_argument("--depth", type=int, default=2)
     tr.add_argument("--n-fourier", type=int, default=16,
                     help="random Fourier input features (0: plain MLP on x)")

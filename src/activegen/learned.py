@@ -81,7 +81,7 @@ DIAG_PROBES = 2
 MARGINALS = ("x", "joint")
 
 DEFAULTS = dict(
-    kind="energy", marginal="x", width=32, depth=2, n_freq=6,
+    kind="energy", marginal="x", width=16, depth=2, n_freq=6,
     t_min=1e-3, t_max=6.0, batch=512, lr=2e-3, warmup=100, steps=3000, chunk=100,
     seed=0, hutchinson=0, n_fourier=16, fourier_max=4.0,
 )
@@ -485,6 +485,30 @@ def _point_key(key, x):
     return jax.random.fold_in(key, jnp.sum(bits * jnp.arange(1, x.shape[0] + 1, dtype=jnp.uint32)))
 
 
+def hutchinson_variance(model, t, xs, n_probes: int = 1, n_draws: int = 32, seed: int = 0) -> dict:
+    """The noise of the K-probe estimate ĝ of g = ∇(∇·S) at points xs (d, N) and time t,
+    against the exact g of the batched pass: relative mean-square error
+    E|ĝ − g|²/E|g|² over n_draws independent probe draws (bias included: it is 0, the
+    estimator is unbiased; this is the variance, ∝ 1/K), and the same for the probe
+    estimate of ‖∇S‖_F² used by the validity diagnostic."""
+    st = model.prepare(t)
+    ex = model._derivs_inner(st, xs, 2) if not model.hutchinson else \
+        LearnedScore(model.net, dict(model.config, hutchinson=0), model.data)._derivs_inner(st, xs, 2)
+    g = ex.grad_div
+    fro = jnp.sum(ex.hessian**2, (0, 1))
+
+    @jax.jit
+    def one(key):
+        z = jax.random.rademacher(key, (n_probes,) + xs.shape, dtype=xs.dtype)
+        e = probe_derivs(lambda y: model._score_inner(st, y), xs, z, 2)
+        return jnp.sum((e.grad_div - g) ** 2), jnp.sum((e.jac_fro2 - fro) ** 2)
+
+    errs = [one(k) for k in jax.random.split(jax.random.key(seed), n_draws)]
+    return {"n_probes": n_probes, "d": int(xs.shape[0]),
+            "grad_div_rel_mse": float(np.mean([e[0] for e in errs]) / jnp.sum(g**2)),
+            "fro2_rel_mse": float(np.mean([e[1] for e in errs]) / jnp.sum(fro**2))}
+
+
 # -- training ----------------------------------------------------------------------
 def _sample_times(key, n, t_min, t_max):
     """Half uniform on [t_min, T], half log-uniform."""
@@ -671,7 +695,9 @@ class LearnedScore:
     # -- whole ensembles, particles last (the samplers' layout) ----------------------
     def score_batch(self, state: TimeState, xs):
         """S at points xs (d, N) -> (d, N): energy: S = −∇_x Σ_n E_θ(x_n) (one reverse
-        pass through the batched network, `energy_batch`); vector: the network's value."""
+        pass through the batched network, `energy_batch`); vector: the network's value.
+        The `_batch` entry points carry the block-folding batching rule (`particle_map`)
+        and are not differentiable; `score`/`derivs` (one point) are."""
         self._need("x", "the score")
         return self._score_map(state, xs)
 
@@ -708,14 +734,15 @@ class LearnedScore:
                             None if lp is None else -lp)
 
     def score(self, state: TimeState, x):
-        """S at one point x (d,)."""
-        return self.score_batch(state, x[:, None])[:, 0]
+        """S at one point x (d,) (differentiable, unlike the `_batch` entry points)."""
+        self._need("x", "the score")
+        return self._score_inner(state, x[:, None])[:, 0]
 
     def derivs(self, state: TimeState, x) -> ScoreDerivs:
         """(log p, S, ∇S, ∇(∇·S)) at one point x (d,): `derivs_batch` on one particle
         (with hutchinson > 0: the probe estimate of ∇(∇·S); ∇S then by jacfwd of S)."""
-        dv = self.derivs_batch(state, x[:, None], 2)
-        dv = jax.tree.map(lambda a: a[..., 0], dv)
+        self._need("x", "the score derivatives")
+        dv = jax.tree.map(lambda a: a[..., 0], self._derivs_inner(state, x[:, None], 2))
         if dv.hessian is None:  # probes: the per-point interface still returns ∇S
             jac = jax.jacfwd(lambda y: self._score_inner(state, y[:, None])[:, 0])(x)
             dv = ScoreDerivs(dv.log_p, dv.score, jac, dv.grad_div)
