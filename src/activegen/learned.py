@@ -73,7 +73,7 @@ DATA_FILE = "data.npy"
 LOSS_FILE = "loss.csv"
 KINDS = ("energy", "vector")
 #: order-1 requests (∇S for the validity diagnostic only) use probes above this dimension
-EXACT_HESSIAN_MAX_D = 3
+EXACT_HESSIAN_MAX_D = 8
 #: particles per tile of the batched pass (`tiled`); None: the whole ensemble at once
 TILE = 512
 #: probes for the diagnostic's ‖∇S‖_F² and ∇·S when ∇S is not formed
