@@ -1,7 +1,11 @@
-"""Learned scores: derivatives, Hutchinson estimator, checkpoints, CLI, and the acceptance
-test (learned fox within 2× of analytic fox on a 2D Gaussian mixture)."""
+"""Learned scores: derivatives (batched pass against autodiff, probes), Hutchinson
+estimator, checkpoints, units (--standardize), CLI, plots, and the acceptance tests (learned
+fox within 1.3× of analytic fox, + floor, on a 2D full-covariance and a narrow 1D mixture in
+the data's own units)."""
 
+import itertools
 import json
+import os
 import warnings
 
 import equinox as eqx
@@ -16,10 +20,10 @@ from activegen.errors import ActivegenError
 from activegen.learned import (
     LearnedScore,
     ScoreNet,
-    _time_state,
     energy_at,
     hutchinson_grad_div,
     load_model,
+    probe_derivs,
     train,
 )
 
@@ -180,24 +184,174 @@ def test_joint_model_drives_exact(tmp_path):
     assert res.samples.shape == (200, 2) and np.all(np.isfinite(res.samples))
 
 
-def test_acceptance_learned_fox_within_2x_of_analytic_fox():
-    """Acceptance (issue 5): a small energy model (width 32, depth 3, 5.6k parameters)
-    trained for 1500 DSM steps on 20 000 draws of the 2D demo mixture, sampled with fox at
-    τ = 0.1, reaches a sliced W1 within 2× of fox with the analytic score at the same τ, same
-    seed, particles and step. The model is trained in data coordinates (standardize=False)
-    so that the process, and hence fox's own O(τ²) bias, is the same as the analytic run's.
-    T = 3 (e^{-3} of the data left; both start from the same kind of law) and Δs = τ/10
-    keep the test cheap; n = 4000 particles put the finite-sample floor at about 0.035,
-    analytic fox at ~0.04, so the 2× bound leaves room for the learned-score error and the
-    sampling noise but fails an untrained or badly conditioned model (fox with Fourier
-    features of scale up to 16 gave 0.39). About 30–50 s on 2 shared cores."""
-    tgt = default_target_2d()
-    model, rep = train(_data(20_000), None, process=PROC, standardize=False, width=32, depth=3,
-                       batch=256, lr=3e-3, steps=1500, t_max=3.0, seed=0)
-    ref = np.asarray(tgt.sample(jax.random.key(11), 100_000))
-    kw = dict(seed=1, t_final=3.0, dt=0.01)
+def _x64_model(kind, d, n_fourier=8, width=16, depth=3):
+    """A random float64 model with a non-trivial conditioning (mean ≠ 0, full covariance)."""
+    rng = np.random.default_rng(d)
+    a = rng.normal(size=(d, d))
+    cfg = dict(kind=kind, marginal="x", width=width, depth=depth, n_freq=4, t_min=1e-3,
+               t_max=6.0, seed=0, hutchinson=0, step=0, n_fourier=n_fourier, fourier_max=4.0,
+               process=dict(beta=1.0, d_thermal=0.0, d_active=1.0, tau=0.1),
+               data={"source": "test", "n": 1, "d": d},
+               standardizer={"mean": [0.0] * d, "scale": 1.0}, standardized=False,
+               conditioning={"mean": rng.normal(size=d).tolist(),
+                             "cov": (a @ a.T + 0.5 * np.eye(d)).tolist()})
+    net = ScoreNet(d, kind, width, depth, 4, jax.random.key(d), n_fourier, 4.0)
+    net = eqx.tree_at(lambda n: n.out.weight, net, net.out.weight * 10)
+    net = jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, net)
+    return LearnedScore(net, cfg, np.zeros((4, d)))
+
+
+@pytest.fixture
+def x64():
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", False)
+
+
+@pytest.mark.parametrize("kind,d,n_fourier", [("energy", 1, 8), ("energy", 2, 8), ("energy", 3, 0),
+                                              ("vector", 2, 8), ("vector", 3, 8)])
+def test_batched_derivs_equal_nested_autodiff(x64, kind, d, n_fourier):
+    """The one-pass batched derivatives (value, ∇, ∇², ∇Δ carried through the layers, particles
+    last) equal per-point nested autodiff at float64 for every order, and `score_batch`,
+    per-point `derivs`/`score` and the joint batch agree."""
+    m = _x64_model(kind, d, n_fourier)
+    st = m.prepare(jnp.float64(0.3))
+    xs = 2.0 * jax.random.normal(jax.random.key(1), (d, 9), jnp.float64)
+    ref = jax.jit(jax.vmap(m.derivs_autodiff, (None, -1), -1))(st, xs)
+    for order in (0, 1, 2):
+        dv = jax.jit(lambda s, x: m.derivs_batch(s, x, order))(st, xs)
+        assert dv.score.shape == (d, 9) and dv.log_p.shape == (9,)
+        fields = ("log_p", "score") + (("hessian",) if order >= 1 else ()) + (("grad_div",) if order == 2 else ())
+        for f in fields:
+            np.testing.assert_allclose(getattr(dv, f), getattr(ref, f), rtol=1e-11, atol=1e-11, err_msg=f)
+        assert (dv.hessian is None) == (order == 0) and (dv.grad_div is None) == (order < 2)
+    np.testing.assert_allclose(jax.jit(m.score_batch)(st, xs), ref.score, rtol=1e-11, atol=1e-12)
+    one = m.derivs(st, xs[:, 0])
+    np.testing.assert_allclose(one.grad_div, ref.grad_div[:, 0], rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(m.score(st, xs[:, 0]), ref.score[:, 0], rtol=1e-11, atol=1e-12)
+
+
+def test_probe_derivs_exact_over_all_sign_probes(x64):
+    """With the 2^d Rademacher probes together (Σ zzᵀ/2^d = I exactly) the probe estimates of
+    ∇·S, ‖∇S‖_F², ∇(∇·S) and (∇S)S are exact; so is the validity norm built from them."""
+    from activegen.forces import force_jacobian_norm
+    from activegen.scores import hessian_score
+
+    d = 3
+    m = _x64_model("energy", d)
+    st = m.prepare(jnp.float64(0.2))
+    xs = jax.random.normal(jax.random.key(2), (d, 5), jnp.float64)
+    z = jnp.asarray(list(itertools.product([-1.0, 1.0], repeat=d)))[:, :, None] * jnp.ones((1, 1, 5))
+    est = jax.jit(lambda s, x, z: probe_derivs(lambda y: m._score_inner(s, y), x, z, 2))(st, xs, z)
+    ex = jax.jit(lambda s, x: m.derivs_batch(s, x, 2))(st, xs)
+    np.testing.assert_allclose(est.jac_trace, jnp.trace(ex.hessian), rtol=1e-10)
+    np.testing.assert_allclose(est.jac_fro2, jnp.sum(ex.hessian**2, (0, 1)), rtol=1e-10)
+    np.testing.assert_allclose(est.grad_div, ex.grad_div, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hessian_score(est), hessian_score(ex), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(force_jacobian_norm(PROC, 0.2, est), force_jacobian_norm(PROC, 0.2, ex),
+                               rtol=1e-10)
+    # the model's probe route (hutchinson > 0): ∇S not formed, finite estimates
+    h = LearnedScore(m.net, dict(m.config, hutchinson=2), m.data)
+    dv = jax.jit(lambda s, x: h.derivs_batch(s, x, 2))(st, xs)
+    assert dv.hessian is None and dv.grad_div.shape == (d, 5) and np.all(np.isfinite(dv.jac_fro2))
+    np.testing.assert_allclose(dv.score, ex.score, rtol=1e-12)
+
+
+def test_old_checkpoint_loads_as_standardized(tmp_path):
+    """A model folder written before issue 14 (no "standardized", no "conditioning") loads as
+    standardized = True with the old conditioning (μ = 0, Σ = I: the zero network is the
+    diffused standard normal, as before), and maps samples back with its standardizer."""
+    x = _data(300) * 3.0 + 5.0
+    train(x, tmp_path / "new", process=PROC, standardize=True, **TINY)
+    cfg = json.loads((tmp_path / "new" / "config.json").read_text())
+    assert cfg["standardized"] is True and "conditioning" in cfg
+    for k in ("standardized", "conditioning"):
+        cfg.pop(k)
+    (tmp_path / "new" / "config.json").write_text(json.dumps(cfg))
+    old = load_model(tmp_path / "new")
+    assert old.standardized and "standardize" in old.units_line()
+    st = old.prepare(0.5)
+    np.testing.assert_allclose(st.prec, np.eye(2) / (PROC.mean_scale(0.5) ** 2 + PROC.variance(0.5)),
+                               rtol=1e-5)
+    np.testing.assert_allclose(old.to_data(np.zeros((1, 2))), [old.standardizer.mean], rtol=1e-6)
+    plain = _model()  # no "standardized" key, identity standardizer: to_data is the identity
+    np.testing.assert_array_equal(plain.to_data(x[:3]), x[:3])
+
+
+def test_cli_standardize_recorded_printed_and_plot_samples(tmp_path, capsys):
+    """train --standardize is recorded in the model and printed (one stderr line) by sample
+    --model; the default is the data's units; plot samples works on sample --model's output
+    and overlays the training data (in data units)."""
+    common = ["--tau", "0.1", "--steps", "20", "--width", "8", "--depth", "1", "--batch", "32",
+              "--n-data", "300", "--t-max", "1", "--n-fourier", "0", "--no-progress"]
+    for flag, name in (([], "plain"), (["--standardize"], "std")):
+        assert main(["train", "--data", "two-moons", "--out", str(tmp_path / name)] + common + flag) == 0
+    assert json.loads((tmp_path / "std" / "config.json").read_text())["standardized"] is True
+    assert json.loads((tmp_path / "plain" / "config.json").read_text())["standardized"] is False
+    capsys.readouterr()
+    for name, words in (("plain", "data's own units"), ("std", "trained with --standardize")):
+        out = tmp_path / f"{name}.npz"
+        assert main(["sample", "--model", str(tmp_path / name), "--method", "passive", "--n", "300",
+                     "--t-final", "1", "--dt", "0.01", "--no-progress", "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err
+        z = np.load(out)
+        assert z["reference"].shape == (300, 2) and abs(z["reference"][:, 0].mean() - 0.5) < 0.1
+    png = tmp_path / "gen.png"
+    assert main(["plot", "samples", "--input", str(tmp_path / "std.npz"), "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
+# -- acceptance: learned fox against analytic fox, in the data's own units ------------------
+ACC_TAU = 0.05
+ACC_PROC = ActiveOU(beta=1.0, d_thermal=0.0, d_active=1.0, tau=ACC_TAU)
+
+
+def acceptance_target(name: str) -> GaussianMixture:
+    """2D: three modes with full covariances, data std ≈ 2, mean ≈ (0.6, 0.8); 1D: two narrow
+    modes (σ 0.6, 0.9) at 1 and 6 (std ≈ 2.5). Standardising would multiply τD/σ² by ≈ 4–6
+    and take fox out of its first-order regime."""
+    if name == "2d":
+        return GaussianMixture([0.3, 0.4, 0.3], [[-2.0, 1.0], [1.5, 2.5], [2.5, -1.5]],
+                               [[[1.0, 0.4], [0.4, 0.5]], [[0.6, -0.2], [-0.2, 0.8]],
+                                [[0.7, 0.0], [0.0, 0.4]]])
+    return GaussianMixture.from_stds([0.4, 0.6], [[1.0], [6.0]], [0.6, 0.9])
+
+
+def _fox_learned_vs_analytic(name, n, steps, width, depth, n_fourier, batch=256):
+    tg = acceptance_target(name)
+    data = np.asarray(tg.sample(jax.random.key(0), 20_000))
+    ref = np.asarray(tg.sample(jax.random.key(11), 100_000))
+    model, _ = train(data, None, process=ACC_PROC, width=width, depth=depth, n_fourier=n_fourier,
+                     batch=batch, steps=steps, t_max=3.0, seed=0)
+    fl = [w1(np.asarray(tg.sample(jax.random.key(100 + i), n)), ref) for i in range(5)]
+    floor, floor_sd = float(np.mean(fl)), float(np.std(fl, ddof=1))
+    kw = dict(seed=1, t_final=3.0, dt=ACC_TAU / 10)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        learned = w1(sample(model, "fox", PROC, 4000, **kw).samples, ref)
-        analytic = w1(sample(tgt, "fox", PROC, 4000, **kw).samples, ref)
-    assert learned < 2.0 * analytic, (learned, analytic, rep)
+        learned = w1(sample(model, "fox", ACC_PROC, n, **kw).samples, ref)
+        analytic = w1(sample(tg, "fox", ACC_PROC, n, **kw).samples, ref)
+    return learned, analytic, floor, floor_sd
+
+
+def test_acceptance_learned_fox_within_1_3x_of_analytic_fox():
+    """Issue 14 (cheap form): the default energy network and schedule (3000 DSM steps, batch
+    512; 1500 steps at batch 256 left it at 2.2× in 2D) on 20 000 draws of each acceptance mixture, in the data's own units, sampled with fox at
+    τ = 0.05 (T = 3, Δs = τ/10, 4000 particles), is within 1.3× of fox with the analytic score
+    plus the finite-sample floor (at 4000 particles the floor is as large as analytic fox's
+    error, so this bound is loose; the strict form at 20 000 particles is the slow test)."""
+    for name in ("2d", "1d"):
+        learned, analytic, floor, _ = _fox_learned_vs_analytic(name, 4000, 3000, 16, 2, 16,
+                                                               batch=512)
+        assert learned < 1.3 * analytic + floor, (name, learned, analytic, floor)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("ACTIVEGEN_SLOW"), reason="set ACTIVEGEN_SLOW=1 (a few min)")
+@pytest.mark.parametrize("name", ["2d", "1d"])
+def test_acceptance_learned_fox_within_1_3x_of_analytic_fox_strict(name):
+    """Issue 14's target: the default network and schedule (3000 steps, batch 512), 20 000
+    particles; learned fox within 1.3× of analytic fox, plus two sd of the finite-sample W1
+    of exact draws (the sampling noise of one run)."""
+    learned, analytic, floor, sd = _fox_learned_vs_analytic(name, 20_000, 3000, 16, 2, 16, batch=512)
+    assert learned < 1.3 * analytic + 2 * sd, (name, learned, analytic, floor, sd)

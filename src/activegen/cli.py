@@ -260,7 +260,12 @@ def cmd_sample(args) -> int:
                  driver_correction=not args.no_driver_correction,
                  energetics=args.energetics, **options)
     to_data = target.to_data if args.model is not None else None
-    save_samples(out, res, seed=args.seed, to_data=to_data, target=json.dumps(target.to_dict()))
+    meta = {}
+    if args.model is not None:  # the training data, for `plot samples`
+        meta["reference"] = target.training_data(20_000)
+        print(target.units_line(), file=sys.stderr)
+    save_samples(out, res, seed=args.seed, to_data=to_data, target=json.dumps(target.to_dict()),
+                 **meta)
     print(f"wrote {res.samples.shape[0]} samples (d = {res.samples.shape[1]}) to {out}")
     return 0
 
@@ -312,15 +317,14 @@ def cmd_plot(args) -> int:
     if args.what == "samples":
         from .targets import GaussianMixture
 
-        from .files import load_samples
+        from .files import load_reference, load_samples
 
         samples, tjson, info = load_samples(args.input)
+        reference = load_reference(args.input)
         if args.target is not None:
             target = GaussianMixture.load(args.target)
-        elif tjson is not None:
-            target = GaussianMixture.from_dict(json.loads(tjson))
-        else:
-            target = None
+        else:  # None for the output of sample --model: its training data are the reference
+            target = plots.target_from_record(None if tjson is None else json.loads(tjson))
         title = f"{info.get('method', 'samples')}" + (
             f", τ = {info['tau']:g}" if "tau" in info else "") + f", N = {len(samples)}"
         if target is not None and not args.no_metrics:
@@ -333,8 +337,12 @@ def cmd_plot(args) -> int:
                       f"{ev['metrics']['w1']:.3f} (floor {ev['floor']['w1']:.3f})")
             print(f"{'sliced ' if samples.shape[1] > 1 else ''}W1 {ev['metrics']['w1']:.4f} "
                   f"(finite-sample floor {ev['floor']['w1']:.4f})")
+        elif reference is not None and not args.no_metrics:
+            from .metrics import w1
+
+            title += f"\nW1 to the training data {w1(samples, reference):.3f}"
         _status(args, f"drawing {out}")
-        plots.plot_samples(samples, out, target=target, title=title)
+        plots.plot_samples(samples, out, target=target, title=title, reference=reference)
     elif args.what == "potential":
         check_count("--snapshots", args.snapshots)
         proto, target = _protocol_from_args(args, progress=not args.no_progress)
@@ -436,7 +444,7 @@ def cmd_train(args) -> int:
                     t_max=args.t_max, seed=args.seed,
                     steps=3000 if args.steps is None else args.steps)
         model, rep = train(x, out, process=proc, progress=not args.no_progress,
-                           source=args.data, standardize=not args.no_standardize, **opts)
+                           source=args.data, standardize=args.standardize, **opts)
     print(f"trained {rep['steps']} steps in {rep['seconds']:.1f} s ({rep['n_params']} parameters, "
           f"last loss {rep['last_loss']:.4f}); model in {out}, loss log {out / 'loss.csv'}")
     return 0
@@ -690,14 +698,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--kind", choices=("energy", "vector"), default="energy",
                     help="scalar energy E(x,t) (S = -grad E) or a vector score network")
     tr.add_argument("--joint", action="store_true", help="learn the joint (x, eta) score (method exact)")
-    tr.add_argument("--width", type=int, default=64)
-    tr.add_argument("--depth", type=int, default=3)
-    tr.add_argument("--n-fourier", type=int, default=32,
+    tr.add_argument("--width", type=int, default=16)
+    tr.add_argument("--depth", type=int, default=2)
+    tr.add_argument("--n-fourier", type=int, default=16,
                     help="random Fourier input features (0: plain MLP on x)")
     tr.add_argument("--batch", type=int, default=512)
     tr.add_argument("--lr", type=_float, default=2e-3)
     tr.add_argument("--n-data", type=int, default=10_000, help="points drawn from a built-in set")
-    tr.add_argument("--no-standardize", action="store_true", help="train in data coordinates")
+    tr.add_argument("--standardize", action="store_true",
+                    help="run the process on z = (x - mean)/scale instead of the data's own "
+                         "units (tau, D_A, beta then act on z; recorded in the model)")
+    tr.add_argument("--no-standardize", action="store_true", help=argparse.SUPPRESS)  # the default
     tr.add_argument("--resume", action="store_true", help="continue the model in --out")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)

@@ -110,3 +110,13 @@ def load_samples(path):
     except (OSError, ValueError, EOFError) as exc:  # not a zip, bad JSON
         raise ActivegenError(f"{p} is not readable: {exc}") from None
     return samples, target, info
+
+
+def load_reference(path):
+    """The `reference` points (M, d) a samples file holds (a learned model's training data,
+    in the data's units), or None."""
+    p = Path(path)
+    if p.is_dir() or not zipfile.is_zipfile(p):
+        return None
+    with np.load(p, allow_pickle=False) as z:
+        return np.asarray(z["reference"]) if "reference" in z.files else None

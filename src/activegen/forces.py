@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from ._linalg import dot0, matvec0
 from .errors import ActivegenError
 from .processes import ActiveOU
-from .scores import ScoreDerivs
+from .scores import ScoreDerivs, hessian_score
 
 
 # -- naive (zeroth order) --------------------------------------------------
@@ -59,7 +59,7 @@ def potential_naive(p: ActiveOU, t, x, dv: ScoreDerivs):
 def fox_form(beta, d_bar, d2, x, dv: ScoreDerivs):
     """βx + (D̄ + βD_2) S + D_2 D̄ [∇(∇·S) + (∇S)S]: F_F with D_2 = τD_A, and the activity
     schedule's force with D_2(s), D̄(s) of the scheduled noise (`schedule`)."""
-    corr = dv.grad_div + matvec0(dv.hessian, dv.score)
+    corr = dv.grad_div + hessian_score(dv)
     return beta * x + (d_bar + beta * d2) * dv.score + d2 * d_bar * corr
 
 
@@ -82,6 +82,9 @@ def potential_fox(p: ActiveOU, t, x, dv: ScoreDerivs):
 # -- unified colored noise V_U ----------------------------------------------------
 def force_ucn(p: ActiveOU, t, x, dv: ScoreDerivs):
     """F_U = F_0 + τ[D_A D̄ ∇(∇·S) + 2βD_A S + (D_A D̄ − ½D̄²)·2(∇S)S − β²x − βD̄(S + (∇S)x)]."""
+    if dv.hessian is None:
+        raise ActivegenError("force ucn needs the full matrix grad S (for (grad S) x); "
+                             "the score model did not form it (use hutchinson = 0)")
     db = p.d_bar(t)
     b, da = p.beta, p.d_active
     hs = matvec0(dv.hessian, dv.score)
@@ -119,7 +122,7 @@ def force_driver_correction(p: ActiveOU, kappa: float, t, x, dv: ScoreDerivs):
     """
     lap = dv.div + dot0(dv.score, dv.score)
     c = -kappa * p.tau * p.d_active**2
-    return c * (dv.grad_div + 2.0 * matvec0(dv.hessian, dv.score) + lap * dv.score)
+    return c * (dv.grad_div + 2.0 * hessian_score(dv) + lap * dv.score)
 
 
 def saturate(delta, force):
@@ -137,7 +140,14 @@ def jacobian_norm(beta, d_bar, hessian):
 
 
 def force_jacobian_norm(p: ActiveOU, t, dv: ScoreDerivs):
-    """‖∇F_0‖_F = ‖βI + D̄ ∇S‖_F: the scale τ·‖∇F‖ must stay small for first order to hold."""
+    """‖∇F_0‖_F = ‖βI + D̄ ∇S‖_F: the scale τ·‖∇F‖ must stay small for first order to hold.
+
+    Without the full ∇S (probe estimates in dv): ‖βI + D̄∇S‖_F² = dβ² + 2βD̄ ∇·S + D̄²‖∇S‖_F²
+    with ∇·S ≈ E zᵀ(∇S)z, ‖∇S‖_F² ≈ E‖(∇S)z‖² (clipped at 0 before the root)."""
+    if dv.hessian is None:
+        d, db = dv.score.shape[0], p.d_bar(t)
+        sq = d * p.beta**2 + 2.0 * p.beta * db * dv.jac_trace + db * db * dv.jac_fro2
+        return jnp.sqrt(jnp.maximum(sq, 0.0))
     return jacobian_norm(p.beta, p.d_bar(t), dv.hessian)
 
 
@@ -147,7 +157,7 @@ def projection_features(x, dv: ScoreDerivs, swimmer: bool = False):
     `swimmer` (a non-Gaussian driver) also (Δp/p) S = (∇·S + |S|²) S, the part of the
     driver correction ∇(Δp)/p that is not a gradient (docs/beyond_first_order.md)."""
     d = x.shape[0]
-    rows = [dv.score, matvec0(dv.hessian, dv.score), dv.grad_div, x]
+    rows = [dv.score, hessian_score(dv), dv.grad_div, x]
     if swimmer:
         rows.append((dv.div + dot0(dv.score, dv.score)) * dv.score)
     eye = jnp.eye(d, dtype=x.dtype).reshape((d, d) + (1,) * (x.ndim - 1))
@@ -236,14 +246,17 @@ def theta_fox(p: ActiveOU, t, d: int):
 
 
 class Force(NamedTuple):
-    """A force F(process, t, x, derivs) and its potential V with F = −∇_x V."""
+    """A force F(process, t, x, derivs) and its potential V with F = −∇_x V; `order`: the
+    highest derivative of S it needs besides the validity diagnostic's ∇S (0: S only,
+    2: ∇(∇·S)), passed to score models whose `derivs_batch` takes `order`."""
 
     force: Callable
     potential: Callable
+    order: int = 2
 
 
 FORCES: dict[str, Force] = {
-    "naive": Force(force_naive, potential_naive),
+    "naive": Force(force_naive, potential_naive, order=1),
     "fox": Force(force_fox, potential_fox),
     "ucn": Force(force_ucn, potential_ucn),
 }

@@ -72,12 +72,18 @@ OPT_FILE = "opt_state.eqx"
 DATA_FILE = "data.npy"
 LOSS_FILE = "loss.csv"
 KINDS = ("energy", "vector")
+#: order-1 requests (∇S for the validity diagnostic only) use probes above this dimension
+EXACT_HESSIAN_MAX_D = 8
+#: particles per tile of the batched pass (`tiled`); None: the whole ensemble at once
+TILE = 512
+#: probes for the diagnostic's ‖∇S‖_F² and ∇·S when ∇S is not formed
+DIAG_PROBES = 2
 MARGINALS = ("x", "joint")
 
 DEFAULTS = dict(
-    kind="energy", marginal="x", width=64, depth=3, n_freq=6,
+    kind="energy", marginal="x", width=16, depth=2, n_freq=6,
     t_min=1e-3, t_max=6.0, batch=512, lr=2e-3, warmup=100, steps=3000, chunk=100,
-    seed=0, hutchinson=0, n_fourier=32, fourier_max=4.0,
+    seed=0, hutchinson=0, n_fourier=16, fourier_max=4.0,
 )
 
 
@@ -136,12 +142,14 @@ def n_params(net) -> int:
 
 class TimeState(NamedTuple):
     """What `prepare(t)` computes once per time: the network, its time biases, the
-    scalings 1/σ_t, 1/σ_t², the output scale and the Hutchinson key."""
+    Gaussian part of the marginal (centre m(t)μ, precision P_t = Σ_t⁻¹, whitening
+    A_t = Σ_t^{−1/2}, Σ_t = m²Σ + var·I), the output scale and the probes' key."""
 
     net: ScoreNet
     biases: list
-    inv_sigma: jax.Array
-    inv_sigma2: jax.Array
+    center: jax.Array
+    prec: jax.Array
+    whiten: jax.Array
     out_scale: jax.Array
     key: jax.Array
 
@@ -150,27 +158,50 @@ def _variance_fn(process: ActiveOU, marginal: str):
     return process.variance if marginal == "x" else process.conditional_variance
 
 
-def _time_state(net, cfg, process, t, key=None) -> TimeState:
+def conditioning(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(μ, Q, λ): mean and eigendecomposition Σ = Q diag(λ) Qᵀ of the training data in
+    the model's coordinates (config "conditioning"; absent in models trained before it
+    existed, which used μ = 0, Σ = I: standardised data)."""
+    d = int(cfg["data"]["d"])
+    c = cfg.get("conditioning")
+    if c is None:
+        return np.zeros(d), np.eye(d), np.ones(d)
+    lam, q = np.linalg.eigh(np.asarray(c["cov"], float).reshape(d, d))
+    return np.asarray(c["mean"], float), q, np.clip(lam, 0.0, None)
+
+
+def _time_state(net, cfg, process, t, key=None, cond=None) -> TimeState:
+    """Σ_t = m²Σ + var I = Q diag(m²λ + var) Qᵀ: P_t = Q diag(1/(m²λ + var)) Qᵀ,
+    A_t = Q diag((m²λ + var)^(−1/2)) Qᵀ, out_scale = σ̄_t/√var (energy) or 1/√var (vector)
+    with σ̄_t² = m² mean(λ) + var (μ = 0, Σ = I: the old σ_t² = m² + var)."""
     t = jnp.asarray(t)
+    mu, q, lam = conditioning(cfg) if cond is None else cond
     var = _variance_fn(process, cfg["marginal"])(t)
     m = process.mean_scale(t)
-    sigma2 = m * m + var
+    dt = jnp.result_type(var)
+    ev = m * m * jnp.asarray(lam, dt) + var
+    qj = jnp.asarray(q, dt)
+    prec = (qj / ev) @ qj.T
+    whiten = (qj / jnp.sqrt(ev)) @ qj.T
     emb = time_embedding(t, cfg["t_min"], cfg["t_max"], cfg["n_freq"])
     sd = jnp.sqrt(var)
-    scale = jnp.sqrt(sigma2) / sd if cfg["kind"] == "energy" else 1.0 / sd
+    sbar = jnp.sqrt(m * m * float(np.mean(lam)) + var)
+    scale = sbar / sd if cfg["kind"] == "energy" else 1.0 / sd
     if key is None:
         key = jax.random.key(0)
-    return TimeState(net, net.time_biases(emb), 1.0 / jnp.sqrt(sigma2), 1.0 / sigma2, scale, key)
+    return TimeState(net, net.time_biases(emb), m * jnp.asarray(mu, dt), prec, whiten, scale, key)
 
 
 def energy_at(st: TimeState, x):
-    """E_θ(x,t) = |x|²/(2σ_t²) + (σ_t/√v) N_θ(x/σ_t, t)  (≈ −log p + const)."""
-    return 0.5 * jnp.sum(x * x) * st.inv_sigma2 + st.out_scale * st.net.apply(st.biases, x * st.inv_sigma)[0]
+    """E_θ(x,t) = ½ yᵀP_t y + out_scale · N_θ(A_t y, t), y = x − m(t)μ  (≈ −log p + const)."""
+    y = x - st.center
+    return 0.5 * jnp.dot(y, st.prec @ y) + st.out_scale * st.net.apply(st.biases, st.whiten @ y)[0]
 
 
 def vector_score_at(st: TimeState, x):
-    """S_θ(x,t) = −x/σ_t² − N_θ(x/σ_t, t)/√v."""
-    return -x * st.inv_sigma2 - st.out_scale * st.net.apply(st.biases, x * st.inv_sigma)
+    """S_θ(x,t) = −P_t y − N_θ(A_t y, t)/√v, y = x − m(t)μ."""
+    y = x - st.center
+    return -st.prec @ y - st.out_scale * st.net.apply(st.biases, st.whiten @ y)
 
 
 def _score_at(kind):
@@ -179,7 +210,250 @@ def _score_at(kind):
     return vector_score_at
 
 
-# -- derivative estimators ----------------------------------------------------------
+# -- the batched pass: value, gradient, Hessian and ∇Δ through the MLP ------------------
+def _pairs(d: int):
+    return [(i, j) for i in range(d) for j in range(i, d)]
+
+
+def n_channels(d: int, order: int) -> int:
+    """Channels carried per hidden unit and particle: the value (order −1), + d first
+    derivatives (order 0), + d(d+1)/2 second derivatives (1), + d components of ∇Δ (2)."""
+    p = d * (d + 1) // 2
+    return 1 + d * (order >= 0) + p * (order >= 1) + d * (order >= 2)
+
+
+def _silu_series(u, n: int):
+    """σ and its first n derivatives (n ≤ 3) for SiLU σ(u) = u s(u), s the logistic
+    function: σ' = s(1 + u(1−s)), σ'' = q(2 + u(1−2s)), σ''' = q[(1−2s)(3 + u(1−2s)) − 2uq],
+    q = s(1−s)."""
+    s = jax.nn.sigmoid(u)
+    out = [u * s]
+    if n >= 1:
+        out.append(s * (1.0 + u * (1.0 - s)))
+    if n >= 2:
+        q = s * (1.0 - s)
+        r = 1.0 - 2.0 * s
+        out.append(q * (2.0 + u * r))
+    if n >= 3:
+        out.append(q * (r * (3.0 + u * r) - 2.0 * u * q))
+    return out
+
+
+def _activate(U, d: int, order: int):
+    """Channels of a = σ(u) from those of u, U (W, C, N) -> (W, C, N) (chain rule):
+    ∂_i a = σ' ∂_i u,  ∂_ij a = σ'' ∂_i u ∂_j u + σ' ∂_ij u,
+    ∂_i Δa = σ''' ∂_i u |∇u|² + σ''(2 Σ_j ∂_j u ∂_ij u + ∂_i u Δu) + σ' ∂_i Δu."""
+    sig = _silu_series(U[:, 0], order + 1)
+    out = [sig[0]]
+    if order >= 0:
+        g = [U[:, 1 + i] for i in range(d)]
+        out += [sig[1] * gi for gi in g]
+    if order >= 1:
+        pairs = _pairs(d)
+        h = {pq: U[:, 1 + d + k] for k, pq in enumerate(pairs)}
+        for i, j in pairs:
+            h[j, i] = h[i, j]
+        out += [sig[2] * g[i] * g[j] + sig[1] * h[i, j] for i, j in pairs]
+    if order >= 2:
+        t0 = 1 + d + len(pairs)
+        g2 = sum(gi * gi for gi in g)
+        lap = sum(h[i, i] for i in range(d))
+        for i in range(d):
+            hg = sum(g[j] * h[i, j] for j in range(d))
+            out.append(sig[3] * g[i] * g2 + sig[2] * (2.0 * hg + g[i] * lap)
+                       + sig[1] * U[:, t0 + i])
+    return jnp.stack(out, 1)
+
+
+def _first_layer_matrix(st: TimeState, d: int, order: int):
+    """M (W, C, d + 2K + 1): the first layer's pre-activation channels are M · [y; sin θ;
+    cos θ; 1] with θ = B A_t y and y = x − m(t)μ (A_t folded into the weights, W_l = W_z A_t,
+    f = B A_t): value [W_l, W_s, W_c, b]; ∂_i: [0, −W_c f_i, W_s f_i, W_l,i];
+    ∂_ij: [0, −W_s f_i f_j, −W_c f_i f_j, 0]; ∂_iΔ: [0, W_c|f|²f_i, −W_s|f|²f_i, 0]
+    (|f|² = Σ_i f_i² per frequency)."""
+    net = st.net
+    k = net.freqs.shape[0]
+    w1 = net.layers[0].weight
+    wl = w1[:, :d] @ st.whiten
+    ws, wc = w1[:, d:d + k], w1[:, d + k:]
+    f = jax.lax.stop_gradient(net.freqs).astype(wl.dtype) @ st.whiten
+    b = st.biases[0][:, None]
+    z_d, z_1 = jnp.zeros_like(wl), jnp.zeros_like(b)
+    rows = [jnp.concatenate([wl, ws, wc, b], 1)]
+    if order >= 0:
+        rows += [jnp.concatenate([z_d, -wc * f[:, i], ws * f[:, i], wl[:, i:i + 1]], 1)
+                 for i in range(d)]
+    if order >= 1:
+        rows += [jnp.concatenate([z_d, -ws * (f[:, i] * f[:, j]), -wc * (f[:, i] * f[:, j]),
+                                  z_1], 1) for i, j in _pairs(d)]
+    if order >= 2:
+        f2 = jnp.sum(f * f, 1)
+        rows += [jnp.concatenate([z_d, wc * (f2 * f[:, i]), -ws * (f2 * f[:, i]), z_1], 1)
+                 for i in range(d)]
+    return jnp.stack(rows, 1)
+
+
+def _net_channels(st: TimeState, y, order: int):
+    """The channels (value, ∂_i, ∂_ij for i ≤ j, ∂_iΔ; `n_channels`) of N_θ(A_t y, t) at
+    points y (d, N), particles last: every layer is one matrix product (W_out, W_in) ·
+    (W_in, C·N) on the stacked channels, the particle axis as the matrix dimension; the
+    nonlinearity is `_activate`. Returns (out, C, N), out = 1 (energy) or d (vector)."""
+    d, n = y.shape
+    net = st.net
+    theta = jax.lax.stop_gradient(net.freqs).astype(y.dtype) @ (st.whiten @ y)
+    feats = jnp.concatenate([y, jnp.sin(theta), jnp.cos(theta), jnp.ones((1, n), y.dtype)], 0)
+    m = _first_layer_matrix(st, d, order)
+    w, c, nf = m.shape
+    h = _activate((m.reshape(w * c, nf) @ feats).reshape(w, c, n), d, order)
+    for lin, b in zip(net.layers[1:], st.biases[1:]):
+        bias = jnp.zeros((lin.weight.shape[0], c, 1), h.dtype).at[:, 0, 0].set(b)
+        u = (lin.weight @ h.reshape(h.shape[0], c * n)).reshape(-1, c, n) + bias
+        h = _activate(u, d, order)
+    out = (net.out.weight @ h.reshape(h.shape[0], c * n)).reshape(-1, c, n)
+    bias = jnp.zeros((out.shape[0], c, 1), out.dtype).at[:, 0, 0].set(net.out.bias)
+    return out + bias
+
+
+def _split(ch, d: int, order: int):
+    """(value, [∂_i], {(i, j): ∂_ij} both orders, [∂_iΔ]) from channels (..., C, N)."""
+    v = ch[..., 0, :]
+    g = [ch[..., 1 + i, :] for i in range(d)] if order >= 0 else None
+    h = None
+    if order >= 1:
+        h = {}
+        for k, (i, j) in enumerate(_pairs(d)):
+            h[i, j] = h[j, i] = ch[..., 1 + d + k, :]
+    t = None
+    if order >= 2:
+        t0 = 1 + d + d * (d + 1) // 2
+        t = [ch[..., t0 + i, :] for i in range(d)]
+    return v, g, h, t
+
+
+def _gauss(st: TimeState, xs):
+    """(y, P_t y, ½yᵀP_t y) at xs (d, N), y = x − m(t)μ (unrolled over the d coordinates)."""
+    d = xs.shape[0]
+    y = xs - st.center[:, None]
+    py = [sum(st.prec[i, j] * y[j] for j in range(d)) for i in range(d)]
+    return y, py, 0.5 * sum(y[i] * py[i] for i in range(d))
+
+
+def energy_batch(st: TimeState, xs):
+    """E_θ at points xs (d, N) -> (N,): the value channel of the batched pass."""
+    y, _, gauss = _gauss(st, xs)
+    return gauss + st.out_scale * _net_channels(st, y, -1)[0, 0]
+
+
+def energy_derivs_batch(st: TimeState, xs, order: int = 2) -> ScoreDerivs:
+    """ScoreDerivs of log p = −E_θ at points xs (d, N) in one batched forward pass
+    (`_net_channels`): E = ½yᵀP_t y + c N, so ∇E = P_t y + c∇N, ∇²E = P_t + c∇²N,
+    ∇ΔE = c∇ΔN, and S = −∇E, ∇S = −∇²E, ∇(∇·S) = −∇ΔE. order 0: log p and S;
+    1: + ∇S; 2: + ∇(∇·S). Particle axis last (log_p (N,), score (d, N), hessian
+    (d, d, N), grad_div (d, N))."""
+    d = xs.shape[0]
+    y, py, gauss = _gauss(st, xs)
+    c = st.out_scale
+    v, g, h, t = _split(_net_channels(st, y, order)[0], d, order)
+    log_p = -(gauss + c * v)
+    score = jnp.stack([-(py[i] + c * g[i]) for i in range(d)])
+    hess = grad_div = None
+    if order >= 1:
+        hess = jnp.stack([jnp.stack([-(st.prec[i, j] + c * h[i, j]) for j in range(d)])
+                          for i in range(d)])
+    if order >= 2:
+        grad_div = -c * jnp.stack(t)
+    return ScoreDerivs(log_p, score, hess, grad_div)
+
+
+def vector_derivs_batch(st: TimeState, xs, order: int = 2) -> ScoreDerivs:
+    """ScoreDerivs of S_θ = −P_t y − c N (vector network; log p reported as 0) at xs
+    (d, N): ∇S_ki = −P_ki − c ∂_i N_k (the Jacobian, not symmetric), ∇(∇·S)_i =
+    −c Σ_k ∂_ik N_k: the network's channels up to second order (order 2), first (1) or
+    the value only (0)."""
+    d = xs.shape[0]
+    y, py, _ = _gauss(st, xs)
+    c = st.out_scale
+    net_order = {0: -1, 1: 0, 2: 1}[order]
+    v, g, h, _ = _split(_net_channels(st, y, net_order), d, net_order)
+    score = jnp.stack([-(py[k] + c * v[k]) for k in range(d)])
+    hess = grad_div = None
+    if order >= 1:
+        hess = jnp.stack([jnp.stack([-(st.prec[k, i] + c * g[i][k]) for i in range(d)])
+                          for k in range(d)])
+    if order >= 2:
+        grad_div = jnp.stack([-c * sum(h[i, k][k] for k in range(d)) for i in range(d)])
+    return ScoreDerivs(jnp.zeros(xs.shape[1:], xs.dtype), score, hess, grad_div)
+
+
+def probe_derivs(score_batch_fn, xs, z, order: int = 2, log_p=None) -> ScoreDerivs:
+    """Probe (Hutchinson) estimates at points xs (d, N) from K probes z (K, d, N) with
+    E[zzᵀ] = I, never forming ∇S: (∇S)z_k by one Jacobian-vector product of the batched
+    score each; ∇·S ≈ mean_k z_k·(∇S)z_k and ‖∇S‖_F² ≈ mean_k |(∇S)z_k|² (the validity
+    diagnostic); for order 2 also ∇(∇·S) ≈ ∇_x mean_k z_kᵀ(∇S)z_k (unbiased) and (∇S)S by
+    one more Jacobian-vector product along S. Cost independent of d."""
+
+    def quad(y):
+        s, hz = jax.vmap(lambda zk: jax.jvp(score_batch_fn, (y,), (zk,)))(z)
+        q = jnp.mean(jnp.sum(z * hz, 1), 0)  # (N,)
+        return jnp.sum(q), (s[0], hz, q)
+
+    if order >= 2:
+        grad_div, (s, hz, q) = jax.grad(quad, has_aux=True)(xs)
+        hs = jax.jvp(score_batch_fn, (xs,), (jax.lax.stop_gradient(s),))[1]
+    else:
+        _, (s, hz, q) = quad(xs)
+        grad_div = hs = None
+    lp = jnp.zeros(xs.shape[1:], xs.dtype) if log_p is None else log_p
+    return ScoreDerivs(lp, s, None, grad_div, hs, q, jnp.mean(jnp.sum(hz * hz, 1), 0))
+
+
+def tiled(fn, xs, tile: int | None):
+    """fn(xs) for a batched fn of points xs (d, N) whose outputs carry the particle axis
+    last, evaluated on tiles of `tile` particles one after another (lax.map; N padded to a
+    multiple of tile by repeating the last point): the pass's channels (W × C × tile) then
+    stay in cache. tile None or ≥ N: fn(xs) at once."""
+    n = xs.shape[-1]
+    if tile is None or n <= tile:
+        return fn(xs)
+    k = -(-n // tile)
+    pad = k * tile - n
+    xp = jnp.concatenate([xs, jnp.repeat(xs[:, -1:], pad, 1)], 1) if pad else xs
+    xt = jnp.moveaxis(xp.reshape(xs.shape[0], k, tile), 1, 0)
+    out = jax.lax.map(fn, xt)
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, -2).reshape(a.shape[1:-1] + (k * tile,))[..., :n],
+                        out)
+
+
+def particle_map(fn):
+    """fn(state, xs) -> outputs with the particle axis last, made cheap to vmap over a
+    leading axis of xs (the samplers' blocks of particles): with a custom batching rule the
+    blocks are folded into the particle axis, (b, d, B) -> (d, b·B), fn runs once on the
+    whole, and the outputs are unfolded back ((..., b·B) -> (b, ..., B)). Under plain vmap
+    every matrix product of the pass became a batched one with a transpose of the channel
+    arrays around it (4× slower, measured). Points are independent, so this is exact. A
+    batched state (another t per block) falls back to vmap. Not differentiable: used only
+    at the sampler's entry points, the derivatives inside are taken of fn's body."""
+
+    @jax.custom_batching.custom_vmap
+    def mapped(state, xs):
+        return fn(state, xs)
+
+    @mapped.def_vmap
+    def rule(axis_size, in_batched, state, xs):
+        st_b, x_b = in_batched
+        if any(jax.tree.leaves(st_b)) or not x_b:
+            out = jax.vmap(fn, in_axes=(jax.tree.map(lambda b: 0 if b else None, st_b),
+                                        0 if x_b else None))(state, xs)
+            return out, jax.tree.map(lambda _: True, out)
+        b, d, n = xs.shape
+        out = mapped(state, jnp.moveaxis(xs, 0, 1).reshape(d, b * n))
+        out = jax.tree.map(lambda a: jnp.moveaxis(a.reshape(a.shape[:-1] + (b, n)), -2, 0), out)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return mapped
+
+
+# -- derivative estimators (per point; the reference routes) --------------------------
 def hutchinson_grad_div(score_fn, x, key, n_probes: int):
     """Unbiased estimate of ∇(∇·S) at x: ∇_x of (1/K)Σ_k z_kᵀ(∇S)z_k with Rademacher z_k
     (E[z zᵀ] = I, so E[zᵀ(∇S)z] = ∇·S). Cost: K Jacobian-vector products and one gradient,
@@ -194,16 +468,45 @@ def hutchinson_grad_div(score_fn, x, key, n_probes: int):
 
 
 def vector_derivs(score_fn, x) -> ScoreDerivs:
-    """ScoreDerivs of a vector field S (no log p: 0): ∇S = jacfwd(S), ∇(∇·S) = grad(tr ∇S)."""
-    jac = jax.jacfwd(score_fn)
-    grad_div = jax.grad(lambda y: jnp.trace(jac(y)))(x)
-    return ScoreDerivs(jnp.zeros((), x.dtype), score_fn(x), jac(x), grad_div)
+    """ScoreDerivs of a vector field S (no log p: 0): ∇S = jacfwd(S), ∇(∇·S) = grad(tr ∇S)
+    (∇S carried out as an auxiliary value: computed once)."""
+
+    def tr(y):
+        j = jax.jacfwd(score_fn)(y)
+        return jnp.trace(j), j
+
+    grad_div, jac = jax.grad(tr, has_aux=True)(x)
+    return ScoreDerivs(jnp.zeros((), x.dtype), score_fn(x), jac, grad_div)
 
 
 def _point_key(key, x):
     """A key for one point at one time: fold_in of the time key with the bits of x."""
     bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
     return jax.random.fold_in(key, jnp.sum(bits * jnp.arange(1, x.shape[0] + 1, dtype=jnp.uint32)))
+
+
+def hutchinson_variance(model, t, xs, n_probes: int = 1, n_draws: int = 32, seed: int = 0) -> dict:
+    """The noise of the K-probe estimate ĝ of g = ∇(∇·S) at points xs (d, N) and time t,
+    against the exact g of the batched pass: relative mean-square error
+    E|ĝ − g|²/E|g|² over n_draws independent probe draws (bias included: it is 0, the
+    estimator is unbiased; this is the variance, ∝ 1/K), and the same for the probe
+    estimate of ‖∇S‖_F² used by the validity diagnostic."""
+    st = model.prepare(t)
+    ex = model._derivs_inner(st, xs, 2) if not model.hutchinson else \
+        LearnedScore(model.net, dict(model.config, hutchinson=0), model.data)._derivs_inner(st, xs, 2)
+    g = ex.grad_div
+    fro = jnp.sum(ex.hessian**2, (0, 1))
+
+    @jax.jit
+    def one(key):
+        z = jax.random.rademacher(key, (n_probes,) + xs.shape, dtype=xs.dtype)
+        e = probe_derivs(lambda y: model._score_inner(st, y), xs, z, 2)
+        return jnp.sum((e.grad_div - g) ** 2), jnp.sum((e.jac_fro2 - fro) ** 2)
+
+    errs = [one(k) for k in jax.random.split(jax.random.key(seed), n_draws)]
+    return {"n_probes": n_probes, "d": int(xs.shape[0]),
+            "grad_div_rel_mse": float(np.mean([e[0] for e in errs]) / jnp.sum(g**2)),
+            "fro2_rel_mse": float(np.mean([e[1] for e in errs]) / jnp.sum(fro**2))}
 
 
 # -- training ----------------------------------------------------------------------
@@ -254,7 +557,7 @@ def _make_step_cached(cfg, process):
     across train calls (e.g. a resume in the same session)."""
     keys = ("kind", "marginal", "width", "depth", "n_freq", "t_min", "t_max", "batch", "lr",
             "warmup", "steps", "seed", "data", "n_fourier", "fourier_max")
-    sig = json.dumps({k: cfg[k] for k in keys}, sort_keys=True) + repr(process)
+    sig = json.dumps({k: cfg.get(k) for k in keys + ("conditioning",)}, sort_keys=True) + repr(process)
     if sig not in _STEP_CACHE:
         if len(_STEP_CACHE) > 8:
             _STEP_CACHE.clear()
@@ -310,10 +613,12 @@ def _check_cfg(cfg):
 
 class LearnedScore:
     """A trained model behind the `scores` interface (and, for marginal="joint", the joint
-    interface of method exact). Coordinates are the standardised ones; `to_data` maps back.
+    interface of method exact). Its coordinates are the data's own, unless it was trained
+    with standardize=True (then z = (x − mean)/scale; `to_data`/`from_data` map between the
+    two, the identity otherwise).
 
-    hutchinson = K > 0 replaces the exact ∇(∇·S) by the K-probe estimator
-    (`hutchinson_grad_div`), probes drawn from a key derived from (seed, t, x).
+    hutchinson = K > 0 replaces the exact ∇(∇·S) by the K-probe estimator and ∇S by probe
+    products (`probe_derivs`), probes drawn from a key derived from (seed, t, x).
     """
 
     def __init__(self, net: ScoreNet, config: dict, data, path=None, hutchinson: int | None = None):
@@ -323,8 +628,18 @@ class LearnedScore:
         self.path = path
         self.process = _process_of(config)
         self.standardizer = Standardizer.from_dict(config["standardizer"])
+        # models saved before the option existed always standardised the physics
+        self.standardized = bool(config.get("standardized", True))
         self.hutchinson = int(config.get("hutchinson", 0) if hutchinson is None else hutchinson)
         self._score_at = _score_at(config["kind"])
+        self._cond = conditioning(config)
+        self.tile = TILE
+        self._score_map = particle_map(self._score_inner)
+        self._derivs_map = {o: particle_map(lambda st, xs, o=o: self._derivs_inner(st, xs, o))
+                            for o in (0, 1, 2)}
+
+    #: `derivs_batch` takes `order` (the samplers ask only for what a method needs)
+    derivs_orders = True
 
     # -- interface -----------------------------------------------------------------
     @property
@@ -369,7 +684,7 @@ class LearnedScore:
         t = jnp.maximum(t, self.config["t_min"])
         key = jax.random.fold_in(jax.random.key(self.config["seed"] + 1),
                                  jax.lax.bitcast_convert_type(jnp.asarray(t, jnp.float32), jnp.uint32))
-        return _time_state(self.net, self.config, self.process, t, key)
+        return _time_state(self.net, self.config, self.process, t, key, self._cond)
 
     def log_prob(self, state: TimeState, x):
         """−E_θ (up to a t-dependent constant); 0 for the vector parametrisation."""
@@ -377,23 +692,68 @@ class LearnedScore:
             return -energy_at(state, x)
         return jnp.zeros((), x.dtype)
 
-    def score(self, state: TimeState, x):
+    # -- whole ensembles, particles last (the samplers' layout) ----------------------
+    def score_batch(self, state: TimeState, xs):
+        """S at points xs (d, N) -> (d, N): energy: S = −∇_x Σ_n E_θ(x_n) (one reverse
+        pass through the batched network, `energy_batch`); vector: the network's value.
+        The `_batch` entry points carry the block-folding batching rule (`particle_map`)
+        and are not differentiable; `score`/`derivs` (one point) are."""
         self._need("x", "the score")
-        return self._score_at(state, x)
+        return self._score_map(state, xs)
+
+    def derivs_batch(self, state: TimeState, xs, order: int = 2) -> ScoreDerivs:
+        """ScoreDerivs at points xs (d, N), particle axis last, computing only what
+        `order` asks: 0 log p and S; 1 also ∇S (for the validity diagnostic); 2 also
+        ∇(∇·S) (and ∇S). Exact: one batched pass carrying value, gradient, Hessian and ∇Δ
+        through the network (`energy_derivs_batch`, `vector_derivs_batch`). With
+        hutchinson = K > 0, and for order 1 when d > EXACT_HESSIAN_MAX_D, ∇S is not formed:
+        probe estimates (`probe_derivs`) with K (at least DIAG_PROBES) Rademacher probes."""
+        self._need("x", "the score derivatives")
+        order = int(order)
+        if order not in (0, 1, 2):
+            raise ActivegenError(f"order must be 0, 1 or 2, got {order}")
+        return self._derivs_map[order](state, xs)
+
+    def _score_inner(self, state: TimeState, xs):
+        if self.kind == "energy":
+            return tiled(lambda x: -jax.grad(lambda y: jnp.sum(energy_batch(state, y)))(x), xs,
+                         self.tile)
+        return tiled(lambda y: vector_derivs_batch(state, y, 0).score, xs, self.tile)
+
+    def _derivs_inner(self, state: TimeState, xs, order: int) -> ScoreDerivs:
+        d = xs.shape[0]
+        probes = self.hutchinson > 0 or (order == 1 and d > EXACT_HESSIAN_MAX_D)
+        exact = energy_derivs_batch if self.kind == "energy" else vector_derivs_batch
+        if order == 0 or not probes:
+            return tiled(lambda y: exact(state, y, order), xs, self.tile)
+        k = max(self.hutchinson, DIAG_PROBES if order == 1 else 1)
+        key = _point_key(state.key, xs[:, 0])
+        z = jax.random.rademacher(key, (k,) + xs.shape, dtype=xs.dtype)
+        lp = energy_batch(state, xs) if self.kind == "energy" else None
+        return probe_derivs(lambda y: self._score_inner(state, y), xs, z, order,
+                            None if lp is None else -lp)
+
+    def score(self, state: TimeState, x):
+        """S at one point x (d,) (differentiable, unlike the `_batch` entry points)."""
+        self._need("x", "the score")
+        return self._score_inner(state, x[:, None])[:, 0]
 
     def derivs(self, state: TimeState, x) -> ScoreDerivs:
-        """(log p, S, ∇S, ∇(∇·S)) by autodiff of −E (energy) or of S_θ (vector); with
-        hutchinson > 0 the last one is the Hutchinson estimate."""
+        """(log p, S, ∇S, ∇(∇·S)) at one point x (d,): `derivs_batch` on one particle
+        (with hutchinson > 0: the probe estimate of ∇(∇·S); ∇S then by jacfwd of S)."""
         self._need("x", "the score derivatives")
+        dv = jax.tree.map(lambda a: a[..., 0], self._derivs_inner(state, x[:, None], 2))
+        if dv.hessian is None:  # probes: the per-point interface still returns ∇S
+            jac = jax.jacfwd(lambda y: self._score_inner(state, y[:, None])[:, 0])(x)
+            dv = ScoreDerivs(dv.log_p, dv.score, jac, dv.grad_div)
+        return dv
+
+    def derivs_autodiff(self, state: TimeState, x) -> ScoreDerivs:
+        """The reference route at one point: nested autodiff of −E (energy) or of S_θ
+        (vector), `scores.autodiff_derivs` / `vector_derivs` (tests, benchmarks)."""
         if self.kind == "energy":
-            dv = autodiff_derivs(lambda y: -energy_at(state, y), x) if not self.hutchinson else None
-        else:
-            dv = vector_derivs(lambda y: vector_score_at(state, y), x) if not self.hutchinson else None
-        if dv is not None:
-            return dv
-        sfn = lambda y: self._score_at(state, y)  # noqa: E731
-        gd = hutchinson_grad_div(sfn, x, _point_key(state.key, x), self.hutchinson)
-        return ScoreDerivs(self.log_prob(state, x), sfn(x), jax.jacfwd(sfn)(x), gd)
+            return autodiff_derivs(lambda y: -energy_at(state, y), x)
+        return vector_derivs(lambda y: vector_score_at(state, y), x)
 
     def sample_marginal(self, key, n: int, t, dtype=None):
         """m(t)·x_0 + √v(t)·ε with x_0 drawn from the stored (standardised) training set:
@@ -418,6 +778,12 @@ class LearnedScore:
         s_z = self._score_at(st, x - k * eta)
         return s_z, -eta / self.process.eta_variance - k * s_z
 
+    def joint_score_batch(self, joint_state, xs, etas):
+        """`joint_score` at points (d, N), (d, N), particles last."""
+        st, k = joint_state
+        s_z = self._score_map(st, xs - k * etas)
+        return s_z, -etas / self.process.eta_variance - k * s_z
+
     def sample_joint(self, key, n: int, t, dtype=None):
         """(x, η) of the joint law of the empirical data: η ~ N(0, D_A/τ),
         x = m x_0 + √u ε + kη."""
@@ -435,15 +801,34 @@ class LearnedScore:
         """What a run's output records about its score model."""
         return {"model": self.path, "kind": self.kind, "marginal": self.config["marginal"],
                 "data": self.config["data"], "process": self.config["process"],
-                "steps": self.config["step"], "hutchinson": self.hutchinson}
+                "steps": self.config["step"], "hutchinson": self.hutchinson,
+                "standardized": self.standardized}
 
     # -- coordinates -------------------------------------------------------------------
     def to_data(self, z) -> np.ndarray:
-        """Standardised model coordinates → data coordinates."""
+        """Model coordinates → data coordinates: x = scale·z + mean with --standardize,
+        the identity otherwise."""
         return self.standardizer.inverse(np.asarray(z))
 
     def from_data(self, x) -> np.ndarray:
+        """Data coordinates → model coordinates (the identity unless standardized)."""
         return self.standardizer.forward(np.asarray(x))
+
+    def training_data(self, n: int | None = None) -> np.ndarray:
+        """The stored training set in data coordinates (the first n points)."""
+        return self.to_data(np.asarray(self.data[:n], float))
+
+    def units_line(self) -> str:
+        """One line saying in which coordinates the process parameters act."""
+        where = f"model {self.path}" if self.path else "model"
+        p = self.config["process"]
+        if not self.standardized:
+            return (f"{where}: process (tau = {p['tau']:g}, D_A = {p['d_active']:g}, "
+                    f"beta = {p['beta']:g}) in the data's own units")
+        sd = self.standardizer
+        return (f"{where}: trained with --standardize: tau = {p['tau']:g}, D_A = "
+                f"{p['d_active']:g}, beta = {p['beta']:g} act on z = (x - mean)/{sd.scale:.4g}, "
+                "not on the data's units; samples are mapped back to data units")
 
     @property
     def n_params(self) -> int:
@@ -567,13 +952,17 @@ def train(
     resume: bool = False,
     progress: bool = False,
     source: str = "array",
-    standardize: bool = True,
+    standardize: bool = False,
     stop_at: int | None = None,
     **options,
 ) -> tuple[LearnedScore, dict]:
     """Train (or, with resume=True, continue training) a score model by DSM.
 
-    data: (N, d) array in data coordinates (standardised here unless standardize=False);
+    data: (N, d) array in data coordinates. The forward process, the samplers and the
+    process parameters live in these coordinates (the network whitens its input by the data's
+    mean and covariance diffused to time t, which is conditioning, not physics); with
+    standardize=True the data are first mapped to z = (x − mean)/scale and the process acts
+    on z (τ, D_A, β then mean other things: recorded as config["standardized"]);
     out: model folder (checkpoints after every chunk of steps), or None (in memory).
     options: any of DEFAULTS (kind, marginal, width, depth, n_freq, t_min, t_max, batch,
     lr, warmup, steps = the schedule's total, chunk, seed, hutchinson). With resume the
@@ -625,6 +1014,9 @@ def train(
                               d_active=process.d_active, tau=process.tau)
         cfg["data"] = {"source": str(source), "n": int(x.shape[0]), "d": int(x.shape[1])}
         cfg["standardizer"] = std.to_dict()
+        cfg["standardized"] = bool(standardize)
+        cfg["conditioning"] = {"mean": zdata.mean(0).astype(float).tolist(),
+                               "cov": np.atleast_2d(np.cov(zdata.astype(float), rowvar=False)).tolist()}
         cfg["step"] = 0
         _check_cfg(cfg)
         net, opt = _skeleton(cfg)

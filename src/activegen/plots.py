@@ -132,21 +132,67 @@ def draw_samples(ax, x, target=None, title: str = "", bins: int = 80, legend: bo
         ax.set(title=title, aspect="equal", xlabel="x₁", ylabel="x₂")
 
 
-def plot_samples(samples, path, target=None, title: str | None = None) -> Path:
+def plot_samples(samples, path, target=None, title: str | None = None, reference=None) -> Path:
     """1D: histogram against the exact density; 2D: 2D histogram with the exact density's
-    contours (`draw_density_2d`); without a target, the samples alone."""
+    contours (`draw_density_2d`); without a target, the samples alone, or against
+    `reference` points (M, d) (e.g. a learned model's training data, in the same units):
+    1D their histogram as a red line, 2D the contours of their smoothed 2D histogram."""
     x = np.asarray(samples, float)
     if x.ndim != 2 or x.shape[1] not in (1, 2) or len(x) == 0:
         raise ActivegenError(f"plot samples: need samples of shape (N, 1) or (N, 2), got {x.shape}")
     if target is not None and target.dim != x.shape[1]:
         raise ActivegenError(f"the samples have d = {x.shape[1]} but the target d = {target.dim}")
+    ref = None if reference is None else np.asarray(reference, float)
+    if ref is not None and (ref.ndim != 2 or ref.shape[1] != x.shape[1]):
+        raise ActivegenError(f"the samples have d = {x.shape[1]} but the reference points "
+                             f"have shape {ref.shape}")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    draw_samples(ax, x, target, title or f"{len(x)} samples", colorbar=True)
+    if target is None and ref is not None:
+        draw_reference(ax, x, ref, title or f"{len(x)} samples")
+    else:
+        draw_samples(ax, x, target, title or f"{len(x)} samples", colorbar=True)
     fig.tight_layout()
     save_figure(fig, path, 100)
     plt.close(fig)
     return Path(path)
+
+
+def draw_reference(ax, x, ref, title: str = "", bins: int = 80):
+    """Samples x against reference points ref (same units): 1D histograms (samples grey,
+    reference red line); 2D the samples' 2D histogram with red contours of the reference's
+    2D histogram smoothed by a 3-bin box filter (levels at 10/30/60/90 % of its maximum)."""
+    both = np.concatenate([x, ref])
+    lo, hi = np.quantile(both, 0.001, axis=0), np.quantile(both, 0.999, axis=0)
+    if x.shape[1] == 1:
+        ax.hist(x[:, 0], bins=bins, range=(lo[0], hi[0]), density=True, color="0.6",
+                label="samples")
+        ax.hist(ref[:, 0], bins=bins, range=(lo[0], hi[0]), density=True, histtype="step",
+                color="r", lw=1.3, label="training data")
+        ax.set(xlabel="x", ylabel="density", title=title)
+        ax.legend(fontsize=8)
+        return
+    rng = [[lo[0], hi[0]], [lo[1], hi[1]]]
+    ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=rng, cmap="Greys")
+    h, ex, ey = np.histogram2d(ref[:, 0], ref[:, 1], bins=bins // 2, range=rng)
+    k = np.ones(3) / 3.0
+    h = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 0, h)
+    h = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 1, h)
+    cx, cy = 0.5 * (ex[1:] + ex[:-1]), 0.5 * (ey[1:] + ey[:-1])
+    if h.max() > 0:
+        ax.contour(cx, cy, h.T, levels=h.max() * np.array([0.1, 0.3, 0.6, 0.9]), colors="r",
+                   linewidths=0.8)
+    ax.set(title=title + " (red: training data)", aspect="equal")
+
+
+def target_from_record(spec):
+    """The GaussianMixture a samples file records (its `target` JSON, as a dict), or None
+    where the run used a learned model (`LearnedScore.to_dict`: has "model", no weights)."""
+    from .targets import GaussianMixture
+
+    if spec is None or ("weights" not in spec and "model" in spec):
+        return None
+    return GaussianMixture.from_dict(spec)
 
 
 # -- the potential and its force --------------------------------------------------------

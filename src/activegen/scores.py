@@ -30,26 +30,53 @@ from .targets import GaussianMixture, MixtureState, mixture_log_prob
 
 
 class ScoreDerivs(NamedTuple):
-    """log p, S = ∇log p (d,), ∇S (d,d), ∇(∇·S) (d,) at one point."""
+    """log p, S = ∇log p (d,), ∇S (d,d), ∇(∇·S) (d,) at one point (batched: particle axis
+    last, log_p (N,), score (d, N), hessian (d, d, N), grad_div (d, N)).
+
+    Optional fields for models that skip the full ∇S (large d, `learned.LearnedScore`
+    with probes): hess_score = (∇S)S, jac_trace ≈ ∇·S and jac_fro2 ≈ ‖∇S‖_F² (probe
+    estimates E zᵀ(∇S)z and E‖(∇S)z‖², E zzᵀ = I). hessian and grad_div are None where a
+    caller asked for less (`derivs_batch(..., order=...)`)."""
 
     log_p: jax.Array
     score: jax.Array
-    hessian: jax.Array
-    grad_div: jax.Array
+    hessian: jax.Array | None
+    grad_div: jax.Array | None
+    hess_score: jax.Array | None = None
+    jac_trace: jax.Array | None = None
+    jac_fro2: jax.Array | None = None
 
     @property
     def div(self):
-        """∇·S = tr ∇S."""
+        """∇·S = tr ∇S (the probe estimate where ∇S was not formed)."""
+        if self.hessian is None:
+            return self.jac_trace
         return jnp.trace(self.hessian)
+
+
+def hessian_score(dv: ScoreDerivs):
+    """(∇S)S = ½∇|S|² (vector axes first, any trailing particle axes)."""
+    if dv.hess_score is not None:
+        return dv.hess_score
+    h, s = dv.hessian, dv.score
+    return jnp.stack([sum(h[i, j] * s[j] for j in range(s.shape[0])) for i in range(h.shape[0])])
 
 
 def autodiff_derivs(log_prob, x) -> ScoreDerivs:
     """ScoreDerivs of a scalar log-density by autodiff: S = grad, ∇S = jacfwd(grad),
-    ∇(∇·S) = grad(tr ∇S)."""
-    score_fn = jax.grad(log_prob)
-    hess_fn = jax.jacfwd(score_fn)
-    grad_div = jax.grad(lambda y: jnp.trace(hess_fn(y)))(x)
-    return ScoreDerivs(log_prob(x), score_fn(x), hess_fn(x), grad_div)
+    ∇(∇·S) = grad(tr ∇S), with ∇S (and S, log p) carried out of that last gradient as
+    auxiliary values: the Hessian is computed once."""
+
+    def score_aux(y):
+        lp, s = jax.value_and_grad(log_prob)(y)
+        return s, (lp, s)
+
+    def trace_aux(y):
+        h, (lp, s) = jax.jacfwd(score_aux, has_aux=True)(y)
+        return jnp.trace(h), (lp, s, h)
+
+    grad_div, (lp, s, h) = jax.grad(trace_aux, has_aux=True)(x)
+    return ScoreDerivs(lp, s, h, grad_div)
 
 
 def _prec_times(P, v, i, diagonal: bool):

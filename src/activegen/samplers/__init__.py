@@ -27,7 +27,7 @@ from .api import (
     sample,
     uniform_grid,
 )
-from .engine import BLOCK, StepGrid, Stepper, batched
+from .engine import BLOCK, StepGrid, Stepper, batched, derivs_at
 from .projected import FIT_MIN_PER_COEF
 from .registry import (
     Method,
@@ -47,7 +47,7 @@ REFINED = get_method("refined").name
 __all__ = [
     "BLOCK", "FIT_MIN_PER_COEF", "METHODS", "ACTIVE_METHODS", "Method", "Plan", "REFINED",
     "Request", "Sampled", "StepGrid", "Stepper", "VALIDITY_THRESHOLD", "active_stepper",
-    "batched", "check_driver", "check_run", "default_driver", "default_dt", "execute",
+    "batched", "derivs_at", "check_driver", "check_run", "default_driver", "default_dt", "execute",
     "force_method", "get_method", "method_names", "methods", "register_force",
     "register_method", "run_info", "sample", "sample_field", "score_field", "uniform_grid",
     "unregister_method", "warn_coarse_step", "warn_first_order",

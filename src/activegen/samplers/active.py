@@ -36,7 +36,7 @@ from .api import (
     execute,
     uniform_grid,
 )
-from .engine import Stepper, batched
+from .engine import Stepper, batched, derivs_at
 from .registry import Method, Plan, register_method
 
 
@@ -66,12 +66,13 @@ def active_stepper(field, init_x, p, t_final: float, dtype, driver) -> Stepper:
     return Stepper(init, step)
 
 
-def score_field(force, score, p, dtype, kappa: float = 0.0):
+def score_field(force, score, p, dtype, kappa: float = 0.0, order: int = 2):
     """field(t, x, η) -> (F, ‖∇F_0‖) for a force F(process, t, x, derivs) built from a score
-    model; with κ ≠ 0 plus the driver's fourth-order correction (saturated)."""
+    model; with κ ≠ 0 plus the driver's fourth-order correction (saturated). order: the
+    derivatives the force needs (`forces.Force.order`; a learned model computes only those)."""
 
     def field(t, x, eta):
-        dv = batched(score, "derivs", score.prepare(t, dtype), x)
+        dv = derivs_at(score, score.prepare(t, dtype), x, 2 if kappa else order)
         f = force(p, t, x, dv)  # the forces take (d, N) ensembles as they are
         if kappa:
             f = f + saturate(force_driver_correction(p, kappa, t, x, dv), f)
@@ -124,7 +125,8 @@ def force_method(name: str, force: Force, *, summary: str = "", aliases=(),
         drv = req.driver or default_driver(req.process)
         corr = driver_correction and req.driver_correction
         kappa = getattr(drv, "kappa", 0.0) if corr else 0.0
-        field = score_field(force.force, req.score, req.process, req.dtype, kappa)
+        field = score_field(force.force, req.score, req.process, req.dtype, kappa,
+                            force.order)
         stepper = active_stepper(field, marginal_start(req.score, req.t_final, req.dtype),
                                  req.process, req.t_final, req.dtype, drv)
         info = dict(driver=type(drv).__name__ if req.driver is not None else "OUDriver",

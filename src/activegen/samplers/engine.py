@@ -146,6 +146,16 @@ def batched(score, name: str, state, *xs):
     )
 
 
+def derivs_at(score, state, xs, order: int = 2):
+    """The score derivatives at xs (d, N) for a force needing up to `order` (`forces.Force`):
+    a model whose `derivs_batch` takes `order` (`derivs_orders = True`, e.g. a learned one)
+    computes only that; any other gives the full set (`batched(score, "derivs", …)`)."""
+    fn = getattr(score, "derivs_batch", None)
+    if fn is not None and getattr(score, "derivs_orders", False):
+        return fn(state, xs, order=order)
+    return batched(score, "derivs", state, xs)
+
+
 def blocks(n: int, chunk_size: int | None):
     """(block size B, number of blocks, blocks per chunk): B ≤ BLOCK, nB − n < nb."""
     nb = -(-n // BLOCK)

@@ -24,7 +24,7 @@ from ..forces import (
 )
 from .active import active_stepper, marginal_start
 from .api import default_driver, uniform_grid
-from .engine import batched
+from .engine import batched, derivs_at
 from .registry import Method, Plan, register_method
 
 #: fox-sc needs at least this many particles per fitted coefficient.
@@ -37,7 +37,7 @@ def projected_field(score, p, dtype, swimmer: bool):
     `swimmer` adds the non-Gaussian driver's feature (Δp/p)S."""
 
     def field(t, x, eta):
-        dv = batched(score, "derivs", score.prepare(t, dtype), x)
+        dv = derivs_at(score, score.prepare(t, dtype), x, 2)
         theta = fit_projection(projection_features(x, dv, swimmer), eta)
         return force_projected(p, t, x, dv, theta), force_jacobian_norm(p, t, dv)
 
