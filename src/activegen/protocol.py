@@ -288,7 +288,7 @@ def export_protocol(
             "use a larger --spacing or fewer --time-points"
         )
     dtype = dtype or jnp.result_type(float)
-    force, potential = spec.force
+    force, potential = spec.force.force, spec.force.potential
     axes = [lo[i] + step[i] * np.arange(n) for i, n in enumerate(shape)]
     pts = jnp.asarray(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(shape)),
                       dtype)
