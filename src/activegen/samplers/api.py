@@ -93,14 +93,16 @@ def _options(spec: Method, options: dict) -> dict:
 
 
 def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress, chunk_size,
-            warn: bool, desc: str, d) -> Sampled:
-    """Run a built plan and assemble the `Sampled` (info, warnings, finiteness)."""
+            warn: bool, desc: str, d, blocks: dict | None = None) -> Sampled:
+    """Run a built plan and assemble the `Sampled` (info, warnings, finiteness). blocks:
+    `engine.run`'s block, first_block, n_blocks (default the whole ensemble)."""
+    blocks = blocks or {}
     t0 = time.perf_counter()
     proc = plan.process or req.process
     info = run_info(spec.name if desc is None else desc, req.n, d, proc, req.t_final,
                     req.dtype, **plan.info)
     if plan.solve is not None:
-        x, traj, times, extra = plan.solve(key, save_every, chunk_size)
+        x, traj, times, extra = plan.solve(key, save_every, chunk_size, **blocks)
         info.update(extra)
     else:
         if warn and plan.tau_steps is not None:
@@ -108,7 +110,7 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
                              plan.tau_steps, stacklevel=4)
         r = engine.run(plan.stepper, plan.grid, key, req.n, dtype=req.dtype,
                        save_every=save_every, progress=progress, desc=desc or spec.name,
-                       chunk_size=chunk_size)
+                       chunk_size=chunk_size, **blocks)
         x, traj, times = r.x, r.frames, r.times
         steps = plan.grid.steps
         info.update(dt=plan.grid.h if plan.grid.uniform else float(steps.max()),
@@ -144,6 +146,12 @@ def sample(
     progress: bool = False,
     chunk_size: int | None = None,
     warn: bool = True,
+    client=None,
+    block_size: int | None = None,
+    blocks: tuple[int, int] | None = None,
+    task_blocks: int | None = None,
+    retries: int = 3,
+    shards=None,
     **options,
 ) -> Sampled:
     """Generate n samples of `target` with the reverse sampler `method` (a registered name
@@ -158,6 +166,14 @@ def sample(
     chunk_size: run the ensemble in chunks of about that many particles (memory
     O(chunk_size)); the samples are those of one run. **options: the method's own options
     (e.g. fox-schedule's tau_min, t_ramp; ode's ode_rtol).
+
+    On a Dask cluster (docs/distributed.md): client, a `dask.distributed.Client`, runs
+    contiguous ranges of `task_blocks` blocks as tasks (default about two per worker),
+    rerun up to `retries` times, and gathers the samples of the one-process run; shards, a
+    directory: the workers write one samples file per task there and an index.json
+    (`files.load_samples` reads it), and the result's samples are None. block_size: the
+    particles per block (default BLOCK; the samples depend on it); blocks = (first, count):
+    run only those blocks of the n-particle ensemble (what a task runs).
     """
     spec = get_method(method)
     opts = _options(spec, options)
@@ -183,8 +199,21 @@ def sample(
     req = Request(target, score, process, n, t_final, dt, dtype or jnp.result_type(float),
                   driver, bool(driver_correction), opts, closed_form)
     plan = spec.build(req)
+    rng = {} if block_size is None else {"block": check_count("block_size", block_size)}
+    if blocks is not None:
+        rng.update(first_block=int(blocks[0]), n_blocks=check_count("blocks", blocks[1]))
+    if client is not None or shards is not None:
+        from .cluster import sample_on_cluster
+
+        job = dict(target=target, method=spec, process=process, n=n, key=key, t_final=t_final,
+                   dt=dt, save_every=save_every, closed_form=closed_form, driver=driver,
+                   driver_correction=driver_correction, dtype=req.dtype,
+                   chunk_size=chunk_size, block_size=block_size, options=opts)
+        return sample_on_cluster(client, sample, job, spec, plan, req, progress=progress,
+                                 warn=warn, task_blocks=task_blocks, retries=retries,
+                                 shards=shards)
     return execute(spec, plan, req, key, save_every=save_every, progress=progress,
-                   chunk_size=chunk_size, warn=warn, desc=None, d=target.dim)
+                   chunk_size=chunk_size, warn=warn, desc=None, d=target.dim, blocks=rng)
 
 
 def uniform_grid(req: Request) -> engine.StepGrid:
