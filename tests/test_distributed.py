@@ -75,6 +75,28 @@ def test_cluster_samples_equal_one_process(client, method):
                                rtol=1e-6)
 
 
+def test_cli_scheduler_shards_equal_one_process(client, tmp_path, monkeypatch, capsys):
+    """`activegen sample --scheduler ADDRESS --out DIR/` (the cluster above; `--workers 2`
+    starts the same kind for one command) against the one-process `--out x.npz`, then
+    `evaluate` reads the shard directory."""
+    import jax
+
+    monkeypatch.setenv("ACTIVEGEN_CACHE_DIR", jax.config.jax_compilation_cache_dir)
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(default_target_1d().to_dict()))
+    args = ["sample", "--target", str(path), "--method", "fox", "--tau", "0.1", "--t-final",
+            "0.2", "--n", "300", "--seed", "5", "--block-size", "100", "--save-every", "50",
+            "--no-progress"]
+    assert main(args + ["--scheduler", client.scheduler.address,
+                        "--out", str(tmp_path / "sh") + "/"]) == 0
+    assert main(args + ["--out", str(tmp_path / "one.npz")]) == 0
+    np.testing.assert_array_equal(load_samples(tmp_path / "sh")[0],
+                                  load_samples(tmp_path / "one.npz")[0])
+    capsys.readouterr()
+    assert main(["evaluate", "--input", str(tmp_path / "sh"), "--subsample", "100"]) == 0
+    assert "fox: 100 samples of 300" in capsys.readouterr().out
+
+
 def test_killed_worker_is_replaced(client, tmp_path):
     """Shards written by the workers, one of which is killed while it runs a task: its
     task reruns on the other or on the replacement; the samples read back (all, or a

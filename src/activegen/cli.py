@@ -225,9 +225,13 @@ def cmd_sample(args) -> int:
     shards = _is_dir_out(args.out)
     out = Path(args.out) if shards else _out_file(args.out, ".npz")
     src = _one_source(args, ("target", "protocol", "model"))
-    if shards and (src != "target" or (args.workers is None and args.scheduler is None)):
-        raise ActivegenError("--out DIR/ (shards written by the workers) needs --target and "
-                             "--workers N or --scheduler ADDRESS")
+    on_cluster = args.workers is not None or args.scheduler is not None
+    if on_cluster and src != "target":
+        raise ActivegenError(f"--workers / --scheduler sample a --target, not a --{src} "
+                             "(docs/distributed.md)")
+    if shards and not on_cluster:
+        raise ActivegenError("--out DIR/ (shards written by the workers) needs --workers N "
+                             "or --scheduler ADDRESS")
     if src == "protocol":
         return _sample_protocol(args, out)
     if args.method is None:
