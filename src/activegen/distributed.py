@@ -52,7 +52,7 @@ def connect(workers: int | None = None, scheduler: str | None = None,
     if workers is not None:
         n = check_count("--workers", workers)
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                          dashboard_address=None, env=worker_env(n)) as cluster, \
+                          dashboard_address=":0", env=worker_env(n)) as cluster, \
                 Client(cluster) as client:
             setup_client(client)
             yield client
