@@ -1,6 +1,6 @@
-"""Command-line interface: `activegen sample | train | likelihood | demo | experiment
-tau-sweep | validity-map | results | learned-gallery | thermodynamics | plot | animate |
-export-potential`."""
+"""Command-line interface: `activegen sample | evaluate | train | likelihood | demo |
+experiment tau-sweep | validity-map | results | learned-gallery | thermodynamics | plot |
+animate | export-potential`."""
 
 from __future__ import annotations
 
@@ -227,14 +227,68 @@ def _protocol_from_args(args, progress: bool):
     return proto, (model if src == "target" else None)
 
 
+def _is_dir_out(path: str) -> bool:
+    """--out DIR/ (ends in a separator, or an existing directory): a shard directory."""
+    return path.endswith(("/", "\\")) or Path(path).is_dir()
+
+
+def _cluster(args):
+    """The Dask client of --workers / --scheduler for this command (or None)."""
+    from .distributed import connect
+
+    if getattr(args, "workers", None) is not None:
+        check_count("--workers", args.workers)
+    return connect(workers=getattr(args, "workers", None),
+                   scheduler=getattr(args, "scheduler", None))
+
+
+def _add_cluster_options(p: argparse.ArgumentParser):
+    p.add_argument("--workers", type=int, default=None,
+                   help="run on a local Dask cluster of N worker processes (docs/distributed.md)")
+    p.add_argument("--scheduler", default=None,
+                   help="run on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)")
+
+
+def cmd_evaluate(args) -> int:
+    """Metrics of a samples file or shard directory against its target."""
+    from .files import load_samples
+    from .metrics import evaluate
+    from .targets import GaussianMixture
+
+    if args.subsample is not None:
+        check_count("--subsample", args.subsample)
+    samples, tjson, info = load_samples(args.input, subsample=args.subsample, seed=args.seed)
+    if args.target is not None:
+        target = GaussianMixture.load(args.target)
+    elif tjson is not None:
+        target = GaussianMixture.from_dict(json.loads(tjson))
+    else:
+        raise ActivegenError(f"{args.input} names no target: give --target")
+    ev = evaluate(samples, target, seed=args.seed)
+    m, f = ev["metrics"], ev["floor"]
+    print(f"{info.get('method', 'samples')}: {len(samples)} samples"
+          + (f" of {info['n']}" if info.get("n", len(samples)) != len(samples) else "")
+          + "; " + ", ".join(f"{k} {v:.4f} (floor {f[k]:.4f})" if k in f else f"{k} {v:.4f}"
+                             for k, v in m.items()))
+    return 0
+
+
 def cmd_sample(args) -> int:
     import numpy as np
 
     from .samplers import sample
     from .targets import GaussianMixture
 
-    out = _out_file(args.out, ".npz")
+    shards = _is_dir_out(args.out)
+    out = Path(args.out) if shards else _out_file(args.out, ".npz")
     src = _one_source(args, ("target", "protocol", "model"))
+    on_cluster = args.workers is not None or args.scheduler is not None
+    if on_cluster and src != "target":
+        raise ActivegenError(f"--workers / --scheduler sample a --target, not a --{src} "
+                             "(docs/distributed.md)")
+    if shards and not on_cluster:
+        raise ActivegenError("--out DIR/ (shards written by the workers) needs --workers N "
+                             "or --scheduler ADDRESS")
     if src == "protocol":
         return _sample_protocol(args, out)
     if args.method is None:
@@ -254,11 +308,21 @@ def cmd_sample(args) -> int:
     from .files import save_samples
 
     options = {k: getattr(args, k) for k in ("tau_min", "t_ramp") if getattr(args, k) is not None}
-    res = sample(target, args.method, proc, args.n, seed=args.seed, t_final=args.t_final,
-                 dt=args.dt, save_every=args.save_every, progress=not args.no_progress,
-                 chunk_size=args.chunk_size, driver=driver,
-                 driver_correction=not args.no_driver_correction,
-                 energetics=args.energetics, **options)
+    if args.block_size is not None:
+        options["block_size"] = check_count("--block-size", args.block_size)
+    if args.task_blocks is not None:
+        options["task_blocks"] = check_count("--task-blocks", args.task_blocks)
+    with _cluster(args) as client:
+        res = sample(target, args.method, proc, args.n, seed=args.seed, t_final=args.t_final,
+                     dt=args.dt, save_every=args.save_every, progress=not args.no_progress,
+                     chunk_size=args.chunk_size, driver=driver,
+                     driver_correction=not args.no_driver_correction, client=client,
+                     energetics=args.energetics,
+                     shards=out if shards else None, **options)
+    if shards:
+        print(f"wrote {args.n} samples (d = {target.dim}) as {res.info['tasks']} shards and "
+              f"{out / 'index.json'}")
+        return 0
     to_data = target.to_data if args.model is not None else None
     meta = {}
     if args.model is not None:  # the training data, for `plot samples`
@@ -319,8 +383,11 @@ def cmd_plot(args) -> int:
 
         from .files import load_reference, load_samples
 
-        samples, tjson, info = load_samples(args.input)
-        reference = load_reference(args.input)
+        if args.subsample is not None:
+            check_count("--subsample", args.subsample)
+        samples, tjson, info = load_samples(args.input, subsample=args.subsample,
+                                            seed=args.seed)
+        reference = load_reference(args.input) if Path(args.input).is_file() else None
         if args.target is not None:
             target = GaussianMixture.load(args.target)
         else:  # None for the output of sample --model: its training data are the reference
@@ -494,11 +561,14 @@ def cmd_tau_sweep(args) -> int:
     out = check_out_dir(args.out)
     target = _sweep_target(args)
     _x64(args)
-    _, md = run_tau_sweep(
-        target, out, args.taus, args.methods, args.n, args.seeds or [args.seed],
-        beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active,
-        d_thermal=args.d_thermal, t_final=args.t_final, driver=args.driver,
-        driver_correction=not args.no_driver_correction, progress=not args.no_progress)
+    out = Path(args.out)
+    with _cluster(args) as client:
+        _, md = run_tau_sweep(
+            target, out, args.taus, args.methods, args.n, args.seeds or [args.seed],
+            beta=args.beta, d_active=1.0 if args.d_active is None else args.d_active,
+            d_thermal=args.d_thermal, t_final=args.t_final, driver=args.driver,
+            driver_correction=not args.no_driver_correction, progress=not args.no_progress,
+            client=client)
     print(md)
     print(f"wrote {out / 'tau_sweep.md'}, {out / 'tau_sweep.json'}, {out / 'tau_sweep.png'} "
           f"and {out / 'tau_sweep_densities.png'}")
@@ -509,8 +579,9 @@ def cmd_validity_map(args) -> int:
     from .experiments import run_validity_map
 
     out = check_out_dir(args.out)
-    _, md = run_validity_map(out, args.taus, args.sigmas, n=args.vm_n, seed=args.seed,
-                             t_final=args.vm_t_final)
+    with _cluster(args) as client:
+        _, md = run_validity_map(out, args.taus, args.sigmas, n=args.vm_n, seed=args.seed,
+                                 t_final=args.vm_t_final, client=client)
     print(md)
     print(f"wrote {out / 'validity_map.md'}, {out / 'validity_map.json'} and "
           f"{out / 'validity_map.png'}")
@@ -522,12 +593,13 @@ def cmd_results(args) -> int:
     from .experiments import run_results
 
     check_out_dir(args.out)
-    run_results(args.out, methods=args.methods, taus_1d=args.taus_1d, taus_2d=args.taus_2d,
-                n=args.n, n_2d=args.n_2d, vm_n=args.vm_n, vm_taus=args.taus,
-                vm_sigmas=args.sigmas, seed=args.seed, beta=args.beta,
-                d_active=1.0 if args.d_active is None else args.d_active,
-                d_thermal=args.d_thermal, t_final=args.t_final,
-                progress=not args.no_progress)
+    with _cluster(args) as client:
+        run_results(args.out, methods=args.methods, taus_1d=args.taus_1d,
+                    taus_2d=args.taus_2d, n=args.n, n_2d=args.n_2d, vm_n=args.vm_n,
+                    vm_taus=args.taus, vm_sigmas=args.sigmas, seed=args.seed, beta=args.beta,
+                    d_active=1.0 if args.d_active is None else args.d_active,
+                    d_thermal=args.d_thermal, t_final=args.t_final,
+                    progress=not args.no_progress, client=client)
     return 0
 
 
@@ -669,7 +741,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add per-particle work, active_work, heat, potential_change (and for "
                         "passive the entropy production) to OUT.npz (docs/thermodynamics.md)")
     s.add_argument("--no-progress", action="store_true")
-    s.add_argument("--out", required=True, help="output .npz")
+    s.add_argument("--block-size", type=int, default=None,
+                   help="particles per block, each with its own random streams (default "
+                        "16384; the samples depend on it)")
+    _add_cluster_options(s)
+    s.add_argument("--task-blocks", type=int, default=None,
+                   help="blocks per cluster task (default: about two tasks per worker)")
+    s.add_argument("--out", required=True,
+                   help="output .npz, or DIR/: one shard per cluster task and DIR/index.json")
     s.set_defaults(func=cmd_sample)
 
     lk = sub.add_parser("likelihood", help="log-likelihood of data under the model "
@@ -685,6 +764,14 @@ def build_parser() -> argparse.ArgumentParser:
     lk.add_argument("--x64", action="store_true", help="compute in float64")
     lk.add_argument("--out", required=True, help="output .npz (log_prob per point)")
     lk.set_defaults(func=cmd_likelihood)
+    ev = sub.add_parser("evaluate", help="metrics of a samples .npz or shard directory "
+                        "against its target")
+    ev.add_argument("--input", required=True, help=".npz or shard DIR written by activegen sample")
+    ev.add_argument("--target", default=None, help="target JSON (default: the one recorded)")
+    ev.add_argument("--subsample", type=int, default=None,
+                    help="metrics on this many particles drawn uniformly (default all)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser("train", help="learn a score model from data (denoising score matching)")
     tr.add_argument("--data", default=None,
@@ -744,6 +831,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-driver-correction", action="store_true")
     t.add_argument("--x64", action="store_true")
     t.add_argument("--no-progress", action="store_true")
+    _add_cluster_options(t)
     t.add_argument("--out", default="tau-sweep", help="output folder")
     t.set_defaults(func=cmd_tau_sweep)
 
@@ -760,6 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--t-final", dest="vm_t_final", type=_float, default=3.0,
                    help="diffusion time T (default 3: the samplers start from the exact law)")
     v.add_argument("--seed", type=_seed32, default=0)
+    _add_cluster_options(v)
     v.add_argument("--out", default="validity-map", help="output folder")
     v.set_defaults(func=cmd_validity_map)
 
@@ -780,6 +869,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_process_options(r, with_tau=False)
     r.set_defaults(t_final=3.0, driver="ou", no_driver_correction=False, x64=False)
     r.add_argument("--no-progress", action="store_true")
+    _add_cluster_options(r)
     r.add_argument("--out", default="docs/results", help="output folder")
     r.set_defaults(func=cmd_results)
     def _source_options(q, with_protocol=True):
@@ -804,9 +894,12 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="figures: samples vs target, potential snapshots, τ sweep")
     psub = pl.add_subparsers(dest="what", metavar="WHAT")
     ps = psub.add_parser("samples", help="samples (.npz from sample) against the target")
-    ps.add_argument("--input", required=True, help=".npz written by activegen sample")
+    ps.add_argument("--input", required=True,
+                    help=".npz or shard DIR written by activegen sample")
     ps.add_argument("--target", default=None, help="target JSON (default: the one in the .npz)")
     ps.add_argument("--no-metrics", action="store_true", help="leave W1 out of the title")
+    ps.add_argument("--subsample", type=int, default=None,
+                    help="draw (and score) this many particles, uniformly (default all)")
     ps.add_argument("--seed", type=_seed32, default=0,
                     help="seed of the exact reference samples the W1 is measured against")
     ps.add_argument("--no-progress", action="store_true")

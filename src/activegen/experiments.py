@@ -34,8 +34,9 @@ def tau_sweep(
     driver: str = "ou",
     driver_correction: bool = True,
     keep_samples=(),
+    client=None,
 ) -> dict:
-    """Run each method at each τ; returns rows of metrics with floors and fitted slopes of
+    """Run each method at each τ (client: a Dask client, the cells run as tasks); returns rows of metrics with floors and fitted slopes of
     W1 against τ (log–log least squares over every seed's row with W1 above twice its
     floor, or over all rows when fewer than two τ are resolved: then the slope is
     floor-limited, result["slope_fit"][method]["floor_limited"], and says little about
@@ -43,27 +44,23 @@ def tau_sweep(
     row per seed. `driver` (ou, rtp, abp) drives fox/ucn/naive. For the τ in `keep_samples`
     the first seed's samples are kept in result["samples"][method][τ] (arrays: drop that
     key before writing JSON; `plot_densities` draws them)."""
-    from .drivers import DRIVERS
-
     seeds = [seed] if isinstance(seed, int) else list(seed)
     rows = []
     kept: dict = {}
     keep = {float(t) for t in keep_samples}
-    for tau in taus:
-        proc = ActiveOU(beta, d_thermal, d_active, float(tau))
-        drv = DRIVERS[driver].from_effective(float(tau), d_active, target.dim)
-        for m in methods:
-            kw = ({"driver": drv, "driver_correction": driver_correction}
-                  if get_method(m).active and driver != "ou" else {})
-            for sd in seeds:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    res = sample(target, m, proc, n, seed=sd, t_final=t_final,
-                                 progress=progress, **kw)
-                ev = evaluate(res.samples, target, seed=sd)
-                if float(tau) in keep and sd == seeds[0]:
-                    kept.setdefault(m, {})[float(tau)] = res.samples
-                rows.append({"method": m, "tau": float(tau), "seed": sd, **ev, "info": res.info})
+    cells = [(target, m, float(tau), sd, n, beta, d_thermal, d_active, t_final, driver,
+              driver_correction, float(tau) in keep and sd == seeds[0])
+             for tau in taus for m in methods for sd in seeds]
+    if client is None:
+        done = [sweep_cell(*c, progress=progress) for c in cells]
+    else:
+        from .distributed import map_cells
+
+        done = map_cells(client, sweep_cell, cells, name="tau-sweep")
+    for c, (row, x) in zip(cells, done):
+        if x is not None:
+            kept.setdefault(row["method"], {})[row["tau"]] = x
+        rows.append(row)
     slopes, fits = {}, {}
     for m in methods:
         r = [x for x in rows if x["method"] == m]
@@ -77,6 +74,23 @@ def tau_sweep(
     if kept:
         out["samples"] = kept
     return out
+
+
+def sweep_cell(target, m, tau, sd, n, beta, d_thermal, d_active, t_final, driver,
+               driver_correction, keep, progress=False):
+    """One cell of `tau_sweep`: (row, the samples if `keep` else None)."""
+    from .drivers import DRIVERS
+
+    proc = ActiveOU(beta, d_thermal, d_active, tau)
+    drv = DRIVERS[driver].from_effective(tau, d_active, target.dim)
+    kw = ({"driver": drv, "driver_correction": driver_correction}
+          if get_method(m).active and driver != "ou" else {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sample(target, m, proc, n, seed=sd, t_final=t_final, progress=progress, **kw)
+    ev = evaluate(res.samples, target, seed=sd)
+    row = {"method": m, "tau": tau, "seed": sd, **ev, "info": res.info}
+    return row, (res.samples if keep else None)
 
 
 def sweep_seconds(dim: int, taus, n_methods: int, n: int, n_seeds: int = 1,
@@ -291,6 +305,7 @@ def validity_map(
     methods=None,
     progress: bool = False,
     log=None,
+    client=None,
 ) -> dict:
     """Accuracy of the first-order samplers over a (τ, σ_min) grid of 1D mixtures
     (`validity_target`), D_T = 0. For each cell every method in `methods` (exact, fox, naive)
@@ -305,32 +320,22 @@ def validity_map(
     Returns {"cells": [...], "taus", "sigmas", "n", "seed", "t_final", ...}; each cell has
     "tau", "sigma_min", "tau_d_over_sigma2", "w1" {method: W1}, "floor", "floor_sd",
     "reference", "ratio" {method: W1 / reference}, "tau_grad_force" {fox, naive}, "wall_s" {method}.
-    methods: default `validity_methods()`."""
+    methods: default `validity_methods()`. client: a Dask client (the cells run as tasks).
+    """
     methods = validity_methods() if methods is None else tuple(methods)
-    cells = []
     total = len(taus) * len(sigmas)
+    args = [(float(s), float(tau), methods, n, seed, beta, d_active, t_final)
+            for s in sigmas for tau in taus]
+    if client is None:  # one at a time, logged as it goes
+        results = (validity_cell(*a, progress=progress) for a in args)
+    else:
+        from .distributed import map_cells
+
+        results = iter(map_cells(client, validity_cell, args, name="validity-map"))
+    cells = []
     for i, s in enumerate(sigmas):
-        target = validity_target(float(s))
         for j, tau in enumerate(taus):
-            proc = ActiveOU(beta, 0.0, d_active, float(tau))
-            cell = {"tau": float(tau), "sigma_min": float(s),
-                    "tau_d_over_sigma2": float(tau) * d_active / float(s) ** 2,
-                    "w1": {}, "ratio": {}, "tau_grad_force": {}, "wall_s": {}}
-            for m in methods:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    res = sample(target, m, proc, n, seed=seed, t_final=t_final,
-                                 progress=progress)
-                ev = evaluate(res.samples, target, seed=seed)
-                cell["w1"][m] = ev["metrics"]["w1"]
-                cell["floor"], cell["floor_sd"] = ev["floor"]["w1"], ev["floor_sd"]["w1"]
-                cell["wall_s"][m] = res.info.get("wall_s")
-                if "tau_grad_force" in res.info:
-                    cell["tau_grad_force"][m] = res.info["tau_grad_force"]
-            if "exact" in cell["w1"]:
-                ref = max(cell["w1"]["exact"], cell["floor"])
-                cell["reference"] = ref
-                cell["ratio"] = {m: v / ref for m, v in cell["w1"].items()}
+            cell = next(results)
             cells.append(cell)
             if log is not None:
                 k = i * len(taus) + j + 1
@@ -343,6 +348,29 @@ def validity_map(
             "beta": beta, "d_active": d_active, "d_thermal": 0.0, "methods": list(methods),
             "family": {"weights": list(VALIDITY_WEIGHTS), "means": list(VALIDITY_MEANS),
                        "stds": "(σ_min, 1.5 σ_min)"}}
+
+
+def validity_cell(s, tau, methods, n, seed, beta, d_active, t_final, progress=False) -> dict:
+    """One (σ_min, τ) cell of `validity_map`: every method in it."""
+    target = validity_target(s)
+    proc = ActiveOU(beta, 0.0, d_active, tau)
+    cell = {"tau": tau, "sigma_min": s, "tau_d_over_sigma2": tau * d_active / s ** 2,
+            "w1": {}, "ratio": {}, "tau_grad_force": {}, "wall_s": {}}
+    for m in methods:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sample(target, m, proc, n, seed=seed, t_final=t_final, progress=progress)
+        ev = evaluate(res.samples, target, seed=seed)
+        cell["w1"][m] = ev["metrics"]["w1"]
+        cell["floor"], cell["floor_sd"] = ev["floor"]["w1"], ev["floor_sd"]["w1"]
+        cell["wall_s"][m] = res.info.get("wall_s")
+        if "tau_grad_force" in res.info:
+            cell["tau_grad_force"][m] = res.info["tau_grad_force"]
+    if "exact" in cell["w1"]:
+        ref = max(cell["w1"]["exact"], cell["floor"])
+        cell["reference"] = ref
+        cell["ratio"] = {m: v / ref for m, v in cell["w1"].items()}
+    return cell
 
 
 def fox_fails(cell: dict, k: float | None = None) -> bool:
@@ -477,8 +505,9 @@ def _check_sweep(taus, methods, n, t_final):
 def run_tau_sweep(target: GaussianMixture, out_dir, taus, methods, n: int, seeds=(0,), *,
                   stem: str = "tau_sweep", beta: float = 1.0, d_active: float = 1.0,
                   d_thermal: float = 0.0, t_final: float = 6.0, driver: str = "ou",
-                  driver_correction: bool = True, progress: bool = False, log=print):
-    """One τ sweep (`tau_sweep`), written as STEM.md (pivot and every run), STEM.json,
+                  driver_correction: bool = True, progress: bool = False, log=print,
+                  client=None):
+    """One τ sweep (`tau_sweep`; client: a Dask client, cells as tasks), written as STEM.md (pivot and every run), STEM.json,
     STEM.png (`plot_sweep`) and STEM_densities.png (`plot_densities`). Returns (result,
     markdown)."""
     seeds = [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
@@ -492,7 +521,8 @@ def run_tau_sweep(target: GaussianMixture, out_dir, taus, methods, n: int, seeds
             f"{est / 60:.1f} min on 2 cores" + (" — this will take a while" if est > 300 else ""))
     res = tau_sweep(target, taus, methods, n, seed=seeds, beta=beta, d_active=d_active,
                     d_thermal=d_thermal, t_final=t_final, progress=progress, driver=driver,
-                    driver_correction=driver_correction, keep_samples=density_taus(taus))
+                    driver_correction=driver_correction, keep_samples=density_taus(taus),
+                    client=client)
     plot_densities(res, out / f"{stem}_densities.png", target)
     res.pop("samples", None)
     md = sweep_pivot_markdown(res) + "\n\nEvery run:\n\n" + sweep_markdown(res)
@@ -509,8 +539,9 @@ def validity_seconds(taus, n_sigmas: int, n: int, t_final: float, n_methods: int
 
 
 def run_validity_map(out_dir, taus=(0.025, 0.05, 0.1, 0.2), sigmas=(0.3, 0.4, 0.6, 0.8), *,
-                     n: int = 20_000, seed: int = 0, t_final: float = 3.0, log=print):
-    """The validity map (`validity_map`) with its calibration, written as validity_map.md,
+                     n: int = 20_000, seed: int = 0, t_final: float = 3.0, log=print,
+                     client=None):
+    """The validity map (`validity_map`; client: a Dask client) with its calibration, written as validity_map.md,
     .json and .png (`plot_validity`, the warning threshold drawn). Returns (result, md)."""
     from .errors import ActivegenError, check_count, check_positive
 
@@ -530,7 +561,7 @@ def run_validity_map(out_dir, taus=(0.025, 0.05, 0.1, 0.2), sigmas=(0.3, 0.4, 0.
             f"({', '.join(methods)}) of {n} particles, roughly {est / 60:.1f} min on 2 cores"
             + (" — this will take a while" if est > 300 else ""))
     res = validity_map(taus, sigmas, n=n, seed=seed, t_final=t_final, progress=False,
-                       log=log)
+                       log=log, client=client)
     res["calibration"] = calibrate_threshold(res)
     res["validity_threshold"] = VALIDITY_THRESHOLD
     md = validity_markdown(res)
@@ -547,9 +578,9 @@ def run_results(out_dir="docs/results", *, methods=("passive", "exact", "fox", "
                 vm_taus=(0.025, 0.05, 0.1, 0.2), vm_sigmas=(0.3, 0.4, 0.6, 0.8),
                 seed: int = 0, beta: float = 1.0, d_active: float = 1.0,
                 d_thermal: float = 0.0, t_final: float = 3.0, progress: bool = False,
-                log=print):
+                log=print, client=None):
     """The data of docs/results.md: the default 1D and 2D τ sweeps of `methods` and the
-    validity map, written into out_dir."""
+    validity map, written into out_dir (client: a Dask client, every cell a task)."""
     import time
 
     _check_sweep(list(taus_1d) + list(taus_2d), methods, n, t_final)
@@ -563,10 +594,11 @@ def run_results(out_dir="docs/results", *, methods=("passive", "exact", "fox", "
                                    ("tau_sweep_2d", default_target_2d(), taus_2d, n_2d)):
         _, md = run_tau_sweep(target, out_dir, taus, methods, nn, [seed], stem=stem, beta=beta,
                               d_active=d_active, d_thermal=d_thermal, t_final=t_final,
-                              progress=progress, log=log)
+                              progress=progress, log=log, client=client)
         if log is not None:
             slope = [ln for ln in md.splitlines() if ln.startswith("Fitted slope")][-1]
             log(slope + f" ({time.perf_counter() - t0:.0f} s)")
-    run_validity_map(out_dir, vm_taus, vm_sigmas, n=vm_n, seed=seed, t_final=t_final, log=log)
+    run_validity_map(out_dir, vm_taus, vm_sigmas, n=vm_n, seed=seed, t_final=t_final, log=log,
+                     client=client)
     if log is not None:
         log(f"wrote {out_dir}/ in {time.perf_counter() - t0:.0f} s")

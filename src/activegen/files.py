@@ -10,6 +10,10 @@ A samples file (.npz) holds `samples` (N, d), `seed` (int64, or its decimal text
 does not fit), `info` (JSON of `Sampled.info`),
 the scalar entries of info, optionally `trajectory` (frames, N, d) and `times`, and
 `target` (JSON of a GaussianMixture) or `protocol` / `model` (the source's path).
+
+A shard directory (`sample(..., client=..., shards=DIR)`, `activegen sample --out DIR/`)
+holds one samples file per cluster task and `index.json` (written last) listing them in
+block order; `load_samples` reads all of it or a uniform subsample, shard by shard.
 """
 
 from __future__ import annotations
@@ -95,9 +99,46 @@ def save_samples(path, result, *, seed=None, to_data=None, **meta) -> Path:
     return Path(path)
 
 
-def load_samples(path):
-    """(samples (N, d), target JSON or None, info dict) of a samples file."""
+def load_samples(path, subsample: int | None = None, seed: int = 0):
+    """(samples (N, d), target JSON or None, info dict) of a samples file or a shard
+    directory; subsample: that many particles drawn uniformly without replacement (memory
+    O(subsample) for a shard directory)."""
     p = Path(path)
+    if p.is_dir():
+        return _load_shards(p, subsample, seed)
+    samples, target, info = _load_file(p)
+    if subsample is not None and subsample < len(samples):
+        rng = np.random.default_rng(seed)
+        samples = samples[np.sort(rng.choice(len(samples), subsample, replace=False))]
+    return samples, target, info
+
+
+def _load_shards(p: Path, subsample, seed):
+    index_path = p / "index.json"
+    if not index_path.is_file():
+        raise ActivegenError(f"{p} holds no index.json (not a finished shard directory)")
+    try:
+        index = json.loads(index_path.read_text())
+        shards = index["shards"]
+    except (ValueError, KeyError) as exc:
+        raise ActivegenError(f"{index_path} is not a shard index: {exc}") from None
+    counts = np.array([s["n"] for s in shards])
+    take = counts
+    if subsample is not None and subsample < counts.sum():
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(int(counts.sum()), subsample, replace=False))
+        edges = np.concatenate([[0], np.cumsum(counts)])
+        take = [pick[(pick >= a) & (pick < b)] - a for a, b in zip(edges[:-1], edges[1:])]
+    parts = []
+    for s, t in zip(shards, take):
+        x, _, _ = _load_file(p / s["file"])
+        if len(x) != s["n"]:
+            raise ActivegenError(f"{p / s['file']} holds {len(x)} samples, the index {s['n']}")
+        parts.append(x if np.ndim(t) == 0 else x[t])
+    return np.concatenate(parts), index.get("target"), index.get("info", {})
+
+
+def _load_file(p: Path):
     if p.suffix != ".npz" or not p.is_file() or not zipfile.is_zipfile(p):
         raise ActivegenError(f"--input must be an existing .npz written by activegen sample: {p}")
     try:

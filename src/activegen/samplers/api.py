@@ -116,8 +116,10 @@ def _options(spec: Method, options: dict) -> dict:
 
 
 def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress, chunk_size,
-            warn: bool, desc: str, d) -> Sampled:
-    """Run a built plan and assemble the `Sampled` (info, warnings, finiteness)."""
+            warn: bool, desc: str, d, blocks: dict | None = None) -> Sampled:
+    """Run a built plan and assemble the `Sampled` (info, warnings, finiteness). blocks:
+    `engine.run`'s block, first_block, n_blocks (default the whole ensemble)."""
+    blocks = blocks or {}
     t0 = time.perf_counter()
     proc = plan.process or req.process
     info = run_info(spec.name if desc is None else desc, req.n, d, proc, req.t_final,
@@ -129,7 +131,7 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
         if warn:
             for msg in plan.notes:
                 warnings.warn(msg, CoarseStepWarning, stacklevel=4)
-        x, traj, times, extra = plan.solve(key, save_every, chunk_size)
+        x, traj, times, extra = plan.solve(key, save_every, chunk_size, **blocks)
         info.update(extra)
     else:
         n_frames = 0 if save_every is None else plan.grid.n_steps // save_every + 1
@@ -145,7 +147,7 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
                                 stacklevel=4)
         r = engine.run(plan.stepper, plan.grid, key, req.n, dtype=req.dtype,
                        save_every=save_every, progress=progress, desc=desc or spec.name,
-                       chunk_size=chunk_size)
+                       chunk_size=chunk_size, **blocks)
         x, traj, times = r.x, r.frames, r.times
         if r.extras:
             end = plan.log_density_end(x) if plan.log_density_end is not None else None
@@ -185,6 +187,12 @@ def sample(
     chunk_size: int | None = None,
     warn: bool = True,
     energetics: bool = False,
+    client=None,
+    block_size: int | None = None,
+    blocks: tuple[int, int] | None = None,
+    task_blocks: int | None = None,
+    retries: int = 3,
+    shards=None,
     **options,
 ) -> Sampled:
     """Generate n samples of `target` with the reverse sampler `method` (a registered name
@@ -202,6 +210,14 @@ def sample(
     stochastic energetics `work`, `active_work`, `heat`, `potential_change` (and, for
     `passive`, the entropy production) to info (`activegen.energetics`; methods whose
     particle moves in a potential only).
+
+    On a Dask cluster (docs/distributed.md): client, a `dask.distributed.Client`, runs
+    contiguous ranges of `task_blocks` blocks as tasks (default about two per worker),
+    rerun up to `retries` times, and gathers the samples of the one-process run; shards, a
+    directory: the workers write one samples file per task there and an index.json
+    (`files.load_samples` reads it), and the result's samples are None. block_size: the
+    particles per block (default BLOCK; the samples depend on it); blocks = (first, count):
+    run only those blocks of the n-particle ensemble (what a task runs).
     """
     spec = get_method(method)
     opts = _options(spec, options)
@@ -235,8 +251,24 @@ def sample(
     plan = spec.build(req)
     if energetics:
         plan = add_energetics(plan, spec.energetics(req, plan))
+    rng = {} if block_size is None else {"block": check_count("block_size", block_size)}
+    if blocks is not None:
+        rng.update(first_block=int(blocks[0]), n_blocks=check_count("blocks", blocks[1]))
+    if client is not None or shards is not None:
+        if energetics:
+            raise ActivegenError("energetics=True runs in one process (not with client= "
+                                 "or shards=)")
+        from .cluster import sample_on_cluster
+
+        job = dict(target=target, method=spec, process=process, n=n, key=key, t_final=t_final,
+                   dt=dt, save_every=save_every, closed_form=closed_form, driver=driver,
+                   driver_correction=driver_correction, dtype=req.dtype,
+                   chunk_size=chunk_size, block_size=block_size, options=opts)
+        return sample_on_cluster(client, sample, job, spec, plan, req, progress=progress,
+                                 warn=warn, task_blocks=task_blocks, retries=retries,
+                                 shards=shards)
     return execute(spec, plan, req, key, save_every=save_every, progress=progress,
-                   chunk_size=chunk_size, warn=warn, desc=None, d=target.dim)
+                   chunk_size=chunk_size, warn=warn, desc=None, d=target.dim, blocks=rng)
 
 
 def has_energetics(m: Method) -> bool:

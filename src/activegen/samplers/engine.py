@@ -156,9 +156,10 @@ def derivs_at(score, state, xs, order: int = 2):
     return batched(score, "derivs", state, xs)
 
 
-def blocks(n: int, chunk_size: int | None):
-    """(block size B, number of blocks, blocks per chunk): B ≤ BLOCK, nB − n < nb."""
-    nb = -(-n // BLOCK)
+def blocks(n: int, chunk_size: int | None, block: int | None = None):
+    """(block size B, number of blocks, blocks per chunk): B ≤ block (default BLOCK),
+    nB − n < nb."""
+    nb = -(-n // (block or BLOCK))
     b = -(-n // nb)
     per_chunk = nb if chunk_size is None else max(1, min(nb, chunk_size // b))
     return b, nb, per_chunk
@@ -178,12 +179,28 @@ class Run(NamedTuple):
     extras: dict = {}
 
 
+def block_range(n: int, chunk_size, block, first_block: int, n_blocks):
+    """(B, blocks per chunk, j0, j1, particles in blocks [j0, j1)) of the ensemble of n
+    particles cut into blocks of ≤ block (default BLOCK): a range of whole blocks, with the
+    keys and the block size of the whole run (a cluster task runs one)."""
+    b, nb, per_chunk = blocks(n, chunk_size, block)
+    j1 = nb if n_blocks is None else first_block + n_blocks
+    if not 0 <= first_block < j1 <= nb:
+        raise ActivegenError(f"block range [{first_block}, {j1}) is not within [0, {nb})")
+    return b, min(per_chunk, j1 - first_block), first_block, j1, min(n, b * j1) - b * first_block
+
+
 def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None,
-        progress: bool = False, desc: str = "", chunk_size: int | None = None) -> Run:
-    """Integrate n particles over `grid` with `stepper` (module doc)."""
+        progress: bool = False, desc: str = "", chunk_size: int | None = None,
+        block: int | None = None, first_block: int = 0, n_blocks: int | None = None) -> Run:
+    """Integrate n particles over `grid` with `stepper` (module doc). block: the block size
+    (default BLOCK); first_block, n_blocks: run only blocks [first_block, first_block +
+    n_blocks) of the n-particle run (default all): x holds their particles."""
     keep = save_every is not None
     n_steps = grid.n_steps
-    b, nb, per_chunk = blocks(n, chunk_size)
+    b, per_chunk, j_first, j_end, n_here = block_range(n, chunk_size, block, first_block,
+                                                       n_blocks)
+    nb = j_end - j_first
     k_init, k_run = jax.random.split(key)
     work = n_steps * b * per_chunk
     n_runs = max(min(SEGMENTS, n_steps), math.ceil(work / SEGMENT_WORK))
@@ -234,10 +251,10 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
         compiled = run_frames.lower(init_c(jnp.arange(per_chunk)), jnp.int32(0)).compile()
     compile_s = time.perf_counter() - t0
     if bar is not None:
-        bar.set_description(desc + (f" ({n} particles)" if desc else f"{n} particles"))
+        bar.set_description(desc + (f" ({n_here} particles)" if desc else f"{n_here} particles"))
     block_steps = 0  # steps done × blocks that did them
-    for j0 in range(0, nb, per_chunk):
-        ids = jnp.arange(j0, j0 + per_chunk)  # the last chunk may run past nb: dropped
+    for j0 in range(j_first, j_end, per_chunk):
+        ids = jnp.arange(j0, j0 + per_chunk)  # the last chunk may run past j_end: dropped
         carry = init_c(ids)
         frames = [carry["x"][None]]
         for start in range(0, n_steps, run_len):
@@ -246,7 +263,7 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
                 frames.append(fx)
             jax.block_until_ready(carry["x"])  # one segment at a time: Ctrl-C between them
             if bar is not None:
-                block_steps += min(run_len, n_steps - start) * min(per_chunk, nb - j0)
+                block_steps += min(run_len, n_steps - start) * min(per_chunk, j_end - j0)
                 bar.update(block_steps // nb - bar.n)
         xs.append(carry["x"])
         if keep:
@@ -259,22 +276,23 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
         bar.close()
     d = xs[0].shape[-2]
     # carries are particles last, (blocks, d, B): back to (particles, d)
-    x = jnp.concatenate([jnp.swapaxes(a, -1, -2).reshape(-1, d) for a in xs])[:n]
+    x = jnp.concatenate([jnp.swapaxes(a, -1, -2).reshape(-1, d) for a in xs])[:n_here]
     x = jax.block_until_ready(x)
     frames = times = None
     if keep:
         frames = jnp.concatenate(
             [jnp.swapaxes(f, -1, -2).reshape(f.shape[0], -1, d) for f in all_frames], 1
-        )[:, :n]
+        )[:, :n_here]
         n_frames = min(n_steps // save_every, frames.shape[0] - 1)
         frames = np.asarray(frames[: n_frames + 1])
         times = grid.s[np.arange(n_frames + 1) * save_every]
     tjf_mean = None
     if tjf:
-        w = np.clip(n - b * np.arange(nb), 0, b)
-        tjf_mean = float(np.sum(np.concatenate([np.asarray(t) for t in tjf])[:nb] * w) / n)
+        w = np.clip(n - b * np.arange(j_first, j_end), 0, b)
+        tjf_mean = float(np.sum(np.concatenate([np.asarray(t) for t in tjf])[:nb] * w)
+                         / n_here)
     # extras are (blocks, B) per chunk: flattened in particle order like x
-    ex = {k: np.concatenate([np.asarray(e[k]).reshape(-1) for e in extras])[:n]
+    ex = {k: np.concatenate([np.asarray(e[k]).reshape(-1) for e in extras])[:n_here]
           for k in (extras[0] if extras else {})}
     return Run(x, frames, times, tjf_mean, compile_s, time.perf_counter() - t0 - compile_s,
                ex)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .engine import batched, blocks
+from .engine import batched, block_range
 from .registry import Method, Plan, register_method
 from .validity import ODE_RTOL_MAX
 
@@ -21,11 +21,15 @@ def save_times(t_final: float, every: float) -> np.ndarray:
     return np.linspace(0.0, t_final, round(t_final / every) + 1)
 
 
-def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_size=None):
-    """(x (n, d), trajectory or None, times or None, max solver steps over blocks)."""
+def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_size=None,
+               block=None, first_block=0, n_blocks=None):
+    """(x (n, d), trajectory or None, times or None, max solver steps over blocks);
+    block, first_block, n_blocks as in `engine.run` (only those blocks' particles)."""
     import diffrax
 
-    b, nb, per_chunk = blocks(n, chunk_size)
+    b, per_chunk, j_first, j_end, n_here = block_range(n, chunk_size, block, first_block,
+                                                       n_blocks)
+    nb = j_end - j_first
 
     def field(s, x, args):
         t = t_final - s
@@ -56,12 +60,12 @@ def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_si
 
     run = jax.jit(jax.vmap(solve))
     ys, steps = [], []
-    for j0 in range(0, nb, per_chunk):
+    for j0 in range(j_first, j_end, per_chunk):
         y, st = run(jnp.arange(j0, j0 + per_chunk))
         # (blocks, frames, d, b) -> (frames, particles, d)
         ys.append(jnp.moveaxis(y, 0, 1).swapaxes(-1, -2).reshape(y.shape[1], -1, y.shape[-2]))
         steps.append(np.asarray(st))
-    ys = jnp.concatenate(ys, 1)[:, :n]
+    ys = jnp.concatenate(ys, 1)[:, :n_here]
     traj = None if ts is None else np.asarray(ys[:-1])
     return ys[-1], traj, ts, int(np.max(np.concatenate(steps)[:nb]))
 
@@ -72,10 +76,10 @@ def _build(req) -> Plan:
     rtol = req.options["ode_rtol"]
     dt = default_dt(req.process.tau) if req.dt is None else req.dt
 
-    def solve(key, save_every, chunk_size):
+    def solve(key, save_every, chunk_size, **blocks):
         every = None if save_every is None else save_every * dt
         x, traj, times, nfe = solve_flow(req.score, req.process, key, req.n, req.t_final,
-                                         req.dtype, every, rtol, chunk_size)
+                                         req.dtype, every, rtol, chunk_size, **blocks)
         return x, traj, times, dict(ode_steps=nfe, ode_rtol=rtol)
 
     def frames(save_every):

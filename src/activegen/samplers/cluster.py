@@ -1,0 +1,264 @@
+"""Ensembles on a Dask cluster: contiguous ranges of blocks as tasks (docs/distributed.md).
+
+An ensemble is a stack of blocks with their own random streams (`engine`: block j draws from
+fold_in(key, j)), so blocks [j0, j1) can run anywhere. `sample(..., client=...)` validates
+and builds the plan here (errors and warnings stay on the client), then ships the sampling
+inputs (target, method, process, options: picklable) with each task; a worker rebuilds the
+plan and runs `sample(..., blocks=(j0, j1 − j0))`; the client gathers the parts in block
+order, which are the samples of the one-process run. With `shards` the workers write one
+samples file per task (written atomically, named by its block range: a task rerun after a
+fault rewrites the same file) and the client writes the index last.
+
+Workers: `WorkerSetup` (a Dask worker plugin, registered by `setup_client`) gives each
+worker process the client's JAX settings (x64, the persistent compilation cache) and, on a
+local cluster (ACTIVEGEN_WORKER_SHARE = number of workers on the machine), its share of
+the cores (CPU affinity, so XLA sizes its thread pool to it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ActivegenError
+from .engine import blocks as block_layout
+from .validity import warn_coarse_step, warn_first_order
+
+#: Reruns of a failed task (a lost worker's tasks are rescheduled by Dask in any case).
+RETRIES = 3
+#: The shard directory's index (written last: a directory without it holds no finished run).
+INDEX = "index.json"
+#: Environment variable of a local cluster's workers: how many share this machine's cores.
+SHARE_ENV = "ACTIVEGEN_WORKER_SHARE"
+
+_CONFIGURED: dict = {}
+
+
+def jax_settings() -> dict:
+    """The client's JAX settings that workers copy (x64, compilation cache)."""
+    import jax
+
+    return {"x64": bool(jax.config.jax_enable_x64),
+            "cache_dir": jax.config.jax_compilation_cache_dir,
+            "cache_min_s": jax.config.jax_persistent_cache_min_compile_time_secs}
+
+
+def _pin_cores(worker_name) -> list[int] | None:
+    """This process's share of the cores on a local cluster of ACTIVEGEN_WORKER_SHARE
+    workers (worker names 0 … N−1): CPU affinity of every thread it has."""
+    share = os.environ.get(SHARE_ENV)
+    if not share or not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        i, n = int(worker_name), int(share)
+    except (TypeError, ValueError):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    k = max(1, len(cores) // n)
+    start = (i * k) % len(cores)
+    mine = cores[start:start + k]
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            os.sched_setaffinity(int(tid), mine)
+    except OSError:
+        return None
+    return mine
+
+
+def configure_worker(settings: dict, worker_name=None) -> dict:
+    """Apply the client's JAX settings in this (worker) process; the core share once,
+    before JAX starts its backend (idempotent)."""
+    import jax
+
+    if settings.get("x64") is not None and jax.config.jax_enable_x64 != settings["x64"]:
+        jax.config.update("jax_enable_x64", settings["x64"])
+    if not _CONFIGURED:
+        _CONFIGURED["cores"] = _pin_cores(worker_name)
+        path = settings.get("cache_dir")
+        if path:
+            try:
+                Path(path).mkdir(parents=True, exist_ok=True)
+                jax.config.update("jax_compilation_cache_dir", path)
+                jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                                  settings.get("cache_min_s", 0.5))
+            except OSError:
+                pass  # not writable on this machine: compile without the cache
+        _CONFIGURED["cache_dir"] = path
+    return dict(_CONFIGURED)
+
+
+def _plugin_class():
+    from distributed import WorkerPlugin
+
+    class WorkerSetup(WorkerPlugin):
+        """Runs `configure_worker` in every worker, including those that replace lost ones."""
+
+        name = "activegen-setup"
+
+        def __init__(self, settings):
+            self.settings = settings
+
+        def setup(self, worker):
+            configure_worker(self.settings, worker.name)
+
+    return WorkerSetup
+
+
+def setup_client(client) -> None:
+    """Register the worker setup (the client's JAX settings) on `client`'s workers."""
+    client.register_plugin(_plugin_class()(jax_settings()), name="activegen-setup")
+
+
+def pack_key(key):
+    """A PRNG key as plain numpy (typed keys: their implementation's name and data)."""
+    import jax
+
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return ("typed", str(jax.random.key_impl(key)), np.asarray(jax.random.key_data(key)))
+    return ("raw", None, np.asarray(key))
+
+
+def unpack_key(packed):
+    import jax
+
+    kind, impl, data = packed
+    if kind == "typed":
+        return jax.random.wrap_key_data(data, impl=impl)
+    return data
+
+
+def task_ranges(nb: int, per_task: int) -> list[tuple[int, int]]:
+    """Contiguous (first block, number of blocks) of ≤ per_task blocks covering [0, nb)."""
+    return [(j0, min(per_task, nb - j0)) for j0 in range(0, nb, per_task)]
+
+
+def shard_name(first: int, count: int) -> str:
+    return f"shard-{first:06d}-{first + count:06d}.npz"
+
+
+def run_task(sample_fn, job: dict, first: int, count: int, settings: dict, shard=None):
+    """A task on a worker: blocks [first, first + count) of the job's run (module doc);
+    with `shard` (a path) writes them there and returns the Sampled without arrays."""
+    configure_worker(settings)
+    job = dict(job)
+    key = unpack_key(job.pop("key"))
+    options = job.pop("options")
+    meta = job.pop("meta", {})
+    res = sample_fn(**job, key=key, blocks=(first, count), progress=False, warn=False,
+                    **options)
+    if shard is None:
+        return res
+    from ..files import save_samples
+
+    save_samples(shard, res, **meta)
+    return res._replace(samples=None, trajectory=None,
+                        info={**res.info, "shard_n": int(res.samples.shape[0])})
+
+
+def _method_ref(spec):
+    """The method by name where workers have it registered (the built-in ones), else the
+    Method itself (pickled with its build function)."""
+    module = getattr(spec.build, "__module__", "") or ""
+    return spec.name if module.startswith("activegen.") else spec
+
+
+def _prepare_shards(path) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ActivegenError(f"shards must be a directory, got the file {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / INDEX).unlink(missing_ok=True)  # a rerun replaces the run that was there
+    return out
+
+
+def _merge_info(parts, counts, n: int, wall_s: float, n_tasks: int, n_workers: int) -> dict:
+    info = dict(parts[0].info)
+    for k in ("compile_s", "run_s"):
+        if k in info:
+            info[k] = float(sum(p.info.get(k, 0.0) for p in parts))
+    if "ode_steps" in info:
+        info["ode_steps"] = max(p.info["ode_steps"] for p in parts)
+    if "tau_grad_force" in info:
+        info["tau_grad_force"] = float(
+            sum(p.info["tau_grad_force"] * c for p, c in zip(parts, counts)) / n)
+    info.pop("shard_n", None)
+    info.update(n=n, wall_s=wall_s, tasks=n_tasks, workers=n_workers)
+    return info
+
+
+def sample_on_cluster(client, sample_fn, job: dict, spec, plan, req, *, progress: bool,
+                      warn: bool, task_blocks=None, retries: int = RETRIES, shards=None):
+    """`sample(..., client=...)` (module doc): job holds `sample`'s arguments, spec, plan
+    and req the client's validated request and built plan."""
+    if client is None:
+        raise ActivegenError("shards need a Dask client (client=, or --workers / --scheduler)")
+    from distributed import as_completed
+
+    t0 = time.perf_counter()
+    if warn and plan.tau_steps is not None and plan.grid is not None:
+        warn_coarse_step(plan.grid.steps if not plan.grid.uniform else plan.grid.h,
+                         plan.tau_steps, stacklevel=4)
+    b, nb, _ = block_layout(req.n, None, job["block_size"])
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    per = int(task_blocks) if task_blocks else max(1, math.ceil(nb / (2 * n_workers)))
+    if per < 1:
+        raise ActivegenError(f"task_blocks must be >= 1, got {task_blocks}")
+    ranges = task_ranges(nb, per)
+    counts = [min(req.n, b * (j0 + c)) - b * j0 for j0, c in ranges]
+    meta = {}
+    if hasattr(req.target, "to_dict"):
+        meta["target"] = json.dumps(req.target.to_dict())
+    packed = {**job, "method": _method_ref(spec), "key": pack_key(job["key"]), "meta": meta}
+    setup_client(client)
+    settings = jax_settings()
+    out = None if shards is None else _prepare_shards(shards)
+    token = uuid.uuid4().hex[:8]
+    futures = [
+        client.submit(run_task, sample_fn, packed, j0, c, settings,
+                      None if out is None else str(out / shard_name(j0, c)),
+                      key=f"activegen-{spec.name}-{token}-{j0}", retries=retries)
+        for j0, c in ranges
+    ]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = plan.grid.n_steps if plan.grid is not None else 1
+        bar = tqdm(total=steps * nb, desc=spec.name, leave=False,
+                   unit="block-step" if plan.grid is not None else "block")
+        size = {f.key: c * steps for f, (_, c) in zip(futures, ranges)}
+        for f in as_completed(futures):
+            bar.update(size[f.key])
+        bar.close()
+    parts = client.gather(futures)
+    info = _merge_info(parts, counts, req.n, time.perf_counter() - t0, len(ranges), n_workers)
+    tjf = info.get("tau_grad_force")
+    if warn and spec.first_order and tjf is not None:
+        warn_first_order(tjf, diagnostic=plan.diagnostic, remedy=plan.remedy, stacklevel=4)
+    sampled = type(parts[0])
+    if out is not None:
+        index = {"format": "activegen-shards/1", "n": req.n, "d": req.dim, "block_size": b,
+                 "shards": [{"file": shard_name(j0, c), "first_block": j0, "n_blocks": c,
+                             "n": k} for (j0, c), k in zip(ranges, counts)],
+                 "info": info, **meta}
+        from ..files import atomic_path
+
+        with atomic_path(out / INDEX) as tmp:
+            tmp.write_text(json.dumps(index, indent=2))
+        keep = {s["file"] for s in index["shards"]}
+        for old in out.glob("shard-*.npz"):  # shards of an earlier, differently cut run
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
+        info = {**info, "shards": str(out / INDEX)}
+        return sampled(None, None, None, info)
+    x = np.concatenate([p.samples for p in parts])
+    traj = None
+    if parts[0].trajectory is not None:
+        traj = np.concatenate([np.asarray(p.trajectory) for p in parts], 1)
+    return sampled(x, traj, parts[0].times, info)
