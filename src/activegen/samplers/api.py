@@ -187,7 +187,11 @@ def sample(
                    chunk_size=chunk_size, warn=warn, desc=None, d=target.dim)
 
 
-def uniform_grid(req: Request) -> engine.StepGrid:
-    """The request's step dt (default `default_dt(τ)`) on a uniform grid of [0, T]."""
-    dt = default_dt(req.process.tau) if req.dt is None else req.dt
+def uniform_grid(req: Request, default=None) -> engine.StepGrid:
+    """The request's step dt on a uniform grid of [0, T]; if none was asked for,
+    default(req) (a method's `Method.default_dt`) or `default_dt(τ)`."""
+    if req.dt is not None:
+        dt = req.dt
+    else:
+        dt = default(req) if default is not None else default_dt(req.process.tau)
     return engine.StepGrid.from_dt(req.t_final, dt)

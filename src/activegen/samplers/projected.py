@@ -11,8 +11,9 @@ score. It does not rest on the small-τ expansion: its τ‖∇F‖ is reported,
 from __future__ import annotations
 
 from ..forces import fit_projection, force_jacobian_norm, force_projected, projection_features
-from .active import active_stepper, marginal_start
+from .active import active_default_dt, active_heun_stepper, active_stepper, marginal_start
 from .api import default_driver, uniform_grid
+from .schemes import SCHEMES, check_scheme
 from .engine import batched
 from .registry import Method, Plan, register_method
 
@@ -37,16 +38,20 @@ def _build(req) -> Plan:
     drv = req.driver or default_driver(req.process)
     field = projected_field(req.score, req.process, req.dtype,
                             getattr(drv, "kappa", 0.0) != 0.0)
-    stepper = active_stepper(field, marginal_start(req.score, req.t_final, req.dtype),
-                             req.process, req.t_final, req.dtype, drv)
+    scheme = check_scheme(req.options["scheme"])
+    make = active_heun_stepper if scheme == "heun" else active_stepper
+    stepper = make(field, marginal_start(req.score, req.t_final, req.dtype),
+                   req.process, req.t_final, req.dtype, drv)
     info = dict(driver=type(drv).__name__ if req.driver is not None else "OUDriver",
-                driver_correction=False)
-    return Plan(stepper, uniform_grid(req), info=info, tau_steps=req.process.tau)
+                driver_correction=False, scheme=scheme)
+    return Plan(stepper, uniform_grid(req, active_default_dt), info=info,
+                tau_steps=SCHEMES[scheme].tau_steps(req.process.tau))
 
 
 register_method(Method(
     "fox-sc", _build, aliases=("refined",), active=True, carries_eta=True,
     min_n=lambda d: FIT_MIN_PER_COEF * (d + 5), validity_map=True,
+    options={"scheme": "heun"}, default_dt=active_default_dt,
     summary="V_F's features with coefficients refitted each step to E[eta | x] "
             "(beyond first order, no velocity score); needs S, grad S, grad(div S)",
 ))

@@ -49,7 +49,8 @@ def warn_coarse_step(steps, tau_steps, stacklevel: int = 3) -> bool:
     if not np.any(bad):
         return False
     warnings.warn(
-        f"dt = {float(np.max(h[bad])):g} exceeds tau/10 = {float(np.min(tau[bad])) / 10:g}: "
+        f"dt = {float(np.max(h[bad])):g} exceeds the largest resolved step "
+        f"{float(np.min(tau[bad])) / 10:g} (tau/10 for scheme 'euler'): "
         "the active noise is under-resolved",
         stacklevel=stacklevel,
     )
