@@ -22,7 +22,7 @@ import json
 import warnings
 
 #: (method, old scheme, new scheme)
-PAIRS = {"passive": ("euler", "heun"), "exact": ("euler", "strang"), "fox": ("euler", "heun"),
+PAIRS = {"passive": ("euler", "heun"), "exact": ("euler", "lawson"), "fox": ("euler", "heun"),
          "ucn": ("euler", "heun"), "naive": ("euler", "heun"), "fox-sc": ("euler", "heun")}
 FRACS = (40, 20, 10, 5, 4, 2.5, 2)
 
@@ -33,7 +33,7 @@ def main(argv=None):
     ap.add_argument("--tau", type=float, default=0.05)
     ap.add_argument("--t-final", type=float, default=3.0)
     ap.add_argument("--methods", default="passive,exact,fox")
-    ap.add_argument("--extra-schemes", default="exact:strang-euler",
+    ap.add_argument("--extra-schemes", default="exact:strang,exact:strang-euler",
                     help="more method:scheme pairs to measure (comma separated)")
     ap.add_argument("--fracs", default=",".join(map(str, FRACS)))
     ap.add_argument("--repeat", type=int, default=1)

@@ -10,6 +10,9 @@ measured error against Δs).
              flow between them by Heun: second order, two evaluations per step;
              "strang-euler" the same with one Euler step of the score flow (one
              evaluation, first order)
+    "lawson" (`exact`) the linear part's exact step over the whole step, the score by the
+             trapezoid in integrating-factor form: second order, two evaluations and half
+             strang's normal draws per step
 
 The coarse-step warning fires above τ/10 for "euler"; with the OU increment drawn exactly
 the second-order schemes resolve η at larger steps: it fires above τ/2 for them.
@@ -59,6 +62,7 @@ SCHEMES = {
     "heun": Scheme("heun", 2, 2.0, heun_default_dt),
     "strang": Scheme("strang", 2, 2.0, heun_default_dt),
     "strang-euler": Scheme("strang-euler", 1, 2.0, heun_default_dt),
+    "lawson": Scheme("lawson", 2, 2.0, heun_default_dt),
 }
 
 
