@@ -106,9 +106,9 @@ def test_ucn_runs_and_is_no_better_than_fox(ref1d):
 def test_trajectory_and_reproducibility():
     tg = default_target_1d()
     proc = ActiveOU(1.0, 0.0, 1.0, 0.1)
-    a = sample(tg, "fox", proc, 500, seed=7, t_final=1.0, save_every=100)
-    b = sample(tg, "fox", proc, 500, seed=7, t_final=1.0, progress=True)
-    c = sample(tg, "fox", proc, 500, seed=8, t_final=1.0)
+    a = sample(tg, "fox", proc, 500, seed=7, t_final=1.0, dt=0.002, save_every=100)
+    b = sample(tg, "fox", proc, 500, seed=7, t_final=1.0, dt=0.002, progress=True)
+    c = sample(tg, "fox", proc, 500, seed=8, t_final=1.0, dt=0.002)
     assert a.info["n_steps"] == 500
     assert a.trajectory.shape == (6, 500, 1)
     np.testing.assert_allclose(a.times, np.linspace(0, 1.0, 6))
@@ -202,7 +202,7 @@ def test_chunked_run_equals_one_run(method):
     with the same seed, up to float32 rounding (the blocks carry their own random streams);
     the adaptive ODE solves each block on its own, so its rounding can move a step."""
     tg, proc = default_target_2d(), ActiveOU(1.0, 0.0, 1.0, 0.1)
-    kw = dict(seed=4, t_final=0.5, save_every=50)
+    kw = dict(seed=4, t_final=0.5, dt=0.002, save_every=50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FirstOrderWarning)
         one = sample(tg, method, proc, 40_000, **kw)

@@ -110,11 +110,15 @@ def _scheme_stepper(scheme: str):
 
 
 def active_default_dt(req) -> float:
-    """The default step of an active method: `heun_default_dt(τ)` for scheme "heun",
-    the old `stepping.default_dt(τ)` for "euler"."""
+    """The default step of an active method: `heun_default_dt(τ)` for scheme "heun" with a
+    driver whose ∫η is drawn exactly (`step_integral`: the OU driver), else the old
+    `stepping.default_dt(τ)` (scheme "euler", or a driver whose ∫η is the trapezoid: its
+    error is O(h/τ) per step, e.g. run-and-tumble, active Brownian)."""
     tau = req.process.tau
-    return heun_default_dt(tau) if req.options.get("scheme", "heun") == "heun" \
-        else euler_default_dt(tau)
+    exact_integral = req.driver is None or hasattr(req.driver, "step_integral")
+    if req.options.get("scheme", "heun") == "heun" and exact_integral:
+        return heun_default_dt(tau)
+    return euler_default_dt(tau)
 
 
 def score_field(force, score, p, dtype, kappa: float = 0.0):
