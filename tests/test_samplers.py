@@ -148,7 +148,12 @@ def test_blow_up_fails_loudly():
     tg = GaussianMixture.from_stds([0.5, 0.5], [[-1.0], [1.0]], [0.1, 0.1])
     with pytest.warns(FirstOrderWarning):
         with pytest.raises(ActivegenError, match="non-finite"):
-            sample(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.2), 200, seed=0, t_final=0.5)
+            sample(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.2), 200, seed=0, t_final=0.5,
+                   scheme="euler")
+    # the second-order default takes 40 steps here: the run diverges (|x| ~ 3e17) but stays
+    # finite in float32; the first-order warning (τ‖∇F‖ ≈ 8.7) is then what flags it
+    with pytest.warns(FirstOrderWarning):
+        sample(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.2), 200, seed=0, t_final=0.5)
 
 
 def test_rtp_driver_correction_restores_accuracy(ref1d):

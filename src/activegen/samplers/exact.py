@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import jax
+import jax.numpy as jnp
 
 from ..drivers import OUDriver
 from ..errors import ActivegenError
@@ -114,7 +115,9 @@ def exact_lawson_stepper(score, p, t_final: float, dtype, normal=jax.random.norm
 
         ζ = C_h ξ;   z̃ = Φ_h (z + h N(z, t)) + ζ;   z′ = Φ_h z + ½h [Φ_h N(z, t) + N(z̃, t − h)] + ζ
 
-    two joint-score evaluations and two normals per step (strang: four)."""
+    two joint-score evaluations and two normals per step (strang: four), the normals drawn
+    one step ahead and carried (docs/performance.md: a draw fused into the score's loop is
+    slow)."""
     if p.tau == 0:
         raise ActivegenError("tau must be > 0 for method 'exact' (use 'passive' at tau = 0)")
     var = p.d_active / p.tau
@@ -131,24 +134,29 @@ def exact_lawson_stepper(score, p, t_final: float, dtype, normal=jax.random.norm
         sx, seta = batched(score, "joint_score", score.prepare_joint(t, dtype), x, eta)
         return 2.0 * p.d_thermal * sx, (2.0 * p.d_active / p.tau**2) * (seta + eta / var)
 
+    def draw(key, shape):  # the step's normals, drawn one step ahead (as passive's ξ)
+        k1, k2 = jax.random.split(key)
+        return jnp.stack([normal(k2, shape, dtype), normal(k1, shape, dtype)])
+
     def init(key, n):
-        x, eta = score.sample_joint(key, n, t_final, dtype)
-        return {"x": x.T, "eta": eta.T}
+        k1, k2 = jax.random.split(key)
+        x, eta = score.sample_joint(k1, n, t_final, dtype)
+        return {"x": x.T, "eta": eta.T, "xi": draw(k2, x.T.shape)}
 
     def step(c, i, s, h, key):
         p00, p01, p11, c00, c01, c11 = full(h)
         x, eta = c["x"], c["eta"]
         t = t_final - s
-        k1, k2 = jax.random.split(key)
-        xi_e = normal(k2, eta.shape, eta.dtype)
-        zx = c01 * xi_e + (c00 * normal(k1, x.shape, x.dtype) if c00 > 0 else 0.0)
+        xi_e, xi_x = c["xi"][0], c["xi"][1]
+        zx = c01 * xi_e + c00 * xi_x
         ze = c11 * xi_e
         nx, ne = flow(t, x, eta)
         lx, le = p00 * x + p01 * eta, p11 * eta                     # Φ z
         mx, me = p00 * nx + p01 * ne, p11 * ne                      # Φ N(z)
         px, pe = lx + h * mx + zx, le + h * me + ze                 # z̃
         nx1, ne1 = flow(t - h, px, pe)
-        return {"x": lx + 0.5 * h * (mx + nx1) + zx, "eta": le + 0.5 * h * (me + ne1) + ze}
+        return {"x": lx + 0.5 * h * (mx + nx1) + zx, "eta": le + 0.5 * h * (me + ne1) + ze,
+                "xi": draw(key, x.shape)}
 
     return Stepper(init, step)
 
