@@ -109,6 +109,8 @@ def _moments(method, scheme, h):
             probes = {"x": _unit(1, n), "eta": _unit(2, n)}
             if method == "fox":
                 probes["tjf"] = jnp.zeros((), dt)
+            if scheme == "lawson":  # its normals are carried, drawn one step ahead
+                probes["xi"] = jnp.stack([zs[0], zs[1]])
         key, names = jax.random.key(0), ("x", "eta")[:n_z]
 
         def one(carry, i):  # the step's affine map from the probes, then the moments
