@@ -147,7 +147,7 @@ def test_sample_protocol_cli(tmp_path):
                  "--tau", "0.1", "--t-final", "0.5", "--spacing", "0.4", "--time-points", "5",
                  "--no-progress", "--out", str(pfile)]) == 0
     out = tmp_path / "s.npz"
-    assert main(["sample", "--protocol", str(pfile), "--n", "200", "--seed", "1",
+    assert main(["sample", "--protocol", str(pfile), "--n", "200", "--seed", "1", "--dt", "0.002",
                  "--save-every", "50", "--no-progress", "--out", str(out)]) == 0
     z = np.load(out)
     assert z["samples"].shape == (200, 2) and np.all(np.isfinite(z["samples"]))

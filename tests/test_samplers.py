@@ -106,9 +106,9 @@ def test_ucn_runs_and_is_no_better_than_fox(ref1d):
 def test_trajectory_and_reproducibility():
     tg = default_target_1d()
     proc = ActiveOU(1.0, 0.0, 1.0, 0.1)
-    a = sample(tg, "fox", proc, 500, seed=7, t_final=1.0, save_every=100)
-    b = sample(tg, "fox", proc, 500, seed=7, t_final=1.0, progress=True)
-    c = sample(tg, "fox", proc, 500, seed=8, t_final=1.0)
+    a = sample(tg, "fox", proc, 500, seed=7, t_final=1.0, dt=0.002, save_every=100)
+    b = sample(tg, "fox", proc, 500, seed=7, t_final=1.0, dt=0.002, progress=True)
+    c = sample(tg, "fox", proc, 500, seed=8, t_final=1.0, dt=0.002)
     assert a.info["n_steps"] == 500
     assert a.trajectory.shape == (6, 500, 1)
     np.testing.assert_allclose(a.times, np.linspace(0, 1.0, 6))
@@ -148,7 +148,13 @@ def test_blow_up_fails_loudly():
     tg = GaussianMixture.from_stds([0.5, 0.5], [[-1.0], [1.0]], [0.1, 0.1])
     with pytest.warns(FirstOrderWarning):
         with pytest.raises(ActivegenError, match="non-finite"):
-            sample(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.2), 200, seed=0, t_final=0.5)
+            sample(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.2), 200, seed=0, t_final=0.5,
+                   scheme="euler")
+    # the second-order scheme takes 40 steps here: the run diverges (|x| ~ 3e17) but stays
+    # finite in float32; the first-order warning (τ‖∇F‖ ≈ 8.7) is then what flags it
+    with pytest.warns(FirstOrderWarning):
+        sample(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.2), 200, seed=0, t_final=0.5,
+               scheme="heun")
 
 
 def test_rtp_driver_correction_restores_accuracy(ref1d):
@@ -202,7 +208,7 @@ def test_chunked_run_equals_one_run(method):
     with the same seed, up to float32 rounding (the blocks carry their own random streams);
     the adaptive ODE solves each block on its own, so its rounding can move a step."""
     tg, proc = default_target_2d(), ActiveOU(1.0, 0.0, 1.0, 0.1)
-    kw = dict(seed=4, t_final=0.5, save_every=50)
+    kw = dict(seed=4, t_final=0.5, dt=0.002, save_every=50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FirstOrderWarning)
         one = sample(tg, method, proc, 40_000, **kw)

@@ -8,6 +8,8 @@ against 2.2–2.5·10⁷ particle-steps/s without; docs/performance.md). We swit
 unless the user set that flag already, set ACTIVEGEN_KEEP_XLA_FLAGS=1, or runs another
 jaxlib (an unknown flag aborts XLA, so it is only added where it is known to exist).
 The flag only takes effect if no JAX computation ran before activegen was imported.
+pyproject.toml bounds jax below 0.11 (the range measured); on any other jaxlib the flag is
+left out (safe: nothing is passed that XLA may not know, the speed is then unmeasured).
 
 `unrolled_threefry` (a context manager around the samplers' compilation) lowers JAX's
 random-bit hash without its CPU while loop, so that it fuses with what uses the bits.

@@ -451,9 +451,9 @@ def cmd_animate(args) -> int:
 
         target = GaussianMixture.from_dict(proto.meta["source"]["target"])
     # save often enough to resolve the frames' finest spacing (near t = 0)
-    from .stepping import default_dt
+    from .samplers.schemes import heun_default_dt
 
-    dt = args.dt or default_dt(proto.process.tau)
+    dt = args.dt or heun_default_dt(proto.process.tau)  # the replay's default (scheme heun)
     t0 = plots.protocol_t0(proto)
     finest = t0 * math.log1p(proto.t_final / t0) / max(1, args.frames - 1)
     every = max(1, int(finest / dt))

@@ -56,3 +56,69 @@ def active_update(x, force, eta, eta_new, h):
 def ou_step(eta, decay, sd, key):
     """η e^{−h/τ} + √(var(1 − e^{−2h/τ})) ξ with the coefficients of `ou_coefficients`."""
     return eta * decay + sd * jax.random.normal(key, eta.shape, eta.dtype)
+
+
+# -- second-order schemes (issue 17; docs/theory.md "Time stepping") ------------------------
+
+
+def _u_minus_tanh(u: float) -> float:
+    """u − tanh u without cancellation at small u."""
+    if u < 1e-2:
+        u2 = u * u
+        return u * u2 * (1.0 / 3.0 - u2 * (2.0 / 15.0 - u2 * 17.0 / 315.0))
+    return u - math.tanh(u)
+
+
+def ou_integral_coefficients(h: float, tau: float, variance: float):
+    """Coefficients of the exact joint step of the OU noise η and its integral over h.
+
+    τ dη = −η ds + √(2D_A) dW (var = D_A/τ); with a = e^{−h/τ}, u = h/(2τ) and ξ1, ξ2
+    independent N(0, 1):
+
+        η_h = a η_0 + σ ξ1,                σ = √(var (1 − a²))      (`ou_coefficients`)
+        I_h = ∫_0^h η ds = τ(η_0 − η_h) + √(2D_A) W_h
+            = τ(1 − a) η_0 + τ tanh(u) σ ξ1 + 2τ √(var (u − tanh u)) ξ2
+
+    (W_h regressed on the OU noise, written without cancellation). Returns
+    (a, σ, τ(1 − a), τ tanh(u) σ, 2τ √(var (u − tanh u))), Python floats.
+    """
+    a, sd = ou_coefficients(h, tau, variance)
+    u = 0.5 * h / tau
+    return (a, sd, -tau * math.expm1(-h / tau), tau * math.tanh(u) * sd,
+            2.0 * tau * math.sqrt(variance * _u_minus_tanh(u)))
+
+
+def linear_coefficients(beta: float, h: float):
+    """(e^{βh}, φ = (e^{βh} − 1)/(βh), (e^{2βh} − 1)/(2β h)) of the exact step of dx = βx ds:
+    the propagator, the mean weight of a constant forcing, the variance weight of white
+    noise (x ← e^{βh} x + φ h g + √(2D h ψ) ξ is exact for constant g and D)."""
+    z = beta * h
+    if z == 0:
+        return 1.0, 1.0, 1.0
+    return math.exp(z), math.expm1(z) / z, math.expm1(2.0 * z) / (2.0 * z)
+
+
+def joint_ou_matrices(beta: float, tau: float, d_thermal: float, d_active: float, h: float):
+    """Exact step over h of the linear part of the reverse joint (x, η) process (per
+    coordinate), z = (x, η):
+
+        dz = L z ds + dB,   L = [[β, −1], [0, −1/τ]],   Cov dB = diag(2D_T, 2D_A/τ²) ds
+
+    z_h = Φ z_0 + C ξ with Φ = e^{Lh} and C C^T = ∫_0^h e^{Lu} Q e^{L^T u} du (Van Loan's
+    block exponential, float64). Returns (Φ, C) as 2×2 numpy arrays (C upper triangular:
+    η's noise is one normal, x's the η part plus an independent one)."""
+    from scipy.linalg import expm
+
+    L = np.array([[beta, -1.0], [0.0, -1.0 / tau]])
+    Q = np.diag([2.0 * d_thermal, 2.0 * d_active / tau**2])
+    M = np.zeros((4, 4))
+    M[:2, :2], M[:2, 2:], M[2:, 2:] = -L, Q, L.T
+    E = expm(M * h)
+    phi = E[2:, 2:].T
+    cov = phi @ E[:2, 2:]
+    cov = 0.5 * (cov + cov.T)
+    # C C^T = cov with C = [[c00, c01], [0, c11]] (η first: the x-variance may be tiny)
+    c11 = math.sqrt(max(cov[1, 1], 0.0))
+    c01 = cov[0, 1] / c11 if c11 > 0 else 0.0
+    c00 = math.sqrt(max(cov[0, 0] - c01 * c01, 0.0))
+    return phi, np.array([[c00, c01], [0.0, c11]])

@@ -26,7 +26,8 @@ from ..forces import (
     force_jacobian_norm,
     saturate,
 )
-from ..stepping import active_update, thermal_amplitude, thermal_kick
+from ..stepping import active_update, linear_coefficients, thermal_amplitude, thermal_kick
+from ..stepping import default_dt as euler_default_dt
 from .api import (
     Request,
     add_energetics,
@@ -37,6 +38,7 @@ from .api import (
     uniform_grid,
 )
 from .engine import Stepper, batched, derivs_at
+from .schemes import DEFAULT_SCHEME, SCHEMES, check_scheme, heun_default_dt
 from .registry import Method, Plan, register_method
 
 
@@ -64,6 +66,68 @@ def active_stepper(field, init_x, p, t_final: float, dtype, driver) -> Stepper:
         return {"x": x_new, "eta": eta_new, "tjf": tjf}
 
     return Stepper(init, step)
+
+
+def active_heun_stepper(field, init_x, p, t_final: float, dtype, driver) -> Stepper:
+    """`active_stepper`'s particle with a second-order step (scheme "heun"; docs/theory.md,
+    time stepping). With F = βx + G, A = e^{βh}, φ = (e^{βh} − 1)/(βh), ψ = (e^{2βh} − 1)/(2βh):
+
+        η′, I = driver step and ∫η ds over the step (exact joint draw for the OU driver,
+                the trapezoid ½h(η + η′) for the others)
+        x̃  = A x + φ h G(x, t) + φ I + √(2D_T h ψ) ξ                (exponential Euler)
+        x′ = A x + ½h [A G(x, t) + G(x̃, t − h)] + φ I + √(2D_T h ψ) ξ   (trapezoid on e^{β(h−u)}G)
+
+    βx is integrated exactly, G at second order (two force evaluations per step; a fitted
+    field is fitted to (x, η) at the start and to (x̃, η′) at the end). Uniform grids only
+    (h a Python float)."""
+    if p.tau == 0:
+        raise ActivegenError("tau must be > 0 for an active driver (use 'passive' at tau = 0)")
+    integral = getattr(driver, "step_integral", None)
+    beta = p.beta
+
+    def init(key, n):
+        k1, k2 = jax.random.split(key)
+        x = init_x(k1, n).T
+        return {"x": x, "eta": driver.init(k2, x.shape, dtype), "tjf": jnp.zeros((), dtype)}
+
+    def step(c, i, s, h, key):
+        x, eta = c["x"], c["eta"]
+        t = t_final - s
+        a, phi, psi = linear_coefficients(beta, h)
+        f, jn = field(t, x, eta)
+        g0 = f - beta * x
+        k1, k2 = jax.random.split(key)
+        if integral is not None:
+            eta_new, inc = integral(eta, h, k2)
+        else:
+            eta_new = driver.step(eta, h, k2)
+            inc = 0.5 * h * (eta + eta_new)
+        base = a * x + phi * inc
+        if p.d_thermal > 0:
+            base = thermal_kick(base, thermal_amplitude(p.d_thermal, h * psi), k1)
+        x_pred = base + (phi * h) * g0
+        f1, _ = field(t - h, x_pred, eta_new)
+        x_new = base + (0.5 * h) * (a * g0 + f1 - beta * x_pred)
+        tjf = c["tjf"] if jn is None else jnp.fmax(c["tjf"], p.tau * jnp.mean(jn))
+        return {"x": x_new, "eta": eta_new, "tjf": tjf}
+
+    return Stepper(init, step)
+
+
+def _scheme_stepper(scheme: str):
+    return active_heun_stepper if check_scheme(scheme) == "heun" else active_stepper
+
+
+def active_default_dt(req) -> float:
+    """The default step of an active method: `heun_default_dt(τ)` for scheme "heun" with a
+    driver whose ∫η is drawn exactly (`step_integral`: the OU driver), else the old
+    `stepping.default_dt(τ)` (scheme "euler", or a driver whose ∫η is the trapezoid: its
+    error is O(h/τ) per step, e.g. run-and-tumble, active Brownian)."""
+    tau = req.process.tau
+    exact_integral = req.driver is None or hasattr(req.driver, "step_integral")
+    if req.options.get("scheme", DEFAULT_SCHEME) == "heun" and exact_integral:
+        return heun_default_dt(tau)
+    return euler_default_dt(tau)
 
 
 def score_field(force, score, p, dtype, kappa: float = 0.0, order: int = 2):
@@ -127,16 +191,21 @@ def force_method(name: str, force: Force, *, summary: str = "", aliases=(),
         kappa = getattr(drv, "kappa", 0.0) if corr else 0.0
         field = score_field(force.force, req.score, req.process, req.dtype, kappa,
                             force.order)
-        stepper = active_stepper(field, marginal_start(req.score, req.t_final, req.dtype),
-                                 req.process, req.t_final, req.dtype, drv)
+        scheme = req.options["scheme"]
+        stepper = _scheme_stepper(scheme)(
+            field, marginal_start(req.score, req.t_final, req.dtype), req.process,
+            req.t_final, req.dtype, drv)
         info = dict(driver=type(drv).__name__ if req.driver is not None else "OUDriver",
-                    driver_correction=bool(corr and getattr(req.driver, "kappa", 0.0) != 0.0))
-        return Plan(stepper, uniform_grid(req), info=info, tau_steps=req.process.tau)
+                    driver_correction=bool(corr and getattr(req.driver, "kappa", 0.0) != 0.0),
+                    scheme=scheme)
+        return Plan(stepper, uniform_grid(req, active_default_dt), info=info,
+                    tau_steps=SCHEMES[scheme].tau_steps(req.process.tau))
 
     return Method(name, build, summary=summary, aliases=tuple(aliases), active=True,
                   carries_eta=True, first_order=first_order, force=force,
                   validity_map=validity_map,
-                  energetics=force_energetics(force, driver_correction))
+                  energetics=force_energetics(force, driver_correction),
+                  options={"scheme": DEFAULT_SCHEME}, default_dt=active_default_dt)
 
 
 def register_force(name: str, force, potential, *, summary: str = "", aliases=(),
@@ -180,6 +249,7 @@ def sample_field(
     desc: str = "field",
     potential=None,
     energetics: bool = False,
+    scheme: str = DEFAULT_SCHEME,
 ) -> Sampled:
     """Active particles in a given external force field, no score involved:
     dx = [F(x, T−s) + η] ds + √(2D_T) dW̄.
@@ -188,7 +258,9 @@ def sample_field(
     init_x(key, n) -> (n, d) start. driver defaults to OUDriver(τ, D_A). Used to replay an
     exported protocol (a force tabulated on a grid). potential(t, x (N, d)) -> V (N,) with
     F = −∇V: with energetics=True the run's energetics in that potential are added to info
-    (`activegen.energetics`).
+    (`activegen.energetics`; scheme "euler" only). scheme: "euler" (default: the
+    first-order step of `active_stepper`) or "heun" (second order, default step
+    `heun_default_dt`).
     """
     n, t_final, dt, key, save_every, chunk_size = check_run(
         n, t_final, dt, key, seed, save_every, chunk_size)
@@ -199,15 +271,16 @@ def sample_field(
     if dim is not None:
         check_driver(drv, process, dim)
     req = Request(None, None, process, n, t_final, dt, dtype or jnp.result_type(float), drv,
-                  False, {})
+                  False, {"scheme": check_scheme(scheme)})
 
     def engine_field(t, x, eta):  # the engine carries x as (d, N); `field` takes (N, d)
         f, jn = field(t, x.T)
         return f.T, jn
 
-    stepper = active_stepper(engine_field, init_x, process, t_final, req.dtype, drv)
-    plan = Plan(stepper, uniform_grid(req), info={"driver": type(drv).__name__},
-                tau_steps=process.tau)
+    stepper = _scheme_stepper(scheme)(engine_field, init_x, process, t_final, req.dtype, drv)
+    plan = Plan(stepper, uniform_grid(req, active_default_dt),
+                info={"driver": type(drv).__name__, "scheme": scheme},
+                tau_steps=SCHEMES[scheme].tau_steps(process.tau))
     if energetics:
         plan = add_energetics(plan, Energetics(
             lambda i, s, x, carry: potential(t_final - s, x.T)))

@@ -250,6 +250,8 @@ def sample(
                   driver, bool(driver_correction), opts, closed_form, bool(energetics))
     plan = spec.build(req)
     if energetics:
+        if opts.get("scheme", "euler") != "euler":
+            raise ActivegenError("energetics=True is implemented for scheme 'euler' only")
         plan = add_energetics(plan, spec.energetics(req, plan))
     rng = {} if block_size is None else {"block": check_count("block_size", block_size)}
     if blocks is not None:
@@ -290,7 +292,11 @@ def add_energetics(plan: Plan, en) -> Plan:
                                log_density_end=end)
 
 
-def uniform_grid(req: Request) -> engine.StepGrid:
-    """The request's step dt (default `default_dt(τ)`) on a uniform grid of [0, T]."""
-    dt = default_dt(req.process.tau) if req.dt is None else req.dt
+def uniform_grid(req: Request, default=None) -> engine.StepGrid:
+    """The request's step dt on a uniform grid of [0, T]; if none was asked for,
+    default(req) (a method's `Method.default_dt`) or `default_dt(τ)`."""
+    if req.dt is not None:
+        dt = req.dt
+    else:
+        dt = default(req) if default is not None else default_dt(req.process.tau)
     return engine.StepGrid.from_dt(req.t_final, dt)

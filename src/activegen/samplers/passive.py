@@ -15,9 +15,11 @@ import jax.numpy as jnp
 
 from .._linalg import dot0
 from ..energetics import Energetics
+from ..stepping import linear_coefficients
 from .api import uniform_grid
 from .engine import Stepper, batched
 from .registry import Method, Plan, register_method
+from .schemes import DEFAULT_SCHEME, SCHEMES, check_scheme
 
 
 def passive_stepper(score, p, t_final: float, dtype) -> Stepper:
@@ -37,9 +39,50 @@ def passive_stepper(score, p, t_final: float, dtype) -> Stepper:
     return Stepper(init, step)
 
 
+def passive_heun_stepper(score, p, t_final: float, dtype) -> Stepper:
+    """Scheme "heun": βx exactly, the score term g = 2D_eff S by the explicit weak order-2
+    scheme for additive noise (Kloeden & Platen §15.1, in exponential form), with
+    A = e^{βh}, φ = (e^{βh} − 1)/(βh), ψ = (e^{2βh} − 1)/(2βh):
+
+        ζ  = √(2 D_eff(t − h/2) h ψ) ξ
+        x̃  = A x + φ h g(x, t) + ζ
+        x′ = A x + ½h [A g(x, t) + g(x̃, t − h)] + ζ
+
+    two score evaluations per step; ξ drawn one step ahead as in `passive_stepper`."""
+
+    def init(key, n):
+        k1, k2 = jax.random.split(key)
+        x = score.sample_marginal(k1, n, t_final, dtype).T
+        return {"x": x, "xi": jax.random.normal(k2, x.shape, dtype)}
+
+    def g(t, x, d_eff):
+        return 2.0 * d_eff * batched(score, "score", score.prepare(t, dtype), x)
+
+    def step(c, i, s, h, key):
+        t = t_final - s
+        x = c["x"]
+        a, phi, psi = linear_coefficients(p.beta, h)
+        g0 = g(t, x, p.d_eff(t))
+        base = a * x + jnp.sqrt(2.0 * p.d_eff(t - 0.5 * h) * h * psi) * c["xi"]
+        x_pred = base + (phi * h) * g0
+        # D_eff at the end of the step (at t = 0 its limit t → 0⁺: at τ = 0 D_eff jumps there)
+        d_end = p.d_eff(jnp.maximum(t - h, 1e-6 * h))
+        x_new = base + (0.5 * h) * (a * g0 + g(t - h, x_pred, d_end))
+        return {"x": x_new, "xi": jax.random.normal(key, x.shape, dtype)}
+
+    return Stepper(init, step)
+
+
+def _default_dt(req) -> float:
+    return SCHEMES[req.options.get("scheme", DEFAULT_SCHEME)].default_dt(req.process.tau)
+
+
 def _build(req) -> Plan:
-    return Plan(passive_stepper(req.score, req.process, req.t_final, req.dtype),
-                uniform_grid(req), info=dict(driver="OUDriver", driver_correction=False))
+    scheme = check_scheme(req.options["scheme"])
+    make = passive_heun_stepper if scheme == "heun" else passive_stepper
+    return Plan(make(req.score, req.process, req.t_final, req.dtype),
+                uniform_grid(req, _default_dt),
+                info=dict(driver="OUDriver", driver_correction=False, scheme=scheme))
 
 
 def passive_energetics(req, plan) -> Energetics:
@@ -62,4 +105,5 @@ def passive_energetics(req, plan) -> Energetics:
 register_method(Method(
     "passive", _build, energetics=passive_energetics,
     summary="reverse SDE of the exact x-marginal (D_eff(t)); exact for every tau; needs S",
+    options={"scheme": DEFAULT_SCHEME}, default_dt=_default_dt,
 ))

@@ -32,7 +32,8 @@ class Method:
     options: extra keyword options of `sample()` with their defaults; force: the
     `forces.Force` (F and V) for a method whose force has a potential (exportable as a
     protocol); analytic_only: needs a GaussianMixture target; validity_map: shown in
-    `activegen experiment validity-map` (against `exact`).
+    `activegen experiment validity-map` (against `exact`); default_dt(request) -> the
+    method's own default step (None: `stepping.default_dt(τ)`; `api.uniform_grid`).
     """
 
     name: str
@@ -49,6 +50,7 @@ class Method:
     analytic_only: bool = False
     validity_map: bool = False
     energetics: Callable[[Any, Any], Any] | None = None
+    default_dt: Callable[[Any], float] | None = None
 
 
 def register_method(method: Method, *, replace: bool = False) -> Method:

@@ -1,0 +1,79 @@
+"""The time-stepping schemes a method can be run with (its option `scheme`) and their
+default steps (issue 17; docs/theory.md, "Time stepping"; docs/performance.md, the
+measured error against Δs).
+
+    "euler"  the first-order steps (before issue 17): Euler for βx and the force/score,
+             η's trapezoid mean (active), one evaluation per step, Δs = min(τ/20, 0.002)
+    "heun"   βx exactly, the force/score by a predictor–corrector (trapezoid), the exact
+             joint (η, ∫η) of the OU driver: second order, two evaluations per step
+    "strang" (`exact`) the joint (x, η) linear part exactly over two half steps, the score
+             flow between them by Heun: second order, two evaluations per step;
+             "strang-euler" the same with one Euler step of the score flow (one
+             evaluation, first order)
+    "lawson" (`exact`) the linear part's exact step over the whole step, the score by the
+             trapezoid in integrating-factor form: second order, two evaluations and half
+             strang's normal draws per step
+
+The coarse-step warning fires above τ/10 for "euler"; with the OU increment drawn exactly
+the second-order schemes resolve η at larger steps: it fires above τ/2 for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from ..errors import ActivegenError
+from ..stepping import DT_MAX, STEPS_PER_TAU
+
+#: Default second-order step: Δs = min(τ/HEUN_STEPS_PER_TAU, HEUN_DT_MAX) (measured,
+#: docs/performance.md "Accuracy per step").
+HEUN_STEPS_PER_TAU = 4
+HEUN_DT_MAX = 0.0125
+
+
+def heun_default_dt(tau: float) -> float:
+    """Δs = min(τ/4, 0.0125) (0.0125 at τ = 0): the default step of the second-order
+    schemes (at τ = 0.05: 240 steps of T = 3, 480 evaluations against the old 1500)."""
+    return HEUN_DT_MAX if tau == 0 else min(tau / HEUN_STEPS_PER_TAU, HEUN_DT_MAX)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """name; evals: score/force evaluations per step; per_tau: the coarse-step warning
+    fires above τ/per_tau; default_dt(τ)."""
+
+    name: str
+    evals: int
+    per_tau: float
+    default_dt: Callable[[float], float]
+
+    def tau_steps(self, tau: float) -> float:
+        """The Plan's tau_steps: the warning (h > tau_steps/10) fires above τ/per_tau."""
+        return tau * 10.0 / self.per_tau
+
+
+def _euler_dt(tau: float) -> float:
+    return DT_MAX if tau == 0 else min(tau / STEPS_PER_TAU, DT_MAX)
+
+
+SCHEMES = {
+    "euler": Scheme("euler", 1, 10.0, _euler_dt),
+    "heun": Scheme("heun", 2, 2.0, heun_default_dt),
+    "strang": Scheme("strang", 2, 2.0, heun_default_dt),
+    "strang-euler": Scheme("strang-euler", 1, 2.0, heun_default_dt),
+    "lawson": Scheme("lawson", 2, 2.0, heun_default_dt),
+}
+
+
+#: The scheme every method runs with unless `scheme=` says otherwise: still the first-order
+#: steps, so that the documented figures stay what the documented commands print; the
+#: second-order schemes are opt-in until the figures are regenerated with them.
+DEFAULT_SCHEME = "euler"
+
+
+def check_scheme(scheme, allowed=("euler", "heun")) -> str:
+    if scheme not in allowed:
+        raise ActivegenError(f"scheme must be one of {', '.join(map(repr, allowed))}; "
+                             f"got {scheme!r}")
+    return scheme
