@@ -215,7 +215,7 @@ def test_help_shows_defaults_and_required(capsys):
     assert "--n N number of particles (default: 10000)" in out
     assert "--seed SEED random seed: the same seed gives the same samples" in out
     assert "each its own stream (default: 0)" in out
-    assert "--out OUT output .npz (required)" in out
+    assert "--out OUT output .npz, or DIR/: one shard per cluster task and DIR/index.json (required)" in out
     assert "--no-progress no progress bars" in out
 
 

@@ -287,6 +287,9 @@ def cmd_sample(args) -> int:
         raise ActivegenError(f"--workers / --scheduler sample a --target, not a --{src} "
                              "(docs/distributed.md)")
     if shards and not on_cluster:
+        if Path(args.out).is_dir() and not str(args.out).endswith("/"):
+            raise ActivegenError(f"--out {args.out} is an existing directory: give a .npz "
+                                 "file (or DIR/ with --workers N or --scheduler ADDRESS)")
         raise ActivegenError("--out DIR/ (shards written by the workers) needs --workers N "
                              "or --scheduler ADDRESS")
     if src == "protocol":
@@ -931,7 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.set_defaults(func=cmd_animate)
     th = esub.add_parser("thermodynamics", help="heat, work, active work and entropy production "
                          "per sample against τ for passive, naive, fox, fox-sc (demo mixture)")
-    th.add_argument("--taus", type=_floats, default=[0.1, 0.2])
+    th.add_argument("--taus", type=_floats, default=[0.1, 0.2], help="persistence times τ")
     th.add_argument("--n", type=int, default=1000)
     th.add_argument("--seed", type=int, default=0)
     th.add_argument("--out", default="docs/thermodynamics", help="output folder")

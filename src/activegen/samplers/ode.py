@@ -66,7 +66,9 @@ def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_si
         ys.append(jnp.moveaxis(y, 0, 1).swapaxes(-1, -2).reshape(y.shape[1], -1, y.shape[-2]))
         steps.append(np.asarray(st))
     ys = jnp.concatenate(ys, 1)[:, :n_here]
-    traj = None if ts is None else np.asarray(ys[:-1])
+    traj = None if ts is None else np.array(ys[:-1])
+    if traj is not None and np.isclose(ts[-1], t_final):
+        traj[-1] = np.asarray(ys[-1])  # the frame at T is the samples (not an interpolation)
     return ys[-1], traj, ts, int(np.max(np.concatenate(steps)[:nb]))
 
 
