@@ -42,6 +42,18 @@ from .schemes import DEFAULT_SCHEME, SCHEMES, check_scheme, heun_default_dt
 from .registry import Method, Plan, register_method
 
 
+def _active_init(init_x, driver, dtype):
+    """init(key, n) of an active stepper: x from init_x (carried (d, n)), η from the
+    driver's stationary law, the diagnostic's running max at 0."""
+
+    def init(key, n):
+        k1, k2 = jax.random.split(key)
+        x = init_x(k1, n).T
+        return {"x": x, "eta": driver.init(k2, x.shape, dtype), "tjf": jnp.zeros((), dtype)}
+
+    return init
+
+
 def active_stepper(field, init_x, p, t_final: float, dtype, driver) -> Stepper:
     """The active particle: field(t, x, η) -> (F, ‖∇F‖ or None) with x, η of shape (d, N)
     (η only for fitted forces), init_x(key, n) -> (n, d) the start, `driver` the
@@ -49,10 +61,7 @@ def active_stepper(field, init_x, p, t_final: float, dtype, driver) -> Stepper:
     if p.tau == 0:
         raise ActivegenError("tau must be > 0 for an active driver (use 'passive' at tau = 0)")
 
-    def init(key, n):
-        k1, k2 = jax.random.split(key)
-        x = init_x(k1, n).T
-        return {"x": x, "eta": driver.init(k2, x.shape, dtype), "tjf": jnp.zeros((), dtype)}
+    init = _active_init(init_x, driver, dtype)
 
     def step(c, i, s, h, key):
         x, eta = c["x"], c["eta"]
@@ -85,10 +94,7 @@ def active_heun_stepper(field, init_x, p, t_final: float, dtype, driver) -> Step
     integral = getattr(driver, "step_integral", None)
     beta = p.beta
 
-    def init(key, n):
-        k1, k2 = jax.random.split(key)
-        x = init_x(k1, n).T
-        return {"x": x, "eta": driver.init(k2, x.shape, dtype), "tjf": jnp.zeros((), dtype)}
+    init = _active_init(init_x, driver, dtype)
 
     def step(c, i, s, h, key):
         x, eta = c["x"], c["eta"]
