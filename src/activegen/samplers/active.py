@@ -204,7 +204,7 @@ def force_method(name: str, force: Force, *, summary: str = "", aliases=(),
         info = dict(driver=type(drv).__name__ if req.driver is not None else "OUDriver",
                     driver_correction=bool(corr and getattr(req.driver, "kappa", 0.0) != 0.0),
                     scheme=scheme)
-        return Plan(stepper, uniform_grid(req, active_default_dt), info=info,
+        return Plan(stepper, uniform_grid(req), info=info,
                     tau_steps=SCHEMES[scheme].tau_steps(req.process.tau))
 
     return Method(name, build, summary=summary, aliases=tuple(aliases), active=True,
@@ -232,7 +232,8 @@ def register_force(name: str, force, potential, *, summary: str = "", aliases=()
 
 def field_method() -> Method:
     """The description `sample_field` runs under: an active particle in a given field."""
-    return Method("field", None, active=True, carries_eta=True, first_order=True)
+    return Method("field", None, active=True, carries_eta=True, first_order=True,
+                  default_dt=active_default_dt)
 
 
 def sample_field(
@@ -276,21 +277,22 @@ def sample_field(
     drv = driver or default_driver(process)
     if dim is not None:
         check_driver(drv, process, dim)
+    spec = field_method()
     req = Request(None, None, process, n, t_final, dt, dtype or jnp.result_type(float), drv,
-                  False, {"scheme": check_scheme(scheme)})
+                  False, {"scheme": check_scheme(scheme)}, method=spec)
 
     def engine_field(t, x, eta):  # the engine carries x as (d, N); `field` takes (N, d)
         f, jn = field(t, x.T)
         return f.T, jn
 
     stepper = _scheme_stepper(scheme)(engine_field, init_x, process, t_final, req.dtype, drv)
-    plan = Plan(stepper, uniform_grid(req, active_default_dt),
+    plan = Plan(stepper, uniform_grid(req),
                 info={"driver": type(drv).__name__, "scheme": scheme},
                 tau_steps=SCHEMES[scheme].tau_steps(process.tau))
     if energetics:
         plan = add_energetics(plan, Energetics(
             lambda i, s, x, carry: potential(t_final - s, x.T)))
-    return execute(field_method(), plan, req, key, save_every=save_every, progress=progress,
+    return execute(spec, plan, req, key, save_every=save_every, progress=progress,
                    chunk_size=chunk_size, warn=warn, desc=desc, d=dim)
 
 

@@ -247,7 +247,7 @@ def sample(
             f"(methods with energetics: {', '.join(method_names(where=has_energetics))})"
         )
     req = Request(target, score, process, n, t_final, dt, dtype or jnp.result_type(float),
-                  driver, bool(driver_correction), opts, closed_form, bool(energetics))
+                  driver, bool(driver_correction), opts, closed_form, bool(energetics), spec)
     plan = spec.build(req)
     if energetics:
         if opts.get("scheme", "euler") != "euler":
@@ -292,9 +292,10 @@ def add_energetics(plan: Plan, en) -> Plan:
                                log_density_end=end)
 
 
-def uniform_grid(req: Request, default=None) -> engine.StepGrid:
-    """The request's step dt on a uniform grid of [0, T]; if none was asked for,
-    default(req) (a method's `Method.default_dt`) or `default_dt(τ)`."""
+def uniform_grid(req: Request) -> engine.StepGrid:
+    """The request's step dt on a uniform grid of [0, T]; if none was asked for, the
+    method's `Method.default_dt(req)`, or `default_dt(τ)` where it has none."""
+    default = getattr(req.method, "default_dt", None)
     if req.dt is not None:
         dt = req.dt
     else:

@@ -175,7 +175,7 @@ def _build(req) -> Plan:
         stepper = exact_strang_stepper(req.score, req.process, req.t_final, req.dtype,
                                        "euler" if scheme == "strang-euler" else "heun")
     return Plan(stepper,
-                uniform_grid(req, _default_dt),
+                uniform_grid(req),
                 info=dict(driver="OUDriver", driver_correction=False, scheme=scheme),
                 tau_steps=SCHEMES[scheme].tau_steps(req.process.tau))
 

@@ -81,7 +81,7 @@ def _build(req) -> Plan:
     scheme = check_scheme(req.options["scheme"])
     make = passive_heun_stepper if scheme == "heun" else passive_stepper
     return Plan(make(req.score, req.process, req.t_final, req.dtype),
-                uniform_grid(req, _default_dt),
+                uniform_grid(req),
                 info=dict(driver="OUDriver", driver_correction=False, scheme=scheme))
 
 

@@ -55,7 +55,7 @@ def _build(req) -> Plan:
                    req.process, req.t_final, req.dtype, drv)
     info = dict(driver=type(drv).__name__ if req.driver is not None else "OUDriver",
                 driver_correction=False, scheme=scheme)
-    return Plan(stepper, uniform_grid(req, active_default_dt), info=info,
+    return Plan(stepper, uniform_grid(req), info=info,
                 tau_steps=SCHEMES[scheme].tau_steps(req.process.tau))
 
 

@@ -111,7 +111,8 @@ class Request:
     target: as the user gave it; score: the score model built from it for `process`
     (None for an analytic_only method, which builds its own); dt: the step asked for
     (None: the method's default); options: the method's options, defaults filled in;
-    energetics: accumulate the run's stochastic energetics (`Method.energetics`)."""
+    energetics: accumulate the run's stochastic energetics (`Method.energetics`); method:
+    the `Method` being built (its default_dt sets the step when dt is None)."""
 
     target: Any
     score: Any
@@ -125,6 +126,7 @@ class Request:
     options: dict
     closed_form: bool = True
     energetics: bool = False
+    method: Any = None
 
     @property
     def dim(self) -> int:
