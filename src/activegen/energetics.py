@@ -56,9 +56,9 @@ class Energetics(NamedTuple):
 
     potential(i, s, x, carry) -> U(x, s) (N,): x (d, N); i the step index (s = s_i, or
     s_{i+1} with i + 1); carry the stepper's carry whose ensemble sets any fitted coefficient
-    (fox-sc's θ). eta_mean: "trapezoid" (x moves by ½(η + η′) h), "left" (by η h) or None (no
-    self-propulsion: passive). temperature(s) -> D of the bath for the medium entropy
-    ∫dQ/D (passive) and log_density(s, x) -> log p(x, T − s) (N,) for s_sys; None where no
+    (fox-sc's θ). eta_mean: "trapezoid" (x moves by ½(η + η′) h, as every active method's
+    `stepping.active_update`) or None (no self-propulsion: passive). temperature(s) -> D of
+    the bath for the medium entropy ∫dQ/D (passive) and log_density(s, x) -> log p(x, T − s) (N,) for s_sys; None where no
     entropy production is defined (docs/thermodynamics.md)."""
 
     potential: Callable
@@ -73,9 +73,7 @@ def eta_displacement_rate(eta, eta_new, rule: str | None):
         return None
     if rule == "trapezoid":
         return 0.5 * (eta + eta_new)
-    if rule == "left":
-        return eta
-    raise ValueError(f"eta_mean must be 'trapezoid', 'left' or None, got {rule!r}")
+    raise ValueError(f"eta_mean must be 'trapezoid' or None, got {rule!r}")
 
 
 def step_increments(u0, u_mid, u1, x, x_new, eta, eta_new, h, rule: str | None):

@@ -24,7 +24,7 @@ import dataclasses
 from typing import Callable
 
 from ..errors import ActivegenError
-from ..stepping import DT_MAX, STEPS_PER_TAU
+from ..stepping import default_dt
 
 #: Default second-order step: Δs = min(τ/HEUN_STEPS_PER_TAU, HEUN_DT_MAX) (measured,
 #: docs/performance.md "Accuracy per step").
@@ -53,12 +53,8 @@ class Scheme:
         return tau * 10.0 / self.per_tau
 
 
-def _euler_dt(tau: float) -> float:
-    return DT_MAX if tau == 0 else min(tau / STEPS_PER_TAU, DT_MAX)
-
-
 SCHEMES = {
-    "euler": Scheme("euler", 1, 10.0, _euler_dt),
+    "euler": Scheme("euler", 1, 10.0, default_dt),
     "heun": Scheme("heun", 2, 2.0, heun_default_dt),
     "strang": Scheme("strang", 2, 2.0, heun_default_dt),
     "strang-euler": Scheme("strang-euler", 1, 2.0, heun_default_dt),
