@@ -105,29 +105,20 @@ def step_flops(score, method, proc, n):
     import jax
     import jax.numpy as jnp
 
-    from activegen import samplers
     from activegen._xla import unrolled_threefry
-    from activegen.drivers import OUDriver
-    from activegen.forces import FORCES
+    from activegen.samplers import build_plan
 
-    dt = jnp.float32
     tile = getattr(score, "tile", None)
     if tile is not None:
         score.tile = None
-    if method == "passive":
-        m = samplers._passive(score, proc, 1.0, dt)
-    else:
-        drv = OUDriver(proc.tau, proc.d_active)
-        if method == "fox-sc":
-            field = samplers._projected_field(score, proc, dt, False)
-        else:
-            field = samplers._score_field(FORCES[method].force, score, proc, dt, 0.0,
-                                          FORCES[method].order)
-        m = samplers._active(field, lambda k, nn: score.sample_marginal(k, nn, 1.0, dt), proc,
-                             1.0, dt, drv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, _, plan = build_plan(score, method, proc, n, t_final=1.0, dt=0.002,
+                                dtype=jnp.float32)
+    m = plan.stepper
     c = m.init(jax.random.key(0), n)
     with unrolled_threefry():
-        cost = jax.jit(lambda c, k: m.step(c, 0.5, 0.002, k)).lower(c, jax.random.key(1)).compile()
+        cost = jax.jit(lambda c, k: m.step(c, 0, 0.5, 0.002, k)).lower(c, jax.random.key(1)).compile()
         cost = cost.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     if tile is not None:

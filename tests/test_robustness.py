@@ -312,6 +312,37 @@ def test_ctrl_c_one_line_exit_130(tmp_path, capsys, monkeypatch):
     assert "interrupted" in err and len(err.splitlines()) == 1 and not out.exists()
 
 
+def test_real_ctrl_c_stops_a_long_compiled_solve_within_seconds(tmp_path):
+    """A real SIGINT to a real `activegen sample --method ode` process, during its one long
+    compiled diffrax solve (about 10 s uninterrupted): exit 130 within seconds, one line,
+    no output file and no temporary file left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "s.npz"
+    code = ("import sys, activegen.cli as c; sys.stderr.write('ready\\n'); sys.stderr.flush(); "
+            "sys.exit(c.main(sys.argv[1:]))")
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, "sample", "--target", _write(tmp_path, SPEC),
+         "--method", "ode", "--tau", "0.1", "--n", "2000000", "--out", str(out),
+         "--no-progress"], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert p.stderr.readline() == "ready\n"
+        time.sleep(2.0)  # inside main: compiling or solving
+        t0 = time.perf_counter()
+        p.send_signal(signal.SIGINT)
+        err = p.communicate(timeout=30)[1]
+    finally:
+        p.kill()
+    assert time.perf_counter() - t0 < 5
+    assert p.returncode == 130
+    assert err.strip().splitlines() == ["activegen: interrupted (nothing written by the "
+                                        "unfinished step)"]
+    assert sorted(q.name for q in tmp_path.iterdir()) == [os.path.basename(_write(tmp_path, SPEC))]
+
+
 def test_step_and_memory_limits_refused_before_the_run(tmp_path, capsys, monkeypatch):
     tg = default_target_1d()
     with pytest.raises(ActivegenError, match="steps"):

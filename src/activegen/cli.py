@@ -1041,15 +1041,59 @@ def main(argv=None) -> int:
         warnings.showwarning = lambda msg, cat, *a, **k: print(
             f"activegen: warning: {msg}", file=sys.stderr
         )
+        return _interruptible(lambda: _run_command(args))
+
+
+INTERRUPTED = "activegen: interrupted (nothing written by the unfinished step)"
+
+
+def _run_command(args) -> int:
+    try:
+        return args.func(args)
+    except ActivegenError as exc:
+        print(f"activegen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+
+
+def _interruptible(run) -> int:
+    """Run the command in a worker thread while the main thread waits, so that Ctrl-C takes
+    effect within a fraction of a second even inside one long compiled call (an ODE solve,
+    a protocol export, a training step): the main thread removes the temporary files of
+    unfinished writes (outputs are written atomically, `files.atomic_path`), prints one line
+    and exits with status 130 without waiting for the computation. Called from another
+    thread (e.g. a test runner's), runs `run` directly."""
+    import os
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return run()
+    out: dict = {}
+
+    def work():
         try:
-            return args.func(args)
-        except ActivegenError as exc:
-            print(f"activegen: error: {exc}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("activegen: interrupted (nothing written by the unfinished step)",
-                  file=sys.stderr)
-            return 130
+            out["rc"] = run()
+        except BaseException as exc:  # re-raised in the main thread
+            out["exc"] = exc
+
+    worker = threading.Thread(target=work, name="activegen-command", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        from . import files
+
+        files.discard_pending()
+        print(INTERRUPTED, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    if "exc" in out:
+        raise out["exc"]
+    return out["rc"]
 
 
 if __name__ == "__main__":

@@ -30,6 +30,11 @@ import numpy as np
 from .errors import ActivegenError, check_finite
 
 
+#: temporary files of the atomic writes in progress in this process, for `discard_pending`
+#: (the one piece of process state here: a hard exit on Ctrl-C cannot unwind the writers)
+_PENDING: set[str] = set()
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """A temporary path beside `path` (same suffix) that replaces it on success."""
@@ -37,6 +42,7 @@ def atomic_path(path):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
                                dir=path.parent if str(path.parent) else ".")
     os.close(fd)
+    _PENDING.add(tmp)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -44,6 +50,16 @@ def atomic_path(path):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        _PENDING.discard(tmp)
+
+
+def discard_pending() -> None:
+    """Remove the temporary files of unfinished atomic writes (before a hard exit)."""
+    for tmp in list(_PENDING):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        _PENDING.discard(tmp)
 
 
 def write_text(path, text: str) -> Path:

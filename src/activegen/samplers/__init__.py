@@ -19,6 +19,7 @@ from . import passive, ode, exact, active, projected  # noqa: F401, I001  (regis
 from .active import active_stepper, force_method, register_force, sample_field, score_field
 from .api import (
     Sampled,
+    build_plan,
     check_driver,
     check_run,
     default_driver,
@@ -47,7 +48,7 @@ REFINED = get_method("refined").name
 __all__ = [
     "BLOCK", "FIT_MIN_PER_COEF", "METHODS", "ACTIVE_METHODS", "Method", "Plan", "REFINED",
     "Request", "Sampled", "StepGrid", "Stepper", "VALIDITY_THRESHOLD", "active_stepper",
-    "batched", "derivs_at", "check_driver", "check_run", "default_driver", "default_dt", "execute",
+    "batched", "build_plan", "derivs_at", "check_driver", "check_run", "default_driver", "default_dt", "execute",
     "force_method", "get_method", "method_names", "methods", "register_force",
     "register_method", "run_info", "sample", "sample_field", "score_field", "uniform_grid",
     "unregister_method", "warn_coarse_step", "warn_first_order",

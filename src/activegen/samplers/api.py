@@ -168,6 +168,45 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
     return Sampled(x, traj, times, info)
 
 
+def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
+               dt: float | None = None, closed_form: bool = True, driver=None,
+               driver_correction: bool = True, dtype=None, energetics: bool = False,
+               **options) -> tuple[Method, Request, Plan]:
+    """Validate a request and build its plan without running it: (Method, Request, Plan).
+    `plan.stepper` is the method's (init, step) pair on one block of particles (d, N), as
+    `sample` runs it (benchmarks read one step's cost from it). n, t_final, dt as checked
+    by `check_run`; the other arguments as `sample`'s."""
+    spec = get_method(method)
+    opts = _options(spec, options)
+    check_process(process)
+    if driver is not None and not spec.active:
+        raise ActivegenError(
+            f"a driver applies to methods {', '.join(method_names(where=lambda m: m.active))},"
+            f" not to {spec.name!r}"
+        )
+    score = None if spec.analytic_only else as_score_model(target, process, closed_form)
+    if driver is not None:
+        check_driver(driver, process, score.dim)
+    if spec.needs_joint and not hasattr(score, "joint_score"):
+        raise ActivegenError(
+            f"method {spec.name!r} needs a joint score on (x, eta); {type(score).__name__} "
+            "has none"
+        )
+    if spec.min_n is not None and n < spec.min_n(target.dim):
+        raise ActivegenError(
+            f"n must be >= {spec.min_n(target.dim)} for method {spec.name!r}; got {n}"
+        )
+    if energetics and spec.energetics is None:
+        raise ActivegenError(
+            f"energetics needs a particle in a potential; method {spec.name!r} has none "
+            f"(methods with energetics: {', '.join(method_names(where=has_energetics))})"
+        )
+    req = Request(target, score, process, n, t_final, dt, dtype or jnp.result_type(float),
+                  driver, bool(driver_correction), opts, closed_form, bool(energetics), spec)
+    plan = spec.build(req)
+    return spec, req, plan
+
+
 def sample(
     target,
     method,
@@ -219,36 +258,13 @@ def sample(
     particles per block (default BLOCK; the samples depend on it); blocks = (first, count):
     run only those blocks of the n-particle ensemble (what a task runs).
     """
-    spec = get_method(method)
-    opts = _options(spec, options)
-    check_process(process)
     n, t_final, dt, key, save_every, chunk_size = check_run(
         n, t_final, dt, key, seed, save_every, chunk_size)
-    if driver is not None and not spec.active:
-        raise ActivegenError(
-            f"a driver applies to methods {', '.join(method_names(where=lambda m: m.active))},"
-            f" not to {spec.name!r}"
-        )
-    score = None if spec.analytic_only else as_score_model(target, process, closed_form)
-    if driver is not None:
-        check_driver(driver, process, score.dim)
-    if spec.needs_joint and not hasattr(score, "joint_score"):
-        raise ActivegenError(
-            f"method {spec.name!r} needs a joint score on (x, eta); {type(score).__name__} "
-            "has none"
-        )
-    if spec.min_n is not None and n < spec.min_n(target.dim):
-        raise ActivegenError(
-            f"n must be >= {spec.min_n(target.dim)} for method {spec.name!r}; got {n}"
-        )
-    if energetics and spec.energetics is None:
-        raise ActivegenError(
-            f"energetics needs a particle in a potential; method {spec.name!r} has none "
-            f"(methods with energetics: {', '.join(method_names(where=has_energetics))})"
-        )
-    req = Request(target, score, process, n, t_final, dt, dtype or jnp.result_type(float),
-                  driver, bool(driver_correction), opts, closed_form, bool(energetics), spec)
-    plan = spec.build(req)
+    spec, req, plan = build_plan(target, method, process, n, t_final=t_final, dt=dt,
+                                 closed_form=closed_form, driver=driver,
+                                 driver_correction=driver_correction, dtype=dtype,
+                                 energetics=energetics, **options)
+    opts = req.options
     if energetics:
         if opts.get("scheme", "euler") != "euler":
             raise ActivegenError("energetics=True is implemented for scheme 'euler' only")
