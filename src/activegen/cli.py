@@ -1,5 +1,5 @@
 """Command-line interface: `activegen sample | evaluate | train | likelihood | demo |
-experiment tau-sweep | validity-map | results | learned-gallery | thermodynamics | plot |
+experiment tau-sweep | validity-map | results | learned-gallery | thermodynamics | digits | plot |
 animate | export-potential`."""
 
 from __future__ import annotations
@@ -331,6 +331,11 @@ def cmd_sample(args) -> int:
     if args.model is not None:  # the training data, for `plot samples`
         meta["reference"] = target.training_data(20_000)
         print(target.units_line(), file=sys.stderr)
+        frac, msg = target.range_report(target.to_data(res.samples))
+        if frac is not None:
+            res.info["out_of_range"] = frac
+        if msg:
+            print(f"activegen: warning: {msg}", file=sys.stderr)
     save_samples(out, res, seed=args.seed, to_data=to_data, target=json.dumps(target.to_dict()),
                  **meta)
     print(f"wrote {res.samples.shape[0]} samples (d = {res.samples.shape[1]}) to {out}")
@@ -411,8 +416,11 @@ def cmd_plot(args) -> int:
             from .metrics import w1
 
             title += f"\nW1 to the training data {w1(samples, reference):.3f}"
+        record = {} if tjson is None else json.loads(tjson)
+        shape = (record.get("data") or {}).get("image_shape")
         _status(args, f"drawing {out}")
-        plots.plot_samples(samples, out, target=target, title=title, reference=reference)
+        plots.plot_samples(samples, out, target=target, title=title, reference=reference,
+                           image_shape=shape)
     elif args.what == "potential":
         check_count("--snapshots", args.snapshots)
         proto, target = _protocol_from_args(args, progress=not args.no_progress)
@@ -484,6 +492,8 @@ def _load_model_for_sampling(args):
     for k in ("beta", "d_thermal"):
         if getattr(args, k) is None:
             setattr(args, k, trained[k])
+    if args.t_final is None:
+        args.t_final = model.config["t_max"]
     return model
 
 
@@ -505,14 +515,20 @@ def cmd_train(args) -> int:
             raise ActivegenError("--data is required (a built-in set, image:PATH.png, .npy or .csv)")
         if args.tau is None:
             raise ActivegenError("--tau is required")
+        from .learned import data_defaults
+
+        if args.data == "digits" and args.standardize:
+            raise ActivegenError(
+                "--standardize does not apply to --data digits: the pixels are already in "
+                "the diffusion-model scale x/8 - 1 in [-1, 1], and tau, D_A act on that scale")
         proc = _process(args)
         x = load_data(args.data, n=check_count("--n-data", args.n_data), seed=args.seed)
-        check_positive("--t-max", args.t_max)
-        opts = dict(kind=args.kind, marginal="joint" if args.joint else "x",
-                    width=args.width, depth=args.depth, batch=args.batch, lr=args.lr,
-                    n_fourier=args.n_fourier,
-                    t_max=args.t_max, seed=args.seed,
-                    steps=3000 if args.steps is None else args.steps)
+        given = dict(width=args.width, depth=args.depth, batch=args.batch, lr=args.lr,
+                     n_fourier=args.n_fourier, t_max=args.t_max, steps=args.steps)
+        dflt = data_defaults(args.data)
+        opts = {k: dflt[k] if v is None else v for k, v in given.items()}
+        check_positive("--t-max", opts["t_max"])
+        opts.update(kind=args.kind, marginal="joint" if args.joint else "x", seed=args.seed)
         model, rep = train(x, out, process=proc, progress=not args.no_progress,
                            source=args.data, standardize=args.standardize, **opts)
     print(f"trained {rep['steps']} steps in {rep['seconds']:.1f} s ({rep['n_params']} parameters, "
@@ -621,6 +637,20 @@ def cmd_learned_gallery(args) -> int:
         progress=not args.no_progress, parts=args.parts, t_final=args.t_final)
     print(f"wrote {Path(args.out) / f'learned_gallery_tau{args.tau:g}.png'} and "
           f"{Path(args.out) / 'learned_results.json'}")
+    return 0
+
+
+def cmd_digits(args) -> int:
+    from .digits_experiment import run_digits
+
+    check_out_dir(args.out)
+    if args.dt is not None:
+        check_positive("--dt", args.dt)
+    res = run_digits(args.out, taus=args.taus, methods=args.methods, n=args.n, seed=args.seed,
+                     dt=args.dt, train_steps=args.train_steps,
+                     log=None if args.no_progress else (lambda m: _status(args, m)))
+    print(f"{len(res['cells'])} runs; wrote {Path(args.out) / 'digits.md'}, "
+          f"{Path(args.out) / 'digits.json'} and the image grids")
     return 0
 
 
@@ -779,21 +809,25 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="learn a score model from data (denoising score matching)")
     tr.add_argument("--data", default=None,
                     help="built-in set (two-moons, swiss-roll, rings, checkerboard, eight-gaussians, "
-                         "pinwheel, image), image:PATH.png, or an N x d .npy/.csv file")
+                         "pinwheel, image, digits), image:PATH.png, or an N x d .npy/.csv file")
     tr.add_argument("--out", required=True, help="model folder (checkpoints, config, loss log)")
     _add_process_options(tr)
-    tr.add_argument("--t-max", type=_float, default=6.0, help="largest training time = sampling T")
-    tr.add_argument("--steps", type=int, default=None, help="training steps in all (default 3000)")
+    tr.add_argument("--t-max", type=_float, default=None,
+                    help="largest training time = sampling T (default 6; digits 3)")
+    tr.add_argument("--steps", type=int, default=None,
+                    help="training steps in all (default 3000; digits 20000)")
     tr.add_argument("--seed", type=_seed32, default=0)
     tr.add_argument("--kind", choices=("energy", "vector"), default="energy",
                     help="scalar energy E(x,t) (S = -grad E) or a vector score network")
     tr.add_argument("--joint", action="store_true", help="learn the joint (x, eta) score (method exact)")
-    tr.add_argument("--width", type=int, default=16)
-    tr.add_argument("--depth", type=int, default=2)
-    tr.add_argument("--n-fourier", type=int, default=16,
-                    help="random Fourier input features (0: plain MLP on x)")
-    tr.add_argument("--batch", type=int, default=512)
-    tr.add_argument("--lr", type=_float, default=2e-3)
+    tr.add_argument("--width", type=int, default=None, help="hidden width (default 16; digits 256)")
+    tr.add_argument("--depth", type=int, default=None, help="hidden layers (default 2; digits 3)")
+    tr.add_argument("--n-fourier", type=int, default=None,
+                    help="random Fourier input features (0: plain MLP on x; default 16, "
+                         "digits 0)")
+    tr.add_argument("--batch", type=int, default=None, help="batch (default 512; digits 256)")
+    tr.add_argument("--lr", type=_float, default=None, help="learning rate (default 2e-3; "
+                                                             "digits 1e-3)")
     tr.add_argument("--n-data", type=int, default=10_000, help="points drawn from a built-in set")
     tr.add_argument("--standardize", action="store_true",
                     help="run the process on z = (x - mean)/scale instead of the data's own "
@@ -953,6 +987,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated parts to run")
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_learned_gallery)
+    dg = esub.add_parser("digits", help="real data: 8x8 digits with learned scores, every "
+                         "method per tau (docs/digits.md)")
+    dg.add_argument("--out", default="docs/digits", help="output folder (models/ is reused)")
+    dg.add_argument("--taus", type=_floats, default=[0.02, 0.05, 0.1], help="persistence times τ")
+    dg.add_argument("--methods", type=lambda s: s.split(","),
+                    default=["passive", "ode", "naive", "fox", "fox-sc", "exact"],
+                    help="comma-separated methods")
+    dg.add_argument("--n", type=int, default=1500, help="digits per method (fox-sc: >= 1380)")
+    dg.add_argument("--train-steps", type=int, default=None,
+                    help="DSM steps per model (default 20000)")
+    dg.add_argument("--dt", type=_float, default=None, help="step of every method "
+                    "(default min(τ/20, 0.002))")
+    dg.add_argument("--seed", type=_seed32, default=0)
+    dg.add_argument("--no-progress", action="store_true")
+    dg.set_defaults(func=cmd_digits)
     _fill_help(ap)
     return ap
 

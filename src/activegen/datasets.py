@@ -6,8 +6,13 @@
   eight-gaussians, pinwheel — drawn with numpy from `seed`;
 * `image` (the small grayscale PNG shipped as package data, `data/example.png`) or
   `image:PATH.png`: a 2D point cloud with density ∝ darkness of the pixels (`image_points`);
+* `digits`: scikit-learn's 8×8 handwritten digits (shipped with scikit-learn, no download),
+  pixels scaled to [−1, 1] as x/8 − 1, the training split (`digits(split)`: images
+  0–1499 in scikit-learn's order for training, 1500–1796 held out; `n` ignored);
 * a user file `PATH.npy` or `PATH.csv` (N × d numbers, CSV with an optional header line),
   used as it is (`n` ignored).
+
+`IMAGE_SHAPES` names the sets whose points are images (plots draw them as tiles).
 
 Learned models live in standardised coordinates z = (x − mean)/scale (`Standardizer`,
 one mean per coordinate and one common scale, the root-mean coordinate variance, so that
@@ -183,6 +188,31 @@ def _read_csv(p: Path) -> np.ndarray:
     return np.asarray(rows, float)
 
 
+DIGITS_N_TRAIN = 1500  #: images 0–1499 train, 1500–1796 are held out
+DIGITS_SHAPE = (8, 8)
+IMAGE_SHAPES = {"digits": DIGITS_SHAPE}
+
+
+def digits(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 64) in [−1, 1] as x/8 − 1, labels (N,)) of scikit-learn's digits:
+    split "train" (images 0–1499), "held-out" (1500–1796) or "all"."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = d.data / 8.0 - 1.0, d.target.astype(np.int64)
+    cut = {"train": slice(0, DIGITS_N_TRAIN), "held-out": slice(DIGITS_N_TRAIN, None),
+           "all": slice(None)}
+    if split not in cut:
+        raise ActivegenError(f"digits split must be one of {', '.join(cut)}; got {split!r}")
+    return x[cut[split]], y[cut[split]]
+
+
+def out_of_range(x, lo: float, hi: float, margin: float) -> float:
+    """Fraction of the points (N, d) with some coordinate outside [lo − margin, hi + margin]."""
+    x = np.asarray(x)
+    return float(np.mean(np.any((x < lo - margin) | (x > hi + margin), axis=1)))
+
+
 def check_data(a, what: str = "data") -> np.ndarray:
     """An (N, d) finite float array with N ≥ 2, or a one-line ActivegenError."""
     a = np.asarray(a)
@@ -206,11 +236,13 @@ def load_data(name_or_path: str, n: int = 10_000, seed: int = 0) -> np.ndarray:
     if name in BUILTIN:
         n = check_count("n", n)
         return BUILTIN[name](n, seed)
+    if name == "digits":
+        return digits("train")[0]
     if name.startswith("image:"):
         return image_points(check_count("n", n), seed, name[len("image:"):])
     if not Path(name).suffix and not Path(name).exists():
         raise ActivegenError(
-            f"unknown data set {name!r}: choose one of {', '.join(BUILTIN)}, "
+            f"unknown data set {name!r}: choose one of {', '.join(BUILTIN)}, digits, "
             "image:PATH.png, or a .npy/.csv file"
         )
     return load_array(name)

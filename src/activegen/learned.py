@@ -61,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .datasets import Standardizer, check_data
+from .datasets import IMAGE_SHAPES, Standardizer, check_data, out_of_range
 from .errors import ActivegenError, check_count, check_positive
 from .processes import ActiveOU
 from .scores import ScoreDerivs, autodiff_derivs
@@ -78,6 +78,9 @@ EXACT_HESSIAN_MAX_D = 8
 TILE = 512
 #: probes for the diagnostic's ‖∇S‖_F² and ∇·S when ∇S is not formed
 DIAG_PROBES = 2
+#: probes of ∇(∇·S) when d > EXACT_HESSIAN_MAX_D and no --hutchinson was given (the exact
+#: pass would carry d(d+1)/2 + 2d + 1 channels per unit: 2 209 at d = 64)
+AUTO_PROBES = 4
 MARGINALS = ("x", "joint")
 
 DEFAULTS = dict(
@@ -85,6 +88,19 @@ DEFAULTS = dict(
     t_min=1e-3, t_max=6.0, batch=512, lr=2e-3, warmup=100, steps=3000, chunk=100,
     seed=0, hutchinson=0, n_fourier=16, fourier_max=4.0,
 )
+
+#: the training options `activegen train` uses when not given (`data_defaults`)
+TRAIN_DEFAULTS = {k: DEFAULTS[k] for k in ("width", "depth", "n_fourier", "batch", "lr", "t_max",
+                                          "steps")}
+#: the 8×8 digits (d = 64): a plain MLP energy (Fourier features of 64 pixels do not pay),
+#: T = 3 (the start is the exact diffused marginal at any T; e^{-2T} = 0.0025)
+DIGITS_TRAIN_DEFAULTS = dict(TRAIN_DEFAULTS, width=256, depth=3, n_fourier=0, batch=256,
+                             lr=1e-3, t_max=3.0, steps=20000)
+
+
+def data_defaults(source: str) -> dict:
+    """The default training options for a data source (digits: DIGITS_TRAIN_DEFAULTS)."""
+    return dict(DIGITS_TRAIN_DEFAULTS if str(source) == "digits" else TRAIN_DEFAULTS)
 
 
 # -- network ---------------------------------------------------------------------
@@ -331,9 +347,14 @@ def _split(ch, d: int, order: int):
 
 
 def _gauss(st: TimeState, xs):
-    """(y, P_t y, ½yᵀP_t y) at xs (d, N), y = x − m(t)μ (unrolled over the d coordinates)."""
+    """(y, P_t y, ½yᵀP_t y) at xs (d, N), y = x − m(t)μ (unrolled over the coordinates up to
+    d = EXACT_HESSIAN_MAX_D, one matrix product above: d² unrolled terms compile for minutes
+    at d = 64)."""
     d = xs.shape[0]
     y = xs - st.center[:, None]
+    if d > EXACT_HESSIAN_MAX_D:
+        py = st.prec.astype(y.dtype) @ y
+        return y, py, 0.5 * jnp.sum(y * py, 0)
     py = [sum(st.prec[i, j] * y[j] for j in range(d)) for i in range(d)]
     return y, py, 0.5 * sum(y[i] * py[i] for i in range(d))
 
@@ -492,8 +513,8 @@ def hutchinson_variance(model, t, xs, n_probes: int = 1, n_draws: int = 32, seed
     estimator is unbiased; this is the variance, ∝ 1/K), and the same for the probe
     estimate of ‖∇S‖_F² used by the validity diagnostic."""
     st = model.prepare(t)
-    ex = model._derivs_inner(st, xs, 2) if not model.hutchinson else \
-        LearnedScore(model.net, dict(model.config, hutchinson=0), model.data)._derivs_inner(st, xs, 2)
+    exact = energy_derivs_batch if model.kind == "energy" else vector_derivs_batch
+    ex = exact(st, xs, 2)  # the exact pass at any d (keep xs small for large d)
     g = ex.grad_div
     fro = jnp.sum(ex.hessian**2, (0, 1))
 
@@ -722,16 +743,27 @@ class LearnedScore:
 
     def _derivs_inner(self, state: TimeState, xs, order: int) -> ScoreDerivs:
         d = xs.shape[0]
-        probes = self.hutchinson > 0 or (order == 1 and d > EXACT_HESSIAN_MAX_D)
         exact = energy_derivs_batch if self.kind == "energy" else vector_derivs_batch
-        if order == 0 or not probes:
+        if order == 0 or not self.uses_probes(d):
             return tiled(lambda y: exact(state, y, order), xs, self.tile)
-        k = max(self.hutchinson, DIAG_PROBES if order == 1 else 1)
+        k = self.probes(order)
         key = _point_key(state.key, xs[:, 0])
         z = jax.random.rademacher(key, (k,) + xs.shape, dtype=xs.dtype)
         lp = energy_batch(state, xs) if self.kind == "energy" else None
         return probe_derivs(lambda y: self._score_inner(state, y), xs, z, order,
                             None if lp is None else -lp)
+
+    def uses_probes(self, d: int | None = None) -> bool:
+        """Probe estimates instead of the exact ∇S: with hutchinson = K > 0, or when
+        d > EXACT_HESSIAN_MAX_D."""
+        return self.hutchinson > 0 or (self.dim if d is None else d) > EXACT_HESSIAN_MAX_D
+
+    def probes(self, order: int = 2) -> int:
+        """The probe count used at this order: K if given, else DIAG_PROBES for the
+        diagnostic of order 1 and AUTO_PROBES for ∇(∇·S) (order 2)."""
+        if self.hutchinson > 0:
+            return max(self.hutchinson, DIAG_PROBES if order == 1 else 1)
+        return DIAG_PROBES if order == 1 else AUTO_PROBES
 
     def score(self, state: TimeState, x):
         """S at one point x (d,) (differentiable, unlike the `_batch` entry points)."""
@@ -802,6 +834,7 @@ class LearnedScore:
         return {"model": self.path, "kind": self.kind, "marginal": self.config["marginal"],
                 "data": self.config["data"], "process": self.config["process"],
                 "steps": self.config["step"], "hutchinson": self.hutchinson,
+                "probes": self.probes(2) if self.uses_probes() else 0,
                 "standardized": self.standardized}
 
     # -- coordinates -------------------------------------------------------------------
@@ -817,6 +850,26 @@ class LearnedScore:
     def training_data(self, n: int | None = None) -> np.ndarray:
         """The stored training set in data coordinates (the first n points)."""
         return self.to_data(np.asarray(self.data[:n], float))
+
+    #: a sample is out of range beyond the training data's range ± this fraction of its span
+    RANGE_MARGIN = 0.25
+
+    def range_report(self, x) -> tuple[float | None, str | None]:
+        """(fraction of samples x (N, d), data units, outside the training data's range
+        ± RANGE_MARGIN of its span, a warning line if any); (None, None) for models saved
+        before the range was recorded."""
+        rng = self.config["data"].get("range")
+        if rng is None:
+            return None, None
+        lo, hi = rng
+        m = self.RANGE_MARGIN * (hi - lo)
+        frac = out_of_range(x, lo, hi, m)
+        if frac == 0:
+            return 0.0, None
+        return frac, (f"{frac:.1%} of the samples leave the training data's range "
+                      f"[{lo:.4g}, {hi:.4g}] by more than {m:.3g} in some coordinate (written "
+                      "as they are; the sampler is outside its range there: see "
+                      "info['out_of_range'] and the validity diagnostic)")
 
     def units_line(self) -> str:
         """One line saying in which coordinates the process parameters act."""
@@ -1012,7 +1065,10 @@ def train(
         cfg.update(options)
         cfg["process"] = dict(beta=process.beta, d_thermal=process.d_thermal,
                               d_active=process.d_active, tau=process.tau)
-        cfg["data"] = {"source": str(source), "n": int(x.shape[0]), "d": int(x.shape[1])}
+        cfg["data"] = {"source": str(source), "n": int(x.shape[0]), "d": int(x.shape[1]),
+                       "range": [float(x.min()), float(x.max())]}
+        if str(source) in IMAGE_SHAPES:
+            cfg["data"]["image_shape"] = list(IMAGE_SHAPES[str(source)])
         cfg["standardizer"] = std.to_dict()
         cfg["standardized"] = bool(standardize)
         cfg["conditioning"] = {"mean": zdata.mean(0).astype(float).tolist(),

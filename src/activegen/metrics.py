@@ -155,3 +155,53 @@ def w1_floor(target: GaussianMixture, n: int, ref, draws: int = 8, seed: int = 0
     keys = jax.random.split(jax.random.key(seed + 104729), draws)
     vals = [w1(np.asarray(target.sample(k, n)), ref) for k in keys]
     return float(np.mean(vals)), float(np.std(vals, ddof=1))
+
+
+# -- sample-quality metrics in a feature space (images) ------------------------------
+def frechet_distance(fa, fb) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N, k), (M, k):
+    |μ_a − μ_b|² + tr(C_a + C_b − 2 (C_a^{1/2} C_b C_a^{1/2})^{1/2})."""
+    fa, fb = np.asarray(fa, np.float64), np.asarray(fb, np.float64)
+    ma, mb = fa.mean(0), fb.mean(0)
+    ca, cb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
+    la, qa = np.linalg.eigh(ca)
+    sa = (qa * np.sqrt(np.clip(la, 0.0, None))) @ qa.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(sa @ cb @ sa), 0.0, None)).sum()
+    return float(np.sum((ma - mb) ** 2) + np.trace(ca) + np.trace(cb) - 2.0 * cross)
+
+
+def _kth_radius(f, k: int):
+    from scipy.spatial import cKDTree
+
+    return cKDTree(f).query(f, k + 1)[0][:, k]  # the point itself is its 0-th neighbour
+
+
+def _covered(points, centres, radii) -> np.ndarray:
+    """For each point: inside the ball of radius radii[i] around some centre i?"""
+    from scipy.spatial.distance import cdist
+
+    return (cdist(points, centres) <= radii[None, :]).any(1)
+
+
+def knn_precision_recall(real, gen, k: int = 3) -> tuple[float, float]:
+    """k-NN precision and recall (Kynkäänniemi et al. 2019) of generated features against
+    real ones: precision = the fraction of generated points inside the k-NN ball of some
+    real point (the real manifold's estimate), recall = the fraction of real points inside
+    the k-NN ball of some generated point."""
+    real, gen = np.asarray(real, np.float64), np.asarray(gen, np.float64)
+    precision = _covered(gen, real, _kth_radius(real, k)).mean()
+    recall = _covered(real, gen, _kth_radius(gen, k)).mean()
+    return float(precision), float(recall)
+
+
+def median_nn_distance(x, ref) -> float:
+    """Median over the points of x of the Euclidean distance to the nearest point of ref."""
+    from scipy.spatial import cKDTree
+
+    return float(np.median(cKDTree(np.asarray(ref, np.float64)).query(np.asarray(x, np.float64))[0]))
+
+
+def memorisation_ratio(samples, train, held_out) -> float:
+    """Median nearest-training-point distance of the samples over that of held-out real
+    points: ≈ 1 for new draws of the data law, → 0 when the samples copy training points."""
+    return median_nn_distance(samples, train) / median_nn_distance(held_out, train)

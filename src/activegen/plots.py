@@ -132,11 +132,47 @@ def draw_samples(ax, x, target=None, title: str = "", bins: int = 80, legend: bo
         ax.set(title=title, aspect="equal", xlabel="x₁", ylabel="x₂")
 
 
-def plot_samples(samples, path, target=None, title: str | None = None, reference=None) -> Path:
+def draw_image_grid(ax, x, shape, title: str = "", cols: int = 8, lo=-1.0, hi=1.0):
+    """The first cols² images of x (N, h·w) as a cols × cols grid of h × w tiles (grey
+    scale fixed to [lo, hi], dark = hi as in the digits; pixels beyond it saturate)."""
+    h, w = shape
+    x = np.asarray(x, float)[: cols * cols]
+    grid = np.full((cols * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for k, img in enumerate(x):
+        r, c = divmod(k, cols)
+        grid[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = img.reshape(h, w)
+    ax.imshow(grid, cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
+    ax.set(title=title, xticks=[], yticks=[])
+
+
+def plot_images(samples, path, shape, title: str | None = None, reference=None) -> Path:
+    """Image data (N, h·w): a grid of the first 64 samples as tiles, and beside it the
+    first 64 `reference` images (e.g. the training data) where given."""
+    x = np.asarray(samples, float)
+    if x.ndim != 2 or x.shape[1] != shape[0] * shape[1]:
+        raise ActivegenError(f"plot samples: images of {shape[0]}x{shape[1]} need samples of "
+                             f"shape (N, {shape[0] * shape[1]}), got {x.shape}")
+    plt = pyplot()
+    panels = 1 if reference is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.6), squeeze=False)
+    draw_image_grid(axes[0, 0], x, shape, title or f"{len(x)} samples")
+    if reference is not None:
+        draw_image_grid(axes[0, 1], reference, shape, "training data")
+    fig.tight_layout()
+    save_figure(fig, path, 100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_samples(samples, path, target=None, title: str | None = None, reference=None,
+                 image_shape=None) -> Path:
     """1D: histogram against the exact density; 2D: 2D histogram with the exact density's
     contours (`draw_density_2d`); without a target, the samples alone, or against
     `reference` points (M, d) (e.g. a learned model's training data, in the same units):
-    1D their histogram as a red line, 2D the contours of their smoothed 2D histogram."""
+    1D their histogram as a red line, 2D the contours of their smoothed 2D histogram.
+    image_shape (h, w): the points are images, drawn as tiles (`plot_images`)."""
+    if image_shape is not None:
+        return plot_images(samples, path, tuple(image_shape), title, reference)
     x = np.asarray(samples, float)
     if x.ndim != 2 or x.shape[1] not in (1, 2) or len(x) == 0:
         raise ActivegenError(f"plot samples: need samples of shape (N, 1) or (N, 2), got {x.shape}")
