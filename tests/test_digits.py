@@ -81,10 +81,26 @@ def test_digits_cli_path_train_sample_plot(tmp_path, capsys):
         info = json.loads(str(z["info"]))
         rec = json.loads(str(z["target"]))
     assert "out_of_range" in info and rec["probes"] == 4
-    png = tmp_path / "s.png"
+    ll = tmp_path / "ll.npz"
     capsys.readouterr()
+    assert main(["likelihood", "--model", str(m), "--data", "digits", "--rtol", "1e-2",
+                 "--probes", "2", "--out", str(ll)]) == 0
+    line = capsys.readouterr().out
+    assert "bits/dim over 297 points" in line and "Hutchinson 2 probes" in line
+    with np.load(ll) as z:
+        assert z["log_prob"].shape == (297,) and np.all(np.isfinite(z["log_prob"]))
+    assert main(["likelihood", "--target", _mixture_2d(tmp_path), "--tau", "0.05",
+                 "--data", "digits", "--out", str(tmp_path / "l2.npz")]) == 2
+    assert "d = 64" in capsys.readouterr().err
+    png = tmp_path / "s.png"
     assert main(["plot", "samples", "--input", str(out), "--out", str(png), "--no-metrics"]) == 0
     assert png.stat().st_size > 1000
+
+
+def _mixture_2d(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"weights": [1.0], "means": [[0.0, 0.0]], "stds": [1.0]}))
+    return str(p)
 
 
 def test_range_report_warns_for_samples_outside_the_data():

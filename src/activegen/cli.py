@@ -666,6 +666,8 @@ def cmd_likelihood(args) -> int:
     kw = {}
     if src == "model":
         model = _load_model(args.model)
+        if args.t_final is None:
+            args.t_final = float(model.config["t_max"])
         _fill_process_defaults(args)
         if args.tau is None:
             args.tau = float(model.config["process"]["tau"])
@@ -691,7 +693,12 @@ def cmd_likelihood(args) -> int:
     with atomic_path(out) as tmp:
         np.savez(tmp, log_prob=r["log_prob"], nll_per_dim=r["nll_per_dim"],
                  ode_steps=r["ode_steps"], probes=r["probes"])
-    print(f"mean NLL = {r['nll_per_dim']:.4f} nats/dim over {len(data)} points "
+    from .likelihood import IMAGE_DATA, bits_per_dim
+
+    bits = ""
+    if args.data in IMAGE_DATA:
+        bits = f", {bits_per_dim(r['nll_per_dim'], IMAGE_DATA[args.data][1]):.4f} bits/dim"
+    print(f"mean NLL = {r['nll_per_dim']:.4f} nats/dim{bits} over {len(data)} points "
           f"(d = {data.shape[1]}, {r['ode_steps']} ODE steps"
           + (f", Hutchinson {r['probes']} probes" if r["probes"] else ", exact divergence")
           + f"); wrote {out}")
@@ -788,7 +795,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(probability-flow ODE, change of variables)")
     lk.add_argument("--target", default=None, help="target JSON (analytic mixture)")
     lk.add_argument("--model", default=None, help="a learned model folder (activegen train)")
-    lk.add_argument("--data", required=True, help="N x d data, .npy or .csv")
+    lk.add_argument("--data", required=True, help="N x d data, .npy or .csv; digits (the "
+                    "held-out 8x8 images; also prints bits/dim) or digits:train")
     _add_process_options(lk, defaults=False)
     lk.add_argument("--rtol", type=_float, default=1e-6, help="ODE tolerance (rtol = atol)")
     lk.add_argument("--probes", type=int, default=None,

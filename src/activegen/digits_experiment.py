@@ -21,6 +21,8 @@ from .errors import ActivegenError, check_count, check_positive
 from .processes import ActiveOU
 from .samplers import get_method
 
+#: an FD above this is reported as diverged (the samples left the images' range entirely)
+DIVERGED_FD = 1e4
 METHODS = ("passive", "ode", "naive", "fox", "fox-sc", "exact")
 TAUS = (0.02, 0.05, 0.1)
 
@@ -107,7 +109,7 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
                     "train_seconds": secs}
             result["cells"].append(cell)
             png = out / f"digits_tau{tau:g}_{m}.png"
-            title = (f"{m}, τ = {tau:g}: FD {rep['fd']:.1f} (floor {floor['fd']:.1f})")
+            title = (f"{m}, τ = {tau:g}: FD {rep['fd']:.3g} (floor {floor['fd']:.1f})")
             plots.plot_images(np.clip(x, -3, 3), png, DIGITS_SHAPE, title)
             if log:
                 log(f"  FD {rep['fd']:.2f}  precision {rep.get('precision', 0):.2f}  "
@@ -133,9 +135,13 @@ def markdown(result: dict) -> str:
     for c in result["cells"]:
         r, i = c["metrics"], c["info"]
         tg = i.get("tau_grad_force")
+        tg = "" if tg is None else f"{tg:.3g}"
+        if not r["fd"] < DIVERGED_FD:  # far-out samples make every k-NN ball cover all
+            rows.append(f"| {c['tau']:g} | {c['method']} | diverged ({r['fd']:.1e}) | — | — "
+                        f"| — | — | {r.get('out_of_range', 1):.1%} | {tg} | {i['seconds']:.0f} |")
+            continue
         rows.append(
-            f"| {c['tau']:g} | {c['method']} | {r['fd']:.2f} | {r.get('precision', 0):.2f} | "
-            f"{r.get('recall', 0):.2f} | {r.get('min_class', 0):.1%} | "
-            f"{r.get('memorisation', float('nan')):.2f} | {r.get('out_of_range', 1):.1%} | "
-            f"{'' if tg is None else f'{tg:.3g}'} | {i['seconds']:.0f} |")
+            f"| {c['tau']:g} | {c['method']} | {r['fd']:.2f} | {r['precision']:.2f} | "
+            f"{r['recall']:.2f} | {r['min_class']:.1%} | {r['memorisation']:.2f} | "
+            f"{r['out_of_range']:.1%} | {tg} | {i['seconds']:.0f} |")
     return "\n".join(rows) + "\n"
