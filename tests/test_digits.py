@@ -134,3 +134,21 @@ def test_experiment_digits_pipeline_small(tmp_path, capsys):
     assert main(["experiment", "digits", "--out", str(tmp_path / "e"), "--methods", "fox-sc",
                  "--n", "100"]) == 2
     assert "1380" in capsys.readouterr().err and not (tmp_path / "e" / "digits.json").exists()
+
+
+def test_digits_table_marks_diverged_runs():
+    from activegen.digits_experiment import markdown
+
+    fl = {"fd": 3.4, "precision": 0.78, "recall": 0.74, "min_class": 0.097}
+    ok = {"fd": 4.7, "precision": 0.75, "recall": 0.77, "min_class": 0.085, "memorisation": 0.9,
+          "out_of_range": 0.075}
+    res = {"floor": fl, "cells": [
+        {"tau": 0.05, "method": "passive", "metrics": ok, "info": {"seconds": 16.0}},
+        {"tau": 0.05, "method": "fox", "metrics": {"fd": 2e38, "out_of_range": 1.0},
+         "info": {"seconds": 500.0, "tau_grad_force": 1571.0}},
+        {"tau": 0.1, "method": "fox", "metrics": {"fd": float("inf"), "out_of_range": 1.0},
+         "info": {"seconds": 400.0, "error": "non-finite"}}]}
+    md = markdown(res)
+    assert "| 0.05 | passive | 4.70 | 0.75 | 0.77 | 8.5% | 0.90 | 7.5% |  | 16 |" in md
+    assert "| 0.05 | fox | diverged (2.0e+38) | — |" in md and "1.57e+03" in md
+    assert "| 0.1 | fox | diverged (NaN/inf samples) |" in md

@@ -64,7 +64,13 @@ def run_method(model, joint_model, method: str, tau: float, n: int, dt: float, s
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = sample(m, method, m.process, n, seed=seed, t_final=m.config["t_max"], dt=dt)
+        try:
+            res = sample(m, method, m.process, n, seed=seed, t_final=m.config["t_max"], dt=dt)
+        except ActivegenError as exc:  # the sampler's finiteness check: a diverged run
+            if "non-finite" not in str(exc):
+                raise
+            return None, {"error": str(exc), "seconds": time.perf_counter() - t0,
+                          "warnings": sorted({str(w.message).split(";")[0] for w in caught})}
     info = {k: v for k, v in res.info.items() if isinstance(v, (int, float, str, bool))}
     info["seconds"] = time.perf_counter() - t0
     info["warnings"] = sorted({str(w.message).split(";")[0] for w in caught})
@@ -104,13 +110,15 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
             if log:
                 log(f"tau = {tau:g}: {m} ({n} digits, dt = {h:g})")
             x, info = run_method(model, joint, m, tau, n, h, seed)
-            rep = digit_metrics.report(x) if np.all(np.isfinite(x)) else {"fd": float("inf")}
-            cell = {"tau": tau, "method": m, "metrics": rep, "info": info,
-                    "train_seconds": secs}
-            result["cells"].append(cell)
-            png = out / f"digits_tau{tau:g}_{m}.png"
-            title = (f"{m}, τ = {tau:g}: FD {rep['fd']:.3g} (floor {floor['fd']:.1f})")
-            plots.plot_images(np.clip(x, -3, 3), png, DIGITS_SHAPE, title)
+            if x is None:  # NaN/inf samples: the run diverged (info["error"])
+                rep = {"fd": float("inf"), "out_of_range": 1.0}
+            else:
+                rep = digit_metrics.report(x)
+                png = out / f"digits_tau{tau:g}_{m}.png"
+                title = f"{m}, τ = {tau:g}: FD {rep['fd']:.3g} (floor {floor['fd']:.1f})"
+                plots.plot_images(np.clip(x, -3, 3), png, DIGITS_SHAPE, title)
+            result["cells"].append({"tau": tau, "method": m, "metrics": rep, "info": info,
+                                    "train_seconds": secs})
             if log:
                 log(f"  FD {rep['fd']:.2f}  precision {rep.get('precision', 0):.2f}  "
                     f"recall {rep.get('recall', 0):.2f}  {info['seconds']:.0f} s")
@@ -137,7 +145,8 @@ def markdown(result: dict) -> str:
         tg = i.get("tau_grad_force")
         tg = "" if tg is None else f"{tg:.3g}"
         if not r["fd"] < DIVERGED_FD:  # far-out samples make every k-NN ball cover all
-            rows.append(f"| {c['tau']:g} | {c['method']} | diverged ({r['fd']:.1e}) | — | — "
+            fd = "NaN/inf samples" if "error" in i else f"{r['fd']:.1e}"
+            rows.append(f"| {c['tau']:g} | {c['method']} | diverged ({fd}) | — | — "
                         f"| — | — | {r.get('out_of_range', 1):.1%} | {tg} | {i['seconds']:.0f} |")
             continue
         rows.append(
