@@ -107,10 +107,12 @@ def test_range_report_warns_for_samples_outside_the_data():
     from activegen.learned import LearnedScore
 
     cfg = {"data": {"range": [-1.0, 1.0]}}
-    frac, msg = LearnedScore.range_report(type("M", (), {"config": cfg,
-                                                        "RANGE_MARGIN": 0.25})(),
-                                          np.array([[0.0, 0.5], [0.2, 1.6], [-3.0, 0.0]]))
+    m = type("M", (), {"config": cfg, "RANGE_MARGIN": 0.25, "RANGE_WARN": 0.01})()
+    frac, msg = LearnedScore.range_report(m, np.array([[0.0, 0.5], [0.2, 1.6], [-3.0, 0.0]]))
     assert frac == pytest.approx(2 / 3) and "range [-1, 1]" in msg
+    x = np.zeros((1000, 2))
+    x[:5] = 3.0  # 0.5 %: recorded, not warned
+    assert LearnedScore.range_report(m, x) == (0.005, None)
 
 
 def test_experiment_digits_pipeline_small(tmp_path, capsys):

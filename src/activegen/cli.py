@@ -1084,21 +1084,19 @@ def _compilation_cache():
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    if not argv:  # a bare `activegen`: the help, exit status 0
-        parser.print_help()
-        return 0
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        if not argv:  # a bare `activegen`: the help, exit status 0
+            parser.print_help()
+            return 0
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    _compilation_cache()
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = lambda msg, cat, *a, **k: print(
-            f"activegen: warning: {msg}", file=sys.stderr
-        )
-        return _interruptible(lambda: _run_command(args))
+    return _interruptible(lambda: _run_command(args))
 
 
 INTERRUPTED = "activegen: interrupted (nothing written by the unfinished step)"
@@ -1106,7 +1104,13 @@ INTERRUPTED = "activegen: interrupted (nothing written by the unfinished step)"
 
 def _run_command(args) -> int:
     try:
-        return args.func(args)
+        _compilation_cache()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = lambda msg, cat, *a, **k: print(
+                f"activegen: warning: {msg}", file=sys.stderr
+            )
+            return args.func(args)
     except ActivegenError as exc:
         print(f"activegen: error: {exc}", file=sys.stderr)
         return 2

@@ -868,19 +868,22 @@ class LearnedScore:
 
     #: a sample is out of range beyond the training data's range ± this fraction of its span
     RANGE_MARGIN = 0.25
+    #: warn when more than this fraction of the samples is out of range (the sampler's and
+    #: the data's own tails put a few tenths of a percent there on 2D sets)
+    RANGE_WARN = 0.01
 
     def range_report(self, x) -> tuple[float | None, str | None]:
         """(fraction of samples x (N, d), data units, outside the training data's range
-        ± RANGE_MARGIN of its span, a warning line if any); (None, None) for models saved
-        before the range was recorded."""
+        ± RANGE_MARGIN of its span, a warning line if that is above RANGE_WARN); (None,
+        None) for models saved before the range was recorded."""
         rng = self.config["data"].get("range")
         if rng is None:
             return None, None
         lo, hi = rng
         m = self.RANGE_MARGIN * (hi - lo)
         frac = out_of_range(x, lo, hi, m)
-        if frac == 0:
-            return 0.0, None
+        if frac <= self.RANGE_WARN:
+            return frac, None
         return frac, (f"{frac:.1%} of the samples leave the training data's range "
                       f"[{lo:.4g}, {hi:.4g}] by more than {m:.3g} in some coordinate (written "
                       "as they are; the sampler is outside its range there: see "
