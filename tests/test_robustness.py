@@ -314,9 +314,9 @@ def test_ctrl_c_one_line_exit_130(tmp_path, capsys, monkeypatch):
 
 def test_real_ctrl_c_stops_a_long_compiled_solve_within_seconds(tmp_path):
     """A real SIGINT to a real `activegen sample --method ode` process, during its one long
-    compiled diffrax solve (about 25 s uninterrupted; the signal is sent 8 s in, after the
+    compiled diffrax solve (about 45 s uninterrupted; the signal is sent 6 s in, after the
     compile: XLA's compiler does not give the interpreter back until it ends): exit 130
-    within seconds, one line, no output file and no temporary file left."""
+    well before the solve would end, one line, no output file and no temporary file left."""
     import signal
     import subprocess
     import sys
@@ -327,17 +327,19 @@ def test_real_ctrl_c_stops_a_long_compiled_solve_within_seconds(tmp_path):
             "sys.exit(c.main(sys.argv[1:]))")
     p = subprocess.Popen(
         [sys.executable, "-c", code, "sample", "--target", _write(tmp_path, SPEC),
-         "--method", "ode", "--tau", "0.1", "--n", "5000000", "--out", str(out),
+         "--method", "ode", "--tau", "0.1", "--n", "10000000", "--out", str(out),
          "--no-progress"], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         assert p.stderr.readline() == "ready\n"
-        time.sleep(8.0)  # inside the solve (a cold compile takes a few seconds)
+        time.sleep(6.0)  # inside the solve (a cold compile takes a few seconds)
         t0 = time.perf_counter()
         p.send_signal(signal.SIGINT)
         err = p.communicate(timeout=30)[1]
     finally:
         p.kill()
-    assert time.perf_counter() - t0 < 5
+    # 0.05 s alone, up to 7.5 s inside the full suite (not pinned down); a run that ignored
+    # the signal would end its solve about 35 s after it
+    assert time.perf_counter() - t0 < 12
     assert p.returncode == 130
     assert err.strip().splitlines() == ["activegen: interrupted (nothing written by the "
                                         "unfinished step)"]
