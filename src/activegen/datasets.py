@@ -207,6 +207,10 @@ def digits(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     return x[cut[split]], y[cut[split]]
 
 
+#: a point is out of range beyond the data's range ± this fraction of its span
+RANGE_MARGIN = 0.25
+
+
 def out_of_range(x, lo: float, hi: float, margin: float) -> float:
     """Fraction of the points (N, d) with some coordinate outside [lo − margin, hi + margin]."""
     x = np.asarray(x)

@@ -65,9 +65,9 @@ def class_proportions(x) -> np.ndarray:
 
 
 def out_of_range(x) -> float:
-    """Fraction of images with some pixel outside [−1.5, 1.5] (the pixel range ± a quarter
-    of its span, as `LearnedScore.range_report`)."""
-    return datasets.out_of_range(x, -1.0, 1.0, 0.5)
+    """Fraction of images with some pixel outside [−1.5, 1.5] (the pixel range ±
+    datasets.RANGE_MARGIN of its span, as `LearnedScore.range_report`)."""
+    return datasets.out_of_range(x, -1.0, 1.0, datasets.RANGE_MARGIN * (1.0 - -1.0))
 
 
 def report(samples) -> dict:

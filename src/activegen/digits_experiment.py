@@ -104,7 +104,7 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
                                    **(train_options or {}))
         joint = None
         if any(get_method(m).needs_joint for m in methods):
-            joint, jsecs = digits_model(out, tau, True, steps=train_steps, log=log,
+            joint, _ = digits_model(out, tau, True, steps=train_steps, log=log,
                                         **(train_options or {}))
         for m in methods:
             if log:

@@ -61,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .datasets import IMAGE_SHAPES, Standardizer, check_data, out_of_range
+from .datasets import IMAGE_SHAPES, RANGE_MARGIN, Standardizer, check_data, out_of_range
 from .errors import ActivegenError, check_count, check_positive
 from .processes import ActiveOU
 from .scores import ScoreDerivs, autodiff_derivs
@@ -866,8 +866,7 @@ class LearnedScore:
         """The stored training set in data coordinates (the first n points)."""
         return self.to_data(np.asarray(self.data[:n], float))
 
-    #: a sample is out of range beyond the training data's range ± this fraction of its span
-    RANGE_MARGIN = 0.25
+    RANGE_MARGIN = RANGE_MARGIN
     #: warn when more than this fraction of the samples is out of range (the sampler's and
     #: the data's own tails put a few tenths of a percent there on 2D sets)
     RANGE_WARN = 0.01
