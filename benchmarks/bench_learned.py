@@ -92,10 +92,12 @@ class PerPoint:
 
 def rate(target, method, proc, n, steps, dt):
     from activegen import sample
+    from activegen.experiments import study_options
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        info = sample(target, method, proc, n, seed=0, t_final=steps * dt, dt=dt).info
+        info = sample(target, method, proc, n, seed=0, t_final=steps * dt, dt=dt,
+                      **study_options(method)).info
     return n * info["n_steps"] / info["run_s"], info["compile_s"]
 
 
@@ -106,6 +108,7 @@ def step_flops(score, method, proc, n):
     import jax.numpy as jnp
 
     from activegen._xla import unrolled_threefry
+    from activegen.experiments import study_options
     from activegen.samplers import build_plan
 
     tile = getattr(score, "tile", None)
@@ -114,7 +117,7 @@ def step_flops(score, method, proc, n):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, _, plan = build_plan(score, method, proc, n, t_final=1.0, dt=0.002,
-                                dtype=jnp.float32)
+                                dtype=jnp.float32, **study_options(method))
     m = plan.stepper
     c = m.init(jax.random.key(0), n)
     with unrolled_threefry():

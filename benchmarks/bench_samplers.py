@@ -57,6 +57,7 @@ def worker(method, d, k, dtype, n, chunk):
     import jax.numpy as jnp
 
     from activegen import ActiveOU, sample
+    from activegen.experiments import study_options
 
     tg, proc = mixture(k, d), ActiveOU(1.0, 0.0, 1.0, TAU)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -65,7 +66,8 @@ def worker(method, d, k, dtype, n, chunk):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         info = sample(tg, method, proc, n, seed=0, t_final=steps * h, dt=h,
-                      dtype=getattr(jnp, dtype), chunk_size=chunk).info
+                      dtype=getattr(jnp, dtype), chunk_size=chunk,
+                      **study_options(method)).info
     run_rate, compile_s = n * steps / info["run_s"], info["compile_s"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"rate": run_rate, "compile_s": compile_s, "peak_mb": peak, "base_mb": rss0,
@@ -110,7 +112,8 @@ def whole_command(n, t_final, dt, tmp):
     exe = Path(sys.executable).parent / "activegen"
     cmd = [str(exe) if exe.exists() else "activegen", "sample", "--target", str(tpath),
            "--method", "fox", "--tau", str(TAU), "--n", str(n), "--t-final", str(t_final),
-           "--dt", str(dt), "--seed", "0", "--no-progress", "--out", str(Path(tmp) / "o.npz")]
+           "--dt", str(dt), "--scheme", "euler", "--seed", "0", "--no-progress",
+           "--out", str(Path(tmp) / "o.npz")]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     return time.perf_counter() - t0

@@ -16,6 +16,7 @@ import numpy as np
 
 from activegen import ActiveOU, sample
 from activegen.distributed import connect
+from activegen.experiments import STUDY_SCHEME
 from activegen.targets import default_target_1d
 
 
@@ -27,7 +28,7 @@ def main():
     jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="xla-"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     tg, proc = default_target_1d(), ActiveOU(1.0, 0.0, 1.0, 0.1)
-    kw = dict(seed=0, t_final=a.t_final)
+    kw = dict(seed=0, t_final=a.t_final, scheme=STUDY_SCHEME)
     print(f"fox, 1D mixture, n = {a.n} ({-(-a.n // 16384)} blocks), T = {a.t_final}, float32")
     ref, rows = None, []
     for workers in (None, 1, 2):

@@ -36,15 +36,16 @@ def run(sets, archs, steps, n, tau, t_final, dt, seed, standardize, methods):
     import numpy as np
 
     from activegen import ActiveOU, sample, w1
+    from activegen.experiments import study_options
     from activegen.learned import train
 
     proc = ActiveOU(1.0, 0.0, 1.0, tau)
     out = {}
 
-    def quiet(*a, **k):
+    def quiet(target, method, *a, **k):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return sample(*a, **k)
+            return sample(target, method, *a, **study_options(method), **k)
 
     for name in sets:
         tg = target(name)

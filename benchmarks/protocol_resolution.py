@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from activegen import ActiveOU, default_target_2d, evaluate, sample
+from activegen.experiments import STUDY_SCHEME
 from activegen.protocol import DEFAULT_TIME_POINTS, export_protocol, replay
 
 # (spacing, time points, t0): spacing None = the default (σ_min/4 rounded); t0 None = the
@@ -45,7 +46,7 @@ def main():
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        direct = [score(sample(tg, "fox", proc, a.n, seed=s).samples, s) for s in seeds]
+        direct = [score(sample(tg, "fox", proc, a.n, seed=s, scheme=STUDY_SCHEME).samples, s) for s in seeds]
         d_w1 = float(np.mean([d[0] for d in direct]))
         floor = float(np.mean([d[1] for d in direct]))
         print(f"direct fox: W1 {d_w1:.4f} (per seed {[round(d[0], 4) for d in direct]}), "
@@ -54,7 +55,7 @@ def main():
             t = time.perf_counter()
             pr = export_protocol(tg, "fox", proc, spacing=sp, time_points=nt, t0=t0)
             t_exp = time.perf_counter() - t
-            w = [score(replay(pr, a.n, seed=s).samples, s)[0] for s in seeds]
+            w = [score(replay(pr, a.n, seed=s, scheme=STUDY_SCHEME).samples, s)[0] for s in seeds]
             row = dict(spacing=float(pr.spacing[0]), default=sp is None, time_points=nt, time_grid="uniform" if t0 else "geometric",
                        shape=list(pr.shape), w1=float(np.mean(w)), w1_seeds=w,
                        ratio=float(np.mean(w)) / d_w1, export_s=t_exp,

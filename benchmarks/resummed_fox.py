@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import wasserstein_distance
 
 from activegen import ActiveOU, MixtureScore, sample_field
-from activegen.experiments import validity_target
+from activegen.experiments import STUDY_SCHEME, validity_target
 
 
 def run(s: float, tau: float, eps: float, n: int = 50_000, seed: int = 0) -> float:
@@ -37,7 +37,7 @@ def run(s: float, tau: float, eps: float, n: int = 50_000, seed: int = 0) -> flo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = sample_field(field, lambda k, m: sc.sample_marginal(k, m, 3.0, jnp.float32), p, n,
-                         seed=seed, t_final=3.0, dim=1)
+                         seed=seed, t_final=3.0, dim=1, scheme=STUDY_SCHEME)
     ref = np.asarray(tg.sample(jax.random.key(99), 1_000_000))[:, 0]
     return wasserstein_distance(r.samples[:, 0], ref)
 

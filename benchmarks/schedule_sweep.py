@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from activegen import ActiveOU, sample, w1
-from activegen.experiments import validity_target
+from activegen.experiments import study_options, validity_target
 from activegen.schedule import sample_scheduled
 
 
@@ -46,7 +46,7 @@ def main():
                          w1=float(np.mean(vals)), w1_sd=float(np.std(vals, ddof=1))))
     for m in filter(None, a.methods.split(",")):
         for sd in seeds:
-            r = sample(tg, m, p, a.n, seed=sd, t_final=3.0, warn=False)
+            r = sample(tg, m, p, a.n, seed=sd, t_final=3.0, warn=False, **study_options(m))
             rows.append(dict(sigma=a.sigma, tau=a.tau, method=m, n=a.n, seed=sd,
                              w1=w1(r.samples, ref), n_steps=r.info["n_steps"],
                              run_s=r.info["run_s"], tjf=r.info.get("tau_grad_force")))

@@ -22,14 +22,15 @@ def test_sample_writes_npz(tmp_path):
     out = tmp_path / "o.npz"
     rc = main(["sample", "--target", _write(tmp_path, GOOD), "--method", "fox", "--tau", "0.1",
                "--n", "300", "--seed", "3", "--t-final", "1", "--save-every", "100",
-               "--no-progress", "--out", str(out)])
+               "--scheme", "euler", "--no-progress", "--out", str(out)])
     assert rc == 0
     z = np.load(out)
     assert z["samples"].shape == (300, 2)
     assert np.all(np.isfinite(z["samples"]))
     assert float(z["tau"]) == 0.1 and str(z["method"]) == "fox"
     assert z["trajectory"].shape == (6, 300, 2)
-    assert json.loads(str(z["info"]))["n_steps"] == 500
+    info = json.loads(str(z["info"]))
+    assert info["n_steps"] == 500 and info["scheme"] == "euler"
 
 
 def test_sample_covs_target_and_seed_reproducible(tmp_path):

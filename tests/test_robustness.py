@@ -147,7 +147,9 @@ def test_coarse_step_warned_for_every_method_kind(monkeypatch):
     with pytest.warns(CoarseStepWarning, match="0.1/beta"), pytest.raises(_Stop):
         sample(tg, "naive", ActiveOU(1.0, 0.0, 1.0, 5.0), 32, seed=0, t_final=1.0, dt=0.25)
     with pytest.warns(CoarseStepWarning, match="tau/10"), pytest.raises(_Stop):
-        sample(tg, "exact", PROC, 32, seed=0, t_final=1.0, dt=0.05)
+        sample(tg, "exact", PROC, 32, seed=0, t_final=1.0, dt=0.05, scheme="euler")
+    with pytest.warns(CoarseStepWarning, match="tau/10"), pytest.raises(_Stop):  # > τ/2
+        sample(tg, "exact", PROC, 32, seed=0, t_final=1.0, dt=0.1)
     monkeypatch.setattr(ode, "solve_flow", lambda *a, **k: (np.zeros((32, 1)), None, None, 1))
     with pytest.warns(CoarseStepWarning, match="ode_rtol"):  # warned before the solve
         sample(tg, "ode", PROC, 32, seed=0, t_final=0.2, ode_rtol=1e-2)
@@ -362,7 +364,8 @@ def test_step_and_memory_limits_refused_before_the_run(tmp_path, capsys, monkeyp
     monkeypatch.setenv("ACTIVEGEN_MAX_MEMORY", "3e7")
     assert memory_limit() == 3 * 10**7
     with pytest.raises(ActivegenError, match="save-every"):
-        sample(tg, "passive", PROC.passive(), 200_000, seed=0, t_final=0.1, save_every=1)
+        sample(tg, "passive", PROC.passive(), 200_000, seed=0, t_final=0.1, save_every=1,
+               dt=0.002)
     assert main(["sample", "--target", t, "--method", "naive", "--tau", "0.1", "--n",
                  "1000000", "--out", str(tmp_path / "s.npz"), "--no-progress"]) == 2
     assert "--chunk-size" in _err(capsys)

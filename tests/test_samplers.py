@@ -151,11 +151,10 @@ def test_blow_up_fails_loudly():
         with pytest.raises(ActivegenError, match="non-finite"):
             sample(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.2), 200, seed=0, t_final=0.5,
                    scheme="euler")
-    # the second-order scheme takes 40 steps here: the run diverges (|x| ~ 3e17) but stays
-    # finite in float32; the first-order warning (τ‖∇F‖ ≈ 8.7) is then what flags it
+    # the second-order scheme (the default) at its default step, capped at σ_min²/(2D) = 0.005
     with pytest.warns(FirstOrderWarning):
-        sample(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.2), 200, seed=0, t_final=0.5,
-               scheme="heun")
+        with pytest.raises(ActivegenError, match="non-finite"):
+            sample(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.2), 200, seed=0, t_final=0.5)
 
 
 def test_rtp_driver_correction_restores_accuracy(ref1d):

@@ -184,3 +184,68 @@ def test_far_target_has_no_step_bias():
                    scheme="heun").samples
     # measured (seed 1): passive +0.002, exact +0.010, fox +0.002 (sd of the mean 0.01)
     assert abs(x.mean() - 1000.0) < 5 / math.sqrt(n) + 0.01, x.mean()
+
+
+# -- the per-method defaults (issue 17) -------------------------------------------------------
+def test_each_method_declares_its_default_scheme_and_step():
+    """heun for passive (Δs = min(τ/4, 0.0125)) and the active methods (min(τ/3, 0.02)),
+    lawson for exact (min(τ/2.5, 0.02)); euler on request (min(τ/20, 0.002)); energetics runs
+    default to euler."""
+    from activegen.samplers import build_plan, get_method
+
+    tg = GaussianMixture.from_stds([0.5, 0.5], [[-1.0], [1.0]], [0.6, 0.6])
+    a = 0.05 / 3
+    expect = {"passive": ("heun", 0.0125), "exact": ("lawson", 0.02), "fox": ("heun", a),
+              "naive": ("heun", a), "ucn": ("heun", a), "fox-sc": ("heun", a)}
+    p = ActiveOU(1.0, 0.0, 1.0, 0.05)
+    for m, (scheme, dt) in expect.items():
+        assert get_method(m).options["scheme"] == scheme
+        _, req, plan = build_plan(tg, m, p, 1000, t_final=1.0)
+        assert req.options["scheme"] == scheme and plan.info["scheme"] == scheme
+        assert plan.grid.h == pytest.approx(dt), m
+        _, _, plan = build_plan(tg, m, p, 1000, t_final=1.0, scheme="euler")
+        assert plan.grid.h == pytest.approx(0.002), m
+    _, req, _ = build_plan(tg, "fox", p, 100, t_final=1.0, energetics=True)
+    assert req.options["scheme"] == "euler"
+    _, _, plan = build_plan(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.02), 100, t_final=1.0)
+    assert plan.grid.h == pytest.approx(1 / 150)  # τ/3 on T = 1
+
+
+def test_a_default_step_is_never_coarse():
+    """Narrow modes (σ_min = 0.1: σ²/(2D) = 0.005) and a stiff trap (β = 20: 0.1/β = 0.005)
+    cap the default step, so that a default run does not warn about its own step."""
+    from activegen.samplers.validity import CoarseStepWarning
+
+    narrow = GaussianMixture.from_stds([0.5, 0.5], [[-1.0], [1.0]], [0.1, 0.1])
+    wide = GaussianMixture.from_stds([0.5, 0.5], [[-1.0], [1.0]], [0.6, 0.6])
+    for tg, p in ((narrow, ActiveOU(1.0, 0.0, 1.0, 0.0)), (wide, ActiveOU(20.0, 0.0, 1.0, 0.0))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CoarseStepWarning)
+            r = sample(tg, "passive", p, 200, seed=0, t_final=0.1)
+        assert r.info["dt"] == pytest.approx(0.005)
+    with pytest.warns(CoarseStepWarning, match="sigma_min"):  # an explicit step is kept
+        sample(narrow, "passive", ActiveOU(1.0, 0.0, 1.0, 0.0), 200, seed=0, t_final=0.1,
+               dt=0.01)
+
+
+def test_cli_scheme_option(tmp_path, capsys):
+    """--scheme picks the steps and is recorded; a method without schemes refuses it."""
+    import json as _json
+
+    from activegen.cli import main
+
+    t = tmp_path / "t.json"
+    t.write_text(_json.dumps({"weights": [1.0], "means": [[0.0]], "stds": [1.0]}))
+    out = tmp_path / "o.npz"
+    base = ["sample", "--target", str(t), "--tau", "0.1", "--n", "50", "--t-final", "0.5",
+            "--no-progress", "--out", str(out)]
+    assert main(base + ["--method", "exact", "--scheme", "strang"]) == 0
+    info = _json.loads(str(np.load(out)["info"]))
+    assert info["scheme"] == "strang" and info["n_steps"] == 40  # min(τ/4, 0.0125)
+    out.unlink()
+    assert main(base + ["--method", "ode", "--scheme", "heun"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "scheme" in err[0] and not out.exists()
+    assert main(base + ["--method", "fox", "--scheme", "lawson"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'euler', 'heun'" in err[0] and not out.exists()

@@ -310,7 +310,8 @@ def cmd_sample(args) -> int:
     _x64(args)
     from .files import save_samples
 
-    options = {k: getattr(args, k) for k in ("tau_min", "t_ramp") if getattr(args, k) is not None}
+    options = {k: getattr(args, k) for k in ("tau_min", "t_ramp", "scheme")
+               if getattr(args, k) is not None}
     if args.block_size is not None:
         options["block_size"] = check_count("--block-size", args.block_size)
     if args.task_blocks is not None:
@@ -356,7 +357,8 @@ def _sample_protocol(args, out) -> int:
         check_positive("--dt", args.dt)
     _x64(args)
     res = replay(proto, args.n, seed=args.seed, dt=args.dt, save_every=args.save_every,
-                 progress=not args.no_progress, energetics=args.energetics)
+                 progress=not args.no_progress, energetics=args.energetics,
+                 scheme=args.scheme)
     from .files import save_samples
 
     src = proto.meta.get("source", {})
@@ -462,9 +464,9 @@ def cmd_animate(args) -> int:
 
         target = GaussianMixture.from_dict(proto.meta["source"]["target"])
     # save often enough to resolve the frames' finest spacing (near t = 0)
-    from .samplers.schemes import heun_default_dt
+    from .samplers.schemes import active_heun_default_dt
 
-    dt = args.dt or heun_default_dt(proto.process.tau)  # the replay's default (scheme heun)
+    dt = args.dt or active_heun_default_dt(proto.process.tau)  # the replay's default (heun)
     t0 = plots.protocol_t0(proto)
     finest = t0 * math.log1p(proto.t_final / t0) / max(1, args.frames - 1)
     every = max(1, int(finest / dt))
@@ -723,6 +725,7 @@ def _x64(args):
 def build_parser() -> argparse.ArgumentParser:
     from .drivers import DRIVERS
     from .samplers import method_names
+    from .samplers.schemes import SCHEMES
 
     from importlib.metadata import PackageNotFoundError, version
 
@@ -767,7 +770,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default automatic, docs/schedule.md)")
     s.add_argument("--t-ramp", type=_float, default=None,
                    help="fox-schedule: ramp time of τ(t) = τ_min + (τ − τ_min)(1 − e^{−t/t_ramp})")
-    s.add_argument("--dt", type=_float, default=None, help="step Δs (default min(τ/20, 0.002))")
+    s.add_argument("--scheme", default=None, choices=tuple(SCHEMES),
+                   help="time-stepping scheme (default the method's: heun for passive and the "
+                        "active methods and a protocol replay, lawson for exact; euler with "
+                        "--energetics; docs/performance.md)")
+    s.add_argument("--dt", type=_float, default=None,
+                   help="step Δs (default the scheme's: heun min(τ/3, 0.02) for the active "
+                        "methods, min(τ/4, 0.0125) for passive; lawson min(τ/2.5, 0.02); euler "
+                        "min(τ/20, 0.002); at most σ_min²/(2D) and 0.1/β)")
     s.add_argument("--n", type=int, default=10_000, help="number of particles")
     s.add_argument("--seed", type=_seed, default=0,
                    help="random seed: the same seed gives the same samples; any integer with "

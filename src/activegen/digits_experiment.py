@@ -19,6 +19,7 @@ from . import digit_metrics
 from .datasets import DIGITS_SHAPE, digits
 from .errors import ActivegenError, check_count, check_positive
 from .processes import ActiveOU
+from .experiments import study_options
 from .samplers import get_method
 
 #: an FD above this is reported as diverged (the samples left the images' range entirely)
@@ -65,7 +66,8 @@ def run_method(model, joint_model, method: str, tau: float, n: int, dt: float, s
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            res = sample(m, method, m.process, n, seed=seed, t_final=m.config["t_max"], dt=dt)
+            res = sample(m, method, m.process, n, seed=seed, t_final=m.config["t_max"], dt=dt,
+                         **study_options(method))
         except ActivegenError as exc:  # the sampler's finiteness check: a diverged run
             if "non-finite" not in str(exc):
                 raise

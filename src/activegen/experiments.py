@@ -19,6 +19,18 @@ from .plots import draw_density_2d, plot_sweep
 from .samplers import VALIDITY_THRESHOLD
 from .targets import GaussianMixture, default_target_1d, default_target_2d
 
+#: The scheme of the studies whose figures docs/ quotes (the τ sweeps and the validity map,
+#: the digits study, the learned gallery, the schedule, protocol and driver sweeps): the
+#: first-order steps at their fine default Δs = min(τ/20, 0.002), so that a study of τ is
+#: not also one of the step. The samplers' own defaults are second order (`samplers.schemes`).
+STUDY_SCHEME = "euler"
+
+
+def study_options(method) -> dict:
+    """`sample` options of a study run: {"scheme": STUDY_SCHEME} for a method that has
+    schemes, else none."""
+    return {"scheme": STUDY_SCHEME} if "scheme" in get_method(method).options else {}
+
 
 def tau_sweep(
     target: GaussianMixture,
@@ -87,7 +99,8 @@ def sweep_cell(target, m, tau, sd, n, beta, d_thermal, d_active, t_final, driver
           if get_method(m).active and driver != "ou" else {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = sample(target, m, proc, n, seed=sd, t_final=t_final, progress=progress, **kw)
+        res = sample(target, m, proc, n, seed=sd, t_final=t_final, progress=progress, **kw,
+                     **study_options(m))
     ev = evaluate(res.samples, target, seed=sd)
     row = {"method": m, "tau": tau, "seed": sd, **ev, "info": res.info}
     return row, (res.samples if keep else None)
@@ -359,7 +372,8 @@ def validity_cell(s, tau, methods, n, seed, beta, d_active, t_final, progress=Fa
     for m in methods:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = sample(target, m, proc, n, seed=seed, t_final=t_final, progress=progress)
+            res = sample(target, m, proc, n, seed=seed, t_final=t_final, progress=progress,
+                         **study_options(m))
         ev = evaluate(res.samples, target, seed=seed)
         cell["w1"][m] = ev["metrics"]["w1"]
         cell["floor"], cell["floor_sd"] = ev["floor"]["w1"], ev["floor_sd"]["w1"]

@@ -24,15 +24,16 @@ from .files import save_figure, write_json
 from .learned import LearnedScore, ScoreNet, hutchinson_grad_div, train
 from .metrics import w1
 from .processes import ActiveOU
+from .experiments import study_options
 from .samplers import sample
 from .scores import MixtureScore
 from .targets import default_target_2d
 
 
-def _quiet_sample(*a, **k):
+def _quiet_sample(target, method, *a, **k):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return sample(*a, **k)
+        return sample(target, method, *a, **{**study_options(method), **k})
 
 
 def gallery(out: Path, steps: int, n: int, tau: float, seed: int, progress: bool, sets=None,

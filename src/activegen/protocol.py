@@ -452,9 +452,10 @@ def stationary_init(process: ActiveOU, dim: int, dtype=None):
 
 def replay(protocol: Protocol, n: int, key=None, *, seed: int | None = None,
            dt: float | None = None, save_every: int | None = None, dtype=None,
-           progress: bool = False, energetics: bool = False):
+           progress: bool = False, energetics: bool = False, scheme: str | None = None):
     """Generate n samples from the protocol alone (module doc): `samplers.sample_field`
-    with the interpolated force and the stationary start. Returns a `Sampled`.
+    with the interpolated force and the stationary start (scheme: as there, default heun).
+    Returns a `Sampled`.
     energetics: add the run's energetics in the interpolated potential V̂ (the heat's force
     part is −∇V̂ along each step, which differs from the interpolated F̂ by the grid's
     interpolation error)."""
@@ -466,7 +467,7 @@ def replay(protocol: Protocol, n: int, key=None, *, seed: int | None = None,
         protocol.force_field(dtype), stationary_init(p, protocol.dim, dtype), p, n, key,
         seed=seed, t_final=protocol.t_final, dt=dt, save_every=save_every, dim=protocol.dim,
         dtype=dtype, progress=progress, desc=f"protocol ({protocol.meta['method']})",
-        potential=lambda t, x: interpolate(vtab, t, x), energetics=energetics,
+        potential=lambda t, x: interpolate(vtab, t, x), energetics=energetics, scheme=scheme,
     )
     res.info.update(d=protocol.dim, protocol={k: protocol.meta.get(k) for k in
                                               ("method", "grid", "time_grid", "source")})

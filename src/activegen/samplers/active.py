@@ -38,7 +38,7 @@ from .api import (
     uniform_grid,
 )
 from .engine import Stepper, batched, derivs_at
-from .schemes import DEFAULT_SCHEME, SCHEMES, check_scheme, heun_default_dt
+from .schemes import ENERGETICS_SCHEME, SCHEMES, active_heun_default_dt, check_scheme
 from .registry import Method, Plan, register_method
 
 
@@ -120,19 +120,20 @@ def active_heun_stepper(field, init_x, p, t_final: float, dtype, driver) -> Step
     return Stepper(init, step)
 
 
-def _scheme_stepper(scheme: str):
+def scheme_stepper(scheme: str):
+    """The active stepper of a scheme ("euler" or "heun")."""
     return active_heun_stepper if check_scheme(scheme) == "heun" else active_stepper
 
 
 def active_default_dt(req) -> float:
-    """The default step of an active method: `heun_default_dt(τ)` for scheme "heun" with a
+    """The default step of an active method: `active_heun_default_dt(τ)` for scheme "heun" with a
     driver whose ∫η is drawn exactly (`step_integral`: the OU driver), else the old
     `stepping.default_dt(τ)` (scheme "euler", or a driver whose ∫η is the trapezoid: its
     error is O(h/τ) per step, e.g. run-and-tumble, active Brownian)."""
     tau = req.process.tau
     exact_integral = req.driver is None or hasattr(req.driver, "step_integral")
-    if req.options.get("scheme", DEFAULT_SCHEME) == "heun" and exact_integral:
-        return heun_default_dt(tau)
+    if req.options["scheme"] == "heun" and exact_integral:
+        return active_heun_default_dt(tau)
     return euler_default_dt(tau)
 
 
@@ -198,7 +199,7 @@ def force_method(name: str, force: Force, *, summary: str = "", aliases=(),
         field = score_field(force.force, req.score, req.process, req.dtype, kappa,
                             force.order)
         scheme = req.options["scheme"]
-        stepper = _scheme_stepper(scheme)(
+        stepper = scheme_stepper(scheme)(
             field, marginal_start(req.score, req.t_final, req.dtype), req.process,
             req.t_final, req.dtype, drv)
         info = dict(driver=type(drv).__name__ if req.driver is not None else "OUDriver",
@@ -211,7 +212,7 @@ def force_method(name: str, force: Force, *, summary: str = "", aliases=(),
                   carries_eta=True, first_order=first_order, force=force,
                   validity_map=validity_map,
                   energetics=force_energetics(force, driver_correction),
-                  options={"scheme": DEFAULT_SCHEME}, default_dt=active_default_dt)
+                  options={"scheme": "heun"}, default_dt=active_default_dt)
 
 
 def register_force(name: str, force, potential, *, summary: str = "", aliases=(),
@@ -256,7 +257,7 @@ def sample_field(
     desc: str = "field",
     potential=None,
     energetics: bool = False,
-    scheme: str = DEFAULT_SCHEME,
+    scheme: str | None = None,
 ) -> Sampled:
     """Active particles in a given external force field, no score involved:
     dx = [F(x, T−s) + η] ds + √(2D_T) dW̄.
@@ -265,9 +266,9 @@ def sample_field(
     init_x(key, n) -> (n, d) start. driver defaults to OUDriver(τ, D_A). Used to replay an
     exported protocol (a force tabulated on a grid). potential(t, x (N, d)) -> V (N,) with
     F = −∇V: with energetics=True the run's energetics in that potential are added to info
-    (`activegen.energetics`; scheme "euler" only). scheme: "euler" (default: the
-    first-order step of `active_stepper`) or "heun" (second order, default step
-    `heun_default_dt`).
+    (`activegen.energetics`; scheme "euler" only). scheme: "heun" (second order, default
+    step `active_heun_default_dt`; the default) or "euler" (the first-order step of
+    `active_stepper`; the default with energetics=True).
     """
     n, t_final, dt, key, save_every, chunk_size = check_run(
         n, t_final, dt, key, seed, save_every, chunk_size)
@@ -278,6 +279,8 @@ def sample_field(
     if dim is not None:
         check_driver(drv, process, dim)
     spec = field_method()
+    if scheme is None:
+        scheme = ENERGETICS_SCHEME if energetics else "heun"
     req = Request(None, None, process, n, t_final, dt, dtype or jnp.result_type(float), drv,
                   False, {"scheme": check_scheme(scheme)}, method=spec)
 
@@ -285,7 +288,7 @@ def sample_field(
         f, jn = field(t, x.T)
         return f.T, jn
 
-    stepper = _scheme_stepper(scheme)(engine_field, init_x, process, t_final, req.dtype, drv)
+    stepper = scheme_stepper(scheme)(engine_field, init_x, process, t_final, req.dtype, drv)
     plan = Plan(stepper, uniform_grid(req),
                 info={"driver": type(drv).__name__, "scheme": scheme},
                 tau_steps=SCHEMES[scheme].tau_steps(process.tau))

@@ -33,8 +33,11 @@ from ..scores import as_score_model
 from ..stepping import default_dt
 from . import engine
 from .registry import Method, Plan, Request, get_method, method_names
+from .schemes import ENERGETICS_SCHEME
 from .validity import (
     CoarseStepWarning,
+    diffusion_step_limit,
+    trap_step_limit,
     warn_coarse_step,
     warn_euler_bias,
     warn_first_order,
@@ -177,6 +180,8 @@ def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
     `sample` runs it (benchmarks read one step's cost from it). n, t_final, dt as checked
     by `check_run`; the other arguments as `sample`'s."""
     spec = get_method(method)
+    if energetics and "scheme" in spec.options and "scheme" not in options:
+        options = {**options, "scheme": ENERGETICS_SCHEME}  # the steps energetics accumulates
     opts = _options(spec, options)
     check_process(process)
     if driver is not None and not spec.active:
@@ -266,8 +271,9 @@ def sample(
                                  energetics=energetics, **options)
     opts = req.options
     if energetics:
-        if opts.get("scheme", "euler") != "euler":
-            raise ActivegenError("energetics=True is implemented for scheme 'euler' only")
+        if opts.get("scheme", ENERGETICS_SCHEME) != ENERGETICS_SCHEME:
+            raise ActivegenError(f"energetics=True is implemented for scheme "
+                                 f"{ENERGETICS_SCHEME!r} only; got scheme {opts['scheme']!r}")
         plan = add_energetics(plan, spec.energetics(req, plan))
     rng = {} if block_size is None else {"block": check_count("block_size", block_size)}
     if blocks is not None:
@@ -310,10 +316,15 @@ def add_energetics(plan: Plan, en) -> Plan:
 
 def uniform_grid(req: Request) -> engine.StepGrid:
     """The request's step dt on a uniform grid of [0, T]; if none was asked for, the
-    method's `Method.default_dt(req)`, or `default_dt(τ)` where it has none."""
+    method's `Method.default_dt(req)` (or `default_dt(τ)` where it has none), capped by the
+    limits the coarse-step warning checks (σ_min²/(2D) of the target, 0.1/β): a default
+    step never warns as coarse."""
     default = getattr(req.method, "default_dt", None)
     if req.dt is not None:
         dt = req.dt
     else:
         dt = default(req) if default is not None else default_dt(req.process.tau)
+        dt = min(dt, trap_step_limit(req.process.beta),
+                 diffusion_step_limit(getattr(req.process, "diffusivity", None),
+                                      getattr(req.target, "min_std", None)))
     return engine.StepGrid.from_dt(req.t_final, dt)

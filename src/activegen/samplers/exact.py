@@ -22,7 +22,7 @@ from ..stepping import joint_ou_matrices, thermal_amplitude, thermal_kick
 from .api import uniform_grid
 from .engine import Stepper, batched
 from .registry import Method, Plan, register_method
-from .schemes import DEFAULT_SCHEME, SCHEMES, check_scheme
+from .schemes import SCHEMES, check_scheme
 
 
 def exact_stepper(score, p, t_final: float, dtype) -> Stepper:
@@ -162,7 +162,7 @@ def exact_lawson_stepper(score, p, t_final: float, dtype, normal=jax.random.norm
 
 
 def _default_dt(req) -> float:
-    return SCHEMES[req.options.get("scheme", DEFAULT_SCHEME)].default_dt(req.process.tau)
+    return SCHEMES[req.options["scheme"]].default_dt(req.process.tau)
 
 
 def _build(req) -> Plan:
@@ -182,6 +182,6 @@ def _build(req) -> Plan:
 
 register_method(Method(
     "exact", _build, carries_eta=True, needs_joint=True,
-    options={"scheme": DEFAULT_SCHEME}, default_dt=_default_dt,
+    options={"scheme": "lawson"}, default_dt=_default_dt,
     summary="reverse of the joint (x, eta) process (velocity score): the exact reference",
 ))

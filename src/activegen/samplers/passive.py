@@ -19,7 +19,7 @@ from ..stepping import linear_coefficients
 from .api import uniform_grid
 from .engine import Stepper, batched
 from .registry import Method, Plan, register_method
-from .schemes import DEFAULT_SCHEME, SCHEMES, check_scheme
+from .schemes import SCHEMES, check_scheme
 
 
 def passive_stepper(score, p, t_final: float, dtype) -> Stepper:
@@ -74,7 +74,7 @@ def passive_heun_stepper(score, p, t_final: float, dtype) -> Stepper:
 
 
 def _default_dt(req) -> float:
-    return SCHEMES[req.options.get("scheme", DEFAULT_SCHEME)].default_dt(req.process.tau)
+    return SCHEMES[req.options["scheme"]].default_dt(req.process.tau)
 
 
 def _build(req) -> Plan:
@@ -105,5 +105,5 @@ def passive_energetics(req, plan) -> Energetics:
 register_method(Method(
     "passive", _build, energetics=passive_energetics,
     summary="reverse SDE of the exact x-marginal (D_eff(t)); exact for every tau; needs S",
-    options={"scheme": DEFAULT_SCHEME}, default_dt=_default_dt,
+    options={"scheme": "heun"}, default_dt=_default_dt,
 ))

@@ -22,10 +22,10 @@ from ..forces import (
     projection_features,
     projection_potentials,
 )
-from .active import active_default_dt, active_heun_stepper, active_stepper, marginal_start
+from .active import active_default_dt, marginal_start, scheme_stepper
 from .api import default_driver, uniform_grid
 from .engine import batched, derivs_at
-from .schemes import DEFAULT_SCHEME, SCHEMES, check_scheme
+from .schemes import SCHEMES, check_scheme
 from .registry import Method, Plan, register_method
 
 #: fox-sc needs at least this many particles per fitted coefficient.
@@ -50,8 +50,7 @@ def _build(req) -> Plan:
     field = projected_field(req.score, req.process, req.dtype,
                             getattr(drv, "kappa", 0.0) != 0.0)
     scheme = check_scheme(req.options["scheme"])
-    make = active_heun_stepper if scheme == "heun" else active_stepper
-    stepper = make(field, marginal_start(req.score, req.t_final, req.dtype),
+    stepper = scheme_stepper(scheme)(field, marginal_start(req.score, req.t_final, req.dtype),
                    req.process, req.t_final, req.dtype, drv)
     info = dict(driver=type(drv).__name__ if req.driver is not None else "OUDriver",
                 driver_correction=False, scheme=scheme)
@@ -87,7 +86,7 @@ def _energetics(req, plan) -> Energetics:
 register_method(Method(
     "fox-sc", _build, energetics=_energetics, aliases=("refined",), active=True, carries_eta=True,
     min_n=lambda d: FIT_MIN_PER_COEF * (d + 5), validity_map=True,
-    options={"scheme": DEFAULT_SCHEME}, default_dt=active_default_dt,
+    options={"scheme": "heun"}, default_dt=active_default_dt,
     summary="V_F's features with coefficients refitted each step to E[eta | x] "
             "(beyond first order, no velocity score); needs S, grad S, grad(div S)",
 ))

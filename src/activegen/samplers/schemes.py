@@ -1,6 +1,8 @@
 """The time-stepping schemes a method can be run with (its option `scheme`) and their
 default steps (issue 17; docs/theory.md, "Time stepping"; docs/performance.md, the
-measured error against Δs).
+measured error against Δs). Each method declares its default scheme in its registry entry
+(`Method.options["scheme"]`): "heun" for passive and the active methods, "lawson" for
+exact; "euler" stays available everywhere and is what energetics runs use.
 
     "euler"  the first-order steps (before issue 17): Euler for βx and the force/score,
              η's trapezoid mean (active), one evaluation per step, Δs = min(τ/20, 0.002)
@@ -33,9 +35,33 @@ HEUN_DT_MAX = 0.0125
 
 
 def heun_default_dt(tau: float) -> float:
-    """Δs = min(τ/4, 0.0125) (0.0125 at τ = 0): the default step of the second-order
-    schemes (at τ = 0.05: 240 steps of T = 3, 480 evaluations against the old 1500)."""
+    """Δs = min(τ/4, 0.0125) (0.0125 at τ = 0): the default step of passive's heun and of
+    exact's strang (at τ = 0.05: 240 steps of T = 3, 480 evaluations against the old 1500)."""
     return HEUN_DT_MAX if tau == 0 else min(tau / HEUN_STEPS_PER_TAU, HEUN_DT_MAX)
+
+
+#: The active methods' heun step: Δs = min(τ/3, 0.02) (measured, docs/performance.md: fox and
+#: fox-sc within 1.15× (+ ½ floor) of the fine Euler step at τ/3 … τ/2.5, τ = 0.05 and 0.1).
+ACTIVE_HEUN_STEPS_PER_TAU = 3
+ACTIVE_HEUN_DT_MAX = 0.02
+
+
+def active_heun_default_dt(tau: float) -> float:
+    """Δs = min(τ/3, 0.02): the default heun step of an active method with the OU driver (at
+    τ = 0.05: 180 steps of T = 3, 360 force evaluations against the old 1500)."""
+    return min(tau / ACTIVE_HEUN_STEPS_PER_TAU, ACTIVE_HEUN_DT_MAX)
+
+
+#: exact's lawson step: Δs = min(τ/2.5, 0.02) (measured, docs/performance.md: at the W1 floor
+#: of 10⁶ particles at τ/2.5 and τ/2 on the broad 1D mixture; 2.5× an Euler step's cost).
+LAWSON_STEPS_PER_TAU = 2.5
+LAWSON_DT_MAX = 0.02
+
+
+def lawson_default_dt(tau: float) -> float:
+    """Δs = min(τ/2.5, 0.02) (0.02 at τ = 0): the default step of exact's lawson scheme
+    (at τ = 0.05: 150 steps of T = 3, 300 evaluations against the old 1500)."""
+    return LAWSON_DT_MAX if tau == 0 else min(tau / LAWSON_STEPS_PER_TAU, LAWSON_DT_MAX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,14 +84,13 @@ SCHEMES = {
     "heun": Scheme("heun", 2, 2.0, heun_default_dt),
     "strang": Scheme("strang", 2, 2.0, heun_default_dt),
     "strang-euler": Scheme("strang-euler", 1, 2.0, heun_default_dt),
-    "lawson": Scheme("lawson", 2, 2.0, heun_default_dt),
+    "lawson": Scheme("lawson", 2, 2.0, lawson_default_dt),
 }
 
 
-#: The scheme every method runs with unless `scheme=` says otherwise: still the first-order
-#: steps, so that the documented figures stay what the documented commands print; the
-#: second-order schemes are opt-in until the figures are regenerated with them.
-DEFAULT_SCHEME = "euler"
+#: The scheme energetics runs use when none is asked for: `activegen.energetics` accumulates
+#: the Sekimoto increments of the first-order steps only.
+ENERGETICS_SCHEME = "euler"
 
 
 def check_scheme(scheme, allowed=("euler", "heun")) -> str:

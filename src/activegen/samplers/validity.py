@@ -62,6 +62,19 @@ class CoarseStepWarning(UserWarning):
     """A step (or ode's tolerance) too coarse for the run: samples are biased."""
 
 
+def diffusion_step_limit(diffusivity=None, min_std=None) -> float:
+    """σ_min²/(2D): the largest step whose diffusion √(2Dh) stays within the narrowest mode
+    (inf where the target has no σ_min or D = 0)."""
+    if min_std is None or not diffusivity:
+        return float("inf")
+    return float(min_std) ** 2 / (2.0 * float(diffusivity))
+
+
+def trap_step_limit(beta=None) -> float:
+    """0.1/β: a tenth of the trap's relaxation time (inf at β = 0)."""
+    return 0.1 / float(beta) if beta else float("inf")
+
+
 def warn_coarse_step(steps, tau_steps=None, stacklevel: int = 3, *, beta=None,
                      diffusivity=None, min_std=None) -> bool:
     """Warn when a step exceeds τ/10 (tau_steps: the persistence time, scalar or per step;
@@ -77,14 +90,12 @@ def warn_coarse_step(steps, tau_steps=None, stacklevel: int = 3, *, beta=None,
                            f"{float(np.min(tau[bad])) / 10:g}: the active noise is "
                            "under-resolved")
     hmax = float(np.max(h))
-    if min_std is not None and diffusivity:
-        lim = float(min_std) ** 2 / (2.0 * float(diffusivity))
-        if hmax > lim * (1 + 1e-9):
-            reasons.append(f"dt = {hmax:g} exceeds sigma_min^2/(2D) = {lim:.3g}: one step "
-                           "diffuses further than the narrowest mode is wide")
-    if beta:
-        lim = 0.1 / float(beta)
-        if hmax > lim * (1 + 1e-9):
+    lim = diffusion_step_limit(diffusivity, min_std)
+    if hmax > lim * (1 + 1e-9):
+        reasons.append(f"dt = {hmax:g} exceeds sigma_min^2/(2D) = {lim:.3g}: one step "
+                       "diffuses further than the narrowest mode is wide")
+    lim = trap_step_limit(beta)
+    if hmax > lim * (1 + 1e-9):
             reasons.append(f"dt = {hmax:g} exceeds 0.1/beta = {lim:.3g}: the trap's drift is "
                            "under-resolved")
     if not reasons:

@@ -1,0 +1,105 @@
+"""Time to accuracy (issue 17): the whole `activegen sample --method fox` command against the
+plain numpy V_F sampler (numpy_fox.py, float64, Euler steps with the exact OU step of η) at
+Δs = τ/20, on the 2D 8-mode mixture of bench_samplers.py (σ = 0.5 on a circle of radius 3),
+10⁵ particles, T = 3, τ = 0.05.
+
+For numpy: its loop time (the start drawn apart) and sliced W1 to 10⁶ exact draws. For
+activegen: the whole command (fresh process: import, compile or compiled-program cache,
+run, write) at its default step and at coarser steps, each run twice and the second timed
+(the cache warm, as a user's second run), and the W1 of its samples. The figure: numpy's
+time over the command's for the coarsest step whose W1 is no worse than numpy's (within
+the W1 floor's standard deviation, which is what one seed resolves).
+
+    python benchmarks/bench_time_to_accuracy.py [--n 100000] [--dts default,0.02,0.025]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def command(tpath, out, tau, n, t_final, dt, seed):
+    exe = Path(sys.executable).parent / "activegen"
+    cmd = [str(exe) if exe.exists() else "activegen", "sample", "--target", str(tpath),
+           "--method", "fox", "--tau", str(tau), "--n", str(n), "--t-final", str(t_final),
+           "--seed", str(seed), "--no-progress", "--out", str(out)]
+    if dt != "default":
+        cmd += ["--dt", str(dt)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--tau", type=float, default=0.05)
+    ap.add_argument("--t-final", type=float, default=3.0)
+    ap.add_argument("--dts", default="default,0.02,0.025",
+                    help="activegen steps to time ('default': the method's own)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+
+    import jax
+    import numpy as np
+
+    sys.path.insert(0, str(HERE))
+    from bench_samplers import mixture
+    from numpy_fox import fox_numpy
+
+    from activegen import ActiveOU, w1, w1_floor
+
+    tg, proc = mixture(8, 2), ActiveOU(1.0, 0.0, 1.0, a.tau)
+    ref = np.asarray(tg.sample(jax.random.key(11), 1_000_000))
+    floor, floor_sd = w1_floor(tg, a.n, ref)
+    print(f"2D 8 modes, tau = {a.tau}, T = {a.t_final}, n = {a.n}: W1 floor {floor:.4f} "
+          f"± {floor_sd:.4f}", flush=True)
+
+    n_steps = round(a.t_final / (a.tau / 20))
+    fox_numpy(tg, proc, a.n, 1, a.t_final / n_steps)  # warm-up (the JAX start draw compiles)
+    t0 = time.perf_counter()
+    x_np = fox_numpy(tg, proc, a.n, n_steps, a.t_final, seed=a.seed)
+    np_s = time.perf_counter() - t0
+    np_w1 = w1(x_np, ref)
+    print(f"numpy fox, dt = tau/20 ({n_steps} steps): {np_s:.1f} s, W1 {np_w1:.4f}", flush=True)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tpath = Path(tmp) / "eight.json"
+        tpath.write_text(json.dumps(tg.to_dict()))
+        for dt in a.dts.split(","):
+            out = Path(tmp) / "o.npz"
+            command(tpath, out, a.tau, a.n, a.t_final, dt, a.seed)  # cache warm-up
+            wall = command(tpath, out, a.tau, a.n, a.t_final, dt, a.seed)
+            with np.load(out) as z:
+                x = z["samples"]
+            err = w1(x, ref)
+            ok = err <= np_w1 + floor_sd
+            rows.append(dict(dt=dt, command_s=wall, w1=err, speedup=np_s / wall,
+                             no_worse=bool(ok)))
+            print(f"activegen sample --method fox (dt {dt}): {wall:.2f} s, W1 {err:.4f} -> "
+                  f"{np_s / wall:.0f}x numpy{'' if ok else '  (less accurate than numpy)'}",
+                  flush=True)
+    good = [r for r in rows if r["no_worse"]]
+    best = max(good, key=lambda r: r["speedup"]) if good else None
+    if best:
+        print(f"time to accuracy: {best['speedup']:.0f}x (dt {best['dt']}; target >= 100x: "
+              f"{'met' if best['speedup'] >= 100 else 'not met'})")
+    if a.json:
+        Path(a.json).write_text(json.dumps(dict(n=a.n, tau=a.tau, t_final=a.t_final,
+                                                floor=floor, floor_sd=floor_sd,
+                                                numpy_s=np_s, numpy_w1=np_w1, rows=rows),
+                                           indent=1))
+
+
+if __name__ == "__main__":
+    main()
