@@ -249,3 +249,44 @@ def test_cli_scheme_option(tmp_path, capsys):
     assert main(base + ["--method", "fox", "--scheme", "lawson"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'euler', 'heun'" in err[0] and not out.exists()
+
+
+# -- the end game (samplers.endgame) -------------------------------------------------------
+def test_end_game_stops_at_t_min_and_denoises_with_tweedie():
+    """Stopped at t_min, x_t ~ N(mμ, m²σ² + v); x̂ = (x + vS)/m has mean μ and variance
+    σ²·m²σ²/(m²σ² + v) exactly (the posterior mean shrinks the spread). 4·10⁴ draws: the
+    variance to 4 standard errors (√(2/n) relative)."""
+    mu, sig, t_min, n = 2.0, 0.5, 0.2, 40_000
+    tg = GaussianMixture.from_stds([1.0], [[mu]], [sig])
+    p = ActiveOU(1.0, 0.0, 1.0, 0.0)
+    r = sample(tg, "passive", p, n, seed=3, t_final=1.0, t_min=t_min)
+    m, v = float(p.mean_scale(t_min)), float(p.variance(t_min))
+    var = sig**2 * m**2 * sig**2 / (m**2 * sig**2 + v)
+    x = r.samples[:, 0]
+    assert r.info["t_min"] == t_min and r.info["n_steps"] == 64  # (1 − 0.2)/0.0125
+    assert abs(x.mean() - mu) < 4 * math.sqrt(var / n)
+    assert abs(x.var() / var - 1) < 4 * math.sqrt(2 / n), (x.var(), var)
+    assert abs(r.info["denoise_jump"]) > 0.1  # the jump is real (≈ √v(t_min) scale)
+
+
+def test_end_game_refused_where_it_does_not_apply(tmp_path, capsys):
+    from activegen import ActivegenError
+    from activegen.cli import main
+
+    tg = GaussianMixture.from_stds([1.0], [[0.0]], [1.0])
+    p = ActiveOU(1.0, 0.0, 1.0, 0.1)
+    with pytest.raises(ActivegenError, match=r"t_min must lie in \[0, t_final"):
+        sample(tg, "fox", p, 10, seed=0, t_final=1.0, t_min=1.0)
+    with pytest.raises(ActivegenError, match="energetics"):
+        sample(tg, "fox", p, 10, seed=0, t_final=1.0, t_min=0.1, energetics=True)
+    with pytest.raises(ActivegenError, match="uniform grid"):
+        sample(tg, "ode", p, 10, seed=0, t_final=1.0, t_min=0.1)
+    with pytest.raises(ActivegenError, match="t_min"):
+        sample(tg, "fox", p, 10, seed=0, t_final=1.0, t_min=-0.1)
+    t = tmp_path / "t.json"
+    t.write_text('{"weights": [1.0], "means": [[0.0]], "stds": [1.0]}')
+    out = tmp_path / "o.npz"
+    assert main(["sample", "--target", str(t), "--method", "fox", "--tau", "0.1", "--n", "20",
+                 "--t-final", "1", "--t-min", "2", "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "t_min" in err[0] and not out.exists()

@@ -321,7 +321,7 @@ def cmd_sample(args) -> int:
                      dt=args.dt, save_every=args.save_every, progress=not args.no_progress,
                      chunk_size=args.chunk_size, driver=driver,
                      driver_correction=not args.no_driver_correction, client=client,
-                     energetics=args.energetics,
+                     energetics=args.energetics, t_min=args.t_min or 0.0,
                      shards=out if shards else None, **options)
     if shards:
         print(f"wrote {args.n} samples (d = {target.dim}) as {res.info['tasks']} shards and "
@@ -350,7 +350,7 @@ def _sample_protocol(args, out) -> int:
     from .protocol import load_protocol, replay
 
     _reject_with_protocol(args, _PROCESS_NAMES + (
-        "driver", "speed", "tumble_rate", "rot_diffusion", "no_driver_correction"))
+        "driver", "speed", "tumble_rate", "rot_diffusion", "no_driver_correction", "t_min"))
     proto = load_protocol(args.protocol)
     check_count("--n", args.n)
     if args.dt is not None:
@@ -648,8 +648,12 @@ def cmd_digits(args) -> int:
     check_out_dir(args.out)
     if args.dt is not None:
         check_positive("--dt", args.dt)
+    if args.t_min is not None:
+        check_positive("--t-min", args.t_min)
     res = run_digits(args.out, taus=args.taus, methods=args.methods, n=args.n, seed=args.seed,
                      dt=args.dt, train_steps=args.train_steps,
+                     scheme=None if args.scheme == "default" else args.scheme,
+                     t_min=args.t_min or 0.0,
                      log=None if args.no_progress else (lambda m: _status(args, m)))
     print(f"{len(res['cells'])} runs; wrote {Path(args.out) / 'digits.md'}, "
           f"{Path(args.out) / 'digits.json'} and the image grids")
@@ -770,6 +774,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default automatic, docs/schedule.md)")
     s.add_argument("--t-ramp", type=_float, default=None,
                    help="fox-schedule: ramp time of τ(t) = τ_min + (τ − τ_min)(1 − e^{−t/t_ramp})")
+    s.add_argument("--t-min", type=_float, default=None,
+                   help="end game: stop at forward time t_min > 0 and take one denoising step "
+                        "x + v S with the score (docs/digits.md; not with --energetics)")
     s.add_argument("--scheme", default=None, choices=tuple(SCHEMES),
                    help="time-stepping scheme (default the method's: heun for passive and the "
                         "active methods and a protocol replay, lawson for exact; euler with "
@@ -1016,7 +1023,12 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--train-steps", type=int, default=None,
                     help="DSM steps per model (default 20000)")
     dg.add_argument("--dt", type=_float, default=None, help="step of every method "
-                    "(default min(τ/20, 0.002))")
+                    "(default min(τ/20, 0.002) with euler, each method's own with --scheme "
+                    "default)")
+    dg.add_argument("--scheme", default="euler", choices=("euler", "default"),
+                    help="the study's first-order steps, or each method's default scheme")
+    dg.add_argument("--t-min", type=_float, default=None,
+                    help="end game: stop at forward time t_min and denoise (docs/digits.md)")
     dg.add_argument("--seed", type=_seed32, default=0)
     dg.add_argument("--no-progress", action="store_true")
     dg.set_defaults(func=cmd_digits)

@@ -19,7 +19,7 @@ from . import digit_metrics
 from .datasets import DIGITS_SHAPE, digits
 from .errors import ActivegenError, check_count, check_positive
 from .processes import ActiveOU
-from .experiments import study_options
+from .experiments import STUDY_SCHEME
 from .samplers import get_method
 
 #: an FD above this is reported as diverged (the samples left the images' range entirely)
@@ -56,9 +56,11 @@ def digits_model(out_dir, tau: float, joint: bool, *, steps=None, log=print, **o
     return m, rep["seconds"]
 
 
-def run_method(model, joint_model, method: str, tau: float, n: int, dt: float, seed: int):
+def run_method(model, joint_model, method: str, tau: float, n: int, dt: float | None,
+               seed: int, scheme: str | None = STUDY_SCHEME, t_min: float = 0.0):
     """Samples (n, 64) of `method` on the model (exact: the joint one) and the run's info,
-    warnings and seconds."""
+    warnings and seconds. scheme: the steps (None: the method's default scheme and, with
+    dt None, its default step); t_min > 0: the end game (`samplers.endgame`)."""
     from .samplers import sample
 
     m = joint_model if get_method(method).needs_joint else model
@@ -66,8 +68,10 @@ def run_method(model, joint_model, method: str, tau: float, n: int, dt: float, s
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
+            opts = ({"scheme": scheme} if scheme and "scheme" in get_method(method).options
+                    else {})
             res = sample(m, method, m.process, n, seed=seed, t_final=m.config["t_max"], dt=dt,
-                         **study_options(method))
+                         t_min=t_min, **opts)
         except ActivegenError as exc:  # the sampler's finiteness check: a diverged run
             if "non-finite" not in str(exc):
                 raise
@@ -81,10 +85,13 @@ def run_method(model, joint_model, method: str, tau: float, n: int, dt: float, s
 
 def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int = 0,
                dt: float | None = None, train_steps: int | None = None, log=print,
-               train_options: dict | None = None) -> dict:
+               train_options: dict | None = None, scheme: str | None = STUDY_SCHEME,
+               t_min: float = 0.0) -> dict:
     """The digits study: `taus` × `methods` (module doc). dt: the step of every method
-    (default `stepping.default_dt(τ)`); train_steps: the models' DSM steps (default 20 000).
-    Returns the result dict (also written to out_dir/digits.json)."""
+    (default `stepping.default_dt(τ)` with the study's euler steps, each method's own with
+    scheme=None: its default scheme); t_min > 0: every method with the end game
+    (`samplers.endgame`); train_steps: the models' DSM steps (default 20 000). Returns the
+    result dict (also written to out_dir/digits.json)."""
     from . import plots
     from .stepping import default_dt
 
@@ -99,9 +106,12 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     floor = digit_metrics.floor_report(n, seed)
-    result = {"n": n, "seed": seed, "floor": floor, "cells": []}
+    result = {"n": n, "seed": seed, "floor": floor, "scheme": scheme or "default",
+              "t_min": t_min, "cells": []}
+    label = ("" if scheme == STUDY_SCHEME else f" ({scheme or 'default scheme'})") + (
+        f" + end game t_min = {t_min:g}" if t_min else "")
     for tau in taus:
-        h = default_dt(tau) if dt is None else dt
+        h = dt if dt is not None else (default_dt(tau) if scheme == STUDY_SCHEME else None)
         model, secs = digits_model(out, tau, False, steps=train_steps, log=log,
                                    **(train_options or {}))
         joint = None
@@ -110,17 +120,20 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
                                         **(train_options or {}))
         for m in methods:
             if log:
-                log(f"tau = {tau:g}: {m} ({n} digits, dt = {h:g})")
-            x, info = run_method(model, joint, m, tau, n, h, seed)
+                log(f"tau = {tau:g}: {m}{label} ({n} digits, dt = {h or 'default'})")
+            x, info = run_method(model, joint, m, tau, n, h, seed, scheme, t_min)
             if x is None:  # NaN/inf samples: the run diverged (info["error"])
                 rep = {"fd": float("inf"), "out_of_range": 1.0}
             else:
                 rep = digit_metrics.report(x)
-                png = out / f"digits_tau{tau:g}_{m}.png"
-                title = f"{m}, τ = {tau:g}: FD {rep['fd']:.3g} (floor {floor['fd']:.1f})"
+                tag = (f"_{scheme}" if scheme != STUDY_SCHEME else "") + (
+                    f"_tmin{t_min:g}" if t_min else "")
+                png = out / f"digits_tau{tau:g}_{m}{tag}.png"
+                title = (f"{m}{label}, τ = {tau:g}: FD {rep['fd']:.3g} "
+                         f"(floor {floor['fd']:.1f})")
                 plots.plot_images(np.clip(x, -3, 3), png, DIGITS_SHAPE, title)
-            result["cells"].append({"tau": tau, "method": m, "metrics": rep, "info": info,
-                                    "train_seconds": secs})
+            result["cells"].append({"tau": tau, "method": m + label, "metrics": rep,
+                                    "info": info, "train_seconds": secs})
             if log:
                 log(f"  FD {rep['fd']:.2f}  precision {rep.get('precision', 0):.2f}  "
                     f"recall {rep.get('recall', 0):.2f}  {info['seconds']:.0f} s")

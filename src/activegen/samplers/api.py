@@ -24,6 +24,7 @@ from ..errors import (
     check_count,
     check_finite,
     check_key,
+    check_nonnegative,
     check_positive,
     check_process,
     seed_key,
@@ -171,10 +172,25 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
     return Sampled(x, traj, times, info)
 
 
+def _check_t_min(t_min, t_final: float, energetics: bool, spec: Method) -> float:
+    """0 ≤ t_min < t_final; the end game needs a score and moves particles by a jump that
+    the energetics do not count."""
+    t_min = check_nonnegative("t_min", t_min) if t_min else 0.0
+    if t_min >= t_final:
+        raise ActivegenError(f"t_min must lie in [0, t_final = {t_final:g}), got {t_min:g}")
+    if t_min > 0 and energetics:
+        raise ActivegenError("energetics=True counts the work of a potential acting over "
+                             "time; the end game's denoising jump (t_min > 0) is none")
+    if t_min > 0 and spec.analytic_only:
+        raise ActivegenError(f"t_min applies to the methods stepped on a uniform grid, not to "
+                             f"{spec.name!r}")
+    return t_min
+
+
 def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
                dt: float | None = None, closed_form: bool = True, driver=None,
                driver_correction: bool = True, dtype=None, energetics: bool = False,
-               **options) -> tuple[Method, Request, Plan]:
+               t_min: float = 0.0, **options) -> tuple[Method, Request, Plan]:
     """Validate a request and build its plan without running it: (Method, Request, Plan).
     `plan.stepper` is the method's (init, step) pair on one block of particles (d, N), as
     `sample` runs it (benchmarks read one step's cost from it). n, t_final, dt as checked
@@ -206,9 +222,15 @@ def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
             f"energetics needs a particle in a potential; method {spec.name!r} has none "
             f"(methods with energetics: {', '.join(method_names(where=has_energetics))})"
         )
+    t_min = _check_t_min(t_min, t_final, energetics, spec)
     req = Request(target, score, process, n, t_final, dt, dtype or jnp.result_type(float),
-                  driver, bool(driver_correction), opts, closed_form, bool(energetics), spec)
+                  driver, bool(driver_correction), opts, closed_form, bool(energetics), spec,
+                  t_min)
     plan = spec.build(req)
+    if t_min > 0 and (plan.solve is not None or not plan.grid.uniform
+                      or plan.grid.t_final > t_final - t_min + 1e-9):
+        raise ActivegenError(f"t_min applies to the methods stepped on a uniform grid, not to "
+                             f"{spec.name!r}")
     return spec, req, plan
 
 
@@ -237,6 +259,7 @@ def sample(
     task_blocks: int | None = None,
     retries: int = 3,
     shards=None,
+    t_min: float = 0.0,
     **options,
 ) -> Sampled:
     """Generate n samples of `target` with the reverse sampler `method` (a registered name
@@ -262,13 +285,17 @@ def sample(
     (`files.load_samples` reads it), and the result's samples are None. block_size: the
     particles per block (default BLOCK; the samples depend on it); blocks = (first, count):
     run only those blocks of the n-particle ensemble (what a task runs).
+
+    t_min: the diffusion-model end game (`samplers.endgame`): generation stops at forward
+    time t_min > 0 and every sample takes one denoising step x̂ = (x + v S)/m with the score
+    at t_min (info["t_min"], info["denoise_jump"]: the mean jump length).
     """
     n, t_final, dt, key, save_every, chunk_size = check_run(
         n, t_final, dt, key, seed, save_every, chunk_size)
     spec, req, plan = build_plan(target, method, process, n, t_final=t_final, dt=dt,
                                  closed_form=closed_form, driver=driver,
                                  driver_correction=driver_correction, dtype=dtype,
-                                 energetics=energetics, **options)
+                                 energetics=energetics, t_min=t_min, **options)
     opts = req.options
     if energetics:
         if opts.get("scheme", ENERGETICS_SCHEME) != ENERGETICS_SCHEME:
@@ -287,12 +314,20 @@ def sample(
         job = dict(target=target, method=spec, process=process, n=n, key=key, t_final=t_final,
                    dt=dt, save_every=save_every, closed_form=closed_form, driver=driver,
                    driver_correction=driver_correction, dtype=req.dtype,
-                   chunk_size=chunk_size, block_size=block_size, options=opts)
+                   chunk_size=chunk_size, block_size=block_size, options=opts, t_min=t_min)
         return sample_on_cluster(client, sample, job, spec, plan, req, progress=progress,
                                  warn=warn, task_blocks=task_blocks, retries=retries,
                                  shards=shards)
-    return execute(spec, plan, req, key, save_every=save_every, progress=progress,
-                   chunk_size=chunk_size, warn=warn, desc=None, d=target.dim, blocks=rng)
+    res = execute(spec, plan, req, key, save_every=save_every, progress=progress,
+                  chunk_size=chunk_size, warn=warn, desc=None, d=target.dim, blocks=rng)
+    if req.t_min > 0:
+        from .endgame import tweedie_denoise
+
+        x, jump = tweedie_denoise(req.score, process, req.t_min, res.samples, req.dtype)
+        check_finite(f"the denoising step of '{spec.name}'", x)
+        res.info.update(t_min=req.t_min, denoise_jump=jump)
+        res = res._replace(samples=x)
+    return res
 
 
 def has_energetics(m: Method) -> bool:
@@ -327,4 +362,4 @@ def uniform_grid(req: Request) -> engine.StepGrid:
         dt = min(dt, trap_step_limit(req.process.beta),
                  diffusion_step_limit(getattr(req.process, "diffusivity", None),
                                       getattr(req.target, "min_std", None)))
-    return engine.StepGrid.from_dt(req.t_final, dt)
+    return engine.StepGrid.from_dt(req.t_final - req.t_min, min(dt, req.t_final - req.t_min))

@@ -112,7 +112,9 @@ class Request:
     (None for an analytic_only method, which builds its own); dt: the step asked for
     (None: the method's default); options: the method's options, defaults filled in;
     energetics: accumulate the run's stochastic energetics (`Method.energetics`); method:
-    the `Method` being built (its default_dt sets the step when dt is None)."""
+    the `Method` being built (its default_dt sets the step when dt is None); t_min: the run
+    stops at forward time t_min (the end game, `samplers.endgame`): the grid covers
+    s ∈ [0, T − t_min]."""
 
     target: Any
     score: Any
@@ -127,6 +129,7 @@ class Request:
     closed_form: bool = True
     energetics: bool = False
     method: Any = None
+    t_min: float = 0.0
 
     @property
     def dim(self) -> int:

@@ -1,0 +1,37 @@
+"""The diffusion-model end game: stop generating at a small forward time t_min > 0, then one
+denoising step with the score (`sample(..., t_min=...)`, `activegen sample --t-min`).
+
+At t_min the x-marginal is the data smoothed by the forward kernel, x_t = m(t) x_0 + √v(t) ξ
+(`ActiveOU.mean_scale`, `ActiveOU.variance`: Gaussian for the active OU process as for the
+passive one), so the posterior mean of the data point given x_t is Tweedie's formula
+
+    x̂_0 = E[x_0 | x_t] = (x_t + v(t) S(x_t, t)) / m(t).
+
+Why: near t = 0 the score of data on a thin manifold (images) has ∇S ~ 1/v(t) in the
+degenerate directions, so τ‖∇F‖ grows without bound and the first-order potential fails
+for any fixed τ; stopped at t_min the run never enters that regime.
+
+What it costs physically: the last step is not a force acting over time but an
+instantaneous displacement of every particle by (v S + (1 − m) x_t)/m, a jump of length
+≈ √v(t_min) per coordinate. In a trap experiment it is a measure-and-move (or the limit of a
+potential −v log p switched on for an instant); it does no work the Sekimoto energetics
+count, so `energetics=True` is refused with it.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from .engine import derivs_at
+
+
+def tweedie_denoise(score, process, t: float, x, dtype):
+    """x̂_0 = (x + v(t) S(x, t)) / m(t) for samples x (n, d) at forward time t; returns
+    (x̂_0 (n, d) numpy, the mean jump length |x̂_0 − x|)."""
+    xs = jnp.asarray(x, dtype).T
+    s = derivs_at(score, score.prepare(t, dtype), xs, 0).score
+    m, v = float(process.mean_scale(t)), float(process.variance(t))
+    out = np.asarray((xs + v * s) / m).T
+    jump = float(np.mean(np.linalg.norm(out - np.asarray(x), axis=-1)))
+    return out, jump
