@@ -207,6 +207,13 @@ def test_each_method_declares_its_default_scheme_and_step():
         assert plan.grid.h == pytest.approx(0.002), m
     _, req, _ = build_plan(tg, "fox", p, 100, t_final=1.0, energetics=True)
     assert req.options["scheme"] == "euler"
+    # a score model without a narrowest scale (a learned one: unbounded stiffness at t → 0)
+    from activegen import MixtureScore
+
+    _, req, plan = build_plan(MixtureScore(tg, p), "fox", p, 100, t_final=1.0)
+    assert req.options["scheme"] == "euler" and plan.grid.h == pytest.approx(0.002)
+    _, req, _ = build_plan(MixtureScore(tg, p), "fox", p, 100, t_final=1.0, scheme="heun")
+    assert req.options["scheme"] == "heun"
     _, _, plan = build_plan(tg, "fox", ActiveOU(1.0, 0.0, 1.0, 0.02), 100, t_final=1.0)
     assert plan.grid.h == pytest.approx(1 / 150)  # τ/3 on T = 1
 

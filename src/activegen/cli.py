@@ -652,7 +652,7 @@ def cmd_digits(args) -> int:
         check_positive("--t-min", args.t_min)
     res = run_digits(args.out, taus=args.taus, methods=args.methods, n=args.n, seed=args.seed,
                      dt=args.dt, train_steps=args.train_steps,
-                     scheme=None if args.scheme == "default" else args.scheme,
+                     scheme=args.scheme,
                      t_min=args.t_min or 0.0,
                      log=None if args.no_progress else (lambda m: _status(args, m)))
     print(f"{len(res['cells'])} runs; wrote {Path(args.out) / 'digits.md'}, "
@@ -1024,9 +1024,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="DSM steps per model (default 20000)")
     dg.add_argument("--dt", type=_float, default=None, help="step of every method "
                     "(default min(τ/20, 0.002) with euler, each method's own with --scheme "
-                    "default)")
-    dg.add_argument("--scheme", default="euler", choices=("euler", "default"),
-                    help="the study's first-order steps, or each method's default scheme")
+                    "second-order)")
+    dg.add_argument("--scheme", default="euler", choices=("euler", "second-order"),
+                    help="the study's first-order steps, or each method's second-order scheme "
+                         "(heun; lawson for exact)")
     dg.add_argument("--t-min", type=_float, default=None,
                     help="end game: stop at forward time t_min and denoise (docs/digits.md)")
     dg.add_argument("--seed", type=_seed32, default=0)

@@ -59,8 +59,9 @@ def digits_model(out_dir, tau: float, joint: bool, *, steps=None, log=print, **o
 def run_method(model, joint_model, method: str, tau: float, n: int, dt: float | None,
                seed: int, scheme: str | None = STUDY_SCHEME, t_min: float = 0.0):
     """Samples (n, 64) of `method` on the model (exact: the joint one) and the run's info,
-    warnings and seconds. scheme: the steps (None: the method's default scheme and, with
-    dt None, its default step); t_min > 0: the end game (`samplers.endgame`)."""
+    warnings and seconds. scheme: "euler", or "second-order" (the method's own second-order
+    scheme, heun or lawson, and with dt None its default step); t_min > 0: the end game
+    (`samplers.endgame`)."""
     from .samplers import sample
 
     m = joint_model if get_method(method).needs_joint else model
@@ -68,8 +69,9 @@ def run_method(model, joint_model, method: str, tau: float, n: int, dt: float | 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            opts = ({"scheme": scheme} if scheme and "scheme" in get_method(method).options
-                    else {})
+            own = get_method(method).options.get("scheme")
+            opts = {} if own is None else {"scheme": own if scheme == "second-order"
+                                           else scheme}
             res = sample(m, method, m.process, n, seed=seed, t_final=m.config["t_max"], dt=dt,
                          t_min=t_min, **opts)
         except ActivegenError as exc:  # the sampler's finiteness check: a diverged run
@@ -89,7 +91,7 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
                t_min: float = 0.0) -> dict:
     """The digits study: `taus` × `methods` (module doc). dt: the step of every method
     (default `stepping.default_dt(τ)` with the study's euler steps, each method's own with
-    scheme=None: its default scheme); t_min > 0: every method with the end game
+    scheme="second-order": its heun or lawson scheme); t_min > 0: every method with the end game
     (`samplers.endgame`); train_steps: the models' DSM steps (default 20 000). Returns the
     result dict (also written to out_dir/digits.json)."""
     from . import plots
@@ -106,9 +108,9 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     floor = digit_metrics.floor_report(n, seed)
-    result = {"n": n, "seed": seed, "floor": floor, "scheme": scheme or "default",
-              "t_min": t_min, "cells": []}
-    label = ("" if scheme == STUDY_SCHEME else f" ({scheme or 'default scheme'})") + (
+    result = {"n": n, "seed": seed, "floor": floor, "scheme": scheme, "t_min": t_min,
+              "cells": []}
+    label = ("" if scheme == STUDY_SCHEME else f" ({scheme})") + (
         f" + end game t_min = {t_min:g}" if t_min else "")
     for tau in taus:
         h = dt if dt is not None else (default_dt(tau) if scheme == STUDY_SCHEME else None)

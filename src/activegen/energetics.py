@@ -33,6 +33,25 @@ U = −½β|x|² − 2D_eff log p; W_act = 0 and Q = ∫ b ∘ dx. Its total ent
 
 (`Energetics.temperature`, `Energetics.log_density`); its mean rate is E|βx + D_eff S|²/D_eff ≥ 0.
 
+Active particle at D_T = 0 (fox, ucn, naive, a replayed protocol; `Energetics.force`): the
+entropy production of the x-path, with x even and ẋ odd under time reversal (the path
+ratio of Fodor et al. 2016 / η even in Dabelow–Bo–Eichhorn 2019). With η = ẋ − F, the OU
+path weight exp(−(1/4D_A)∫|τη̇ + η|² ds) and the time-reversed path under the reversed
+protocol (the Jacobians of η ↦ x cancel between the two),
+
+    Σ_path = (1/D_A) ∫ (F − τẍ)·(ẋ − τḞ) ds       (Ḟ = dF(x_s, s)/ds along the path)
+           = (1/D_A) [∫F∘dx − (τ/2)Δ|F|² − (τ/2)Δ|ẋ|² + τ²∫|Ḟ|² ds + τ²∫Ḟ∘dη],
+
+using ẍ = Ḟ + η̇. Every term is finite at D_T = 0 (x is C¹); per step ∫F∘dx = −(U_m − U₀)
+exactly, Ḟ h = F(x′, s′) − F(x, s), ∫Ḟ∘dη ≈ (ΔF/h)·Δη (the step average of Ḟ against the
+increment: Stratonovich). The reverse process starts from the forward end law with ẋ
+flipped, so the boundary term is Δs_sys = log p_start(x_0, η_0) − log p_end(x_T, η_T), with
+p_start = p(x, T) N(η; 0, D_A/τ) (the samplers' start) and p_end = p(x, 0) N(η; 0, D_A/τ),
+the law of ideal generation (exact for `exact`, approximate for the first-order methods);
+entropy_production = Δs_sys + Σ_path. In a time-independent harmonic trap the extensive
+parts cancel (Σ_path is a boundary term: no entropy production for linear forces, as Fodor
+et al. find). The Q/D_T definition (Mandal–Klymko–DeWeese 2017) diverges as D_T → 0.
+
 The wrapper `with_energetics(stepper, energetics)` adds the accumulators to a stepper's carry
 under "extras" (per-particle arrays the engine returns) and carries U(x, s) under "energy_u".
 """
@@ -49,6 +68,28 @@ from ._linalg import dot0
 ENERGETIC_KEYS = ("work", "active_work", "heat", "potential_change")
 #: The passive particle's entropy entries (s_sys change, medium entropy ∫dQ/D_eff, total).
 ENTROPY_KEYS = ("system_entropy_change", "medium_entropy", "entropy_production")
+#: The active particle's (D_T = 0): the x-path part Σ_path and, with log p known, the total.
+ACTIVE_ENTROPY_KEYS = ("path_entropy", "system_entropy_change", "entropy_production")
+
+
+def path_entropy_step(f0, f1, x, x_new, eta, eta_new, u0, u_mid, h, tau, d_active):
+    """The extensive part of one step's Σ_path (module doc) (N,):
+    (1/D_A)[−(U_m − U₀) + τ²(|ΔF|²/h + ΔF·Δη/h)]."""
+    df = f1 - f0
+    return (-(u_mid - u0) + tau * tau * (dot0(df, df) + dot0(df, eta_new - eta)) / h) / d_active
+
+
+def path_entropy_boundary(f, eta, tau):
+    """−(τ/2)(|F|² + |F + η|²) at one end of the path (module doc; Δ = end − start), × D_A."""
+    v = f + eta
+    return -0.5 * tau * (dot0(f, f) + dot0(v, v))
+
+
+def eta_log_density(eta, tau, d_active):
+    """log N(η; 0, (D_A/τ) I) per particle, η (d, N)."""
+    var = d_active / tau
+    d = eta.shape[0]
+    return -0.5 * dot0(eta, eta) / var - 0.5 * d * jnp.log(2 * jnp.pi * var)
 
 
 class Energetics(NamedTuple):
@@ -59,12 +100,16 @@ class Energetics(NamedTuple):
     (fox-sc's θ). eta_mean: "trapezoid" (x moves by ½(η + η′) h, as every active method's
     `stepping.active_update`) or None (no self-propulsion: passive). temperature(s) -> D of
     the bath for the medium entropy ∫dQ/D (passive) and log_density(s, x) -> log p(x, T − s) (N,) for s_sys; None where no
-    entropy production is defined (docs/thermodynamics.md)."""
+    entropy production is defined (docs/thermodynamics.md). force(i, s, x, carry) -> F (d, N)
+    and active_noise = (τ, D_A): the active particle's x-path entropy production (module doc;
+    D_T = 0 only); with log_density also its boundary term."""
 
     potential: Callable
     eta_mean: str | None = "trapezoid"
     temperature: Callable | None = None
     log_density: Callable | None = None
+    force: Callable | None = None
+    active_noise: tuple | None = None
 
 
 def eta_displacement_rate(eta, eta_new, rule: str | None):
@@ -94,6 +139,9 @@ def with_energetics(stepper, en: Energetics):
     entropy terms where `en` defines them) in carry["extras"]."""
     entropy = en.temperature is not None and en.log_density is not None
 
+    active = en.force is not None and en.active_noise is not None
+    own = ("energy_u", "extras", "energy_f")
+
     def init(key, n):
         c = stepper.init(key, n)
         u = en.potential(0, 0.0, c["x"], c)
@@ -101,10 +149,17 @@ def with_energetics(stepper, en: Energetics):
         ex = {k: z for k in ENERGETIC_KEYS}
         if entropy:
             ex.update(medium_entropy=z, log_p_start=en.log_density(0.0, c["x"]))
-        return {**c, "energy_u": u, "extras": ex}
+        out = {**c, "energy_u": u, "extras": ex}
+        if active:
+            tau, d_a = en.active_noise
+            ex.update(path_entropy=z, eta_log_change=z)
+            if en.log_density is not None:
+                ex["log_p_start"] = en.log_density(0.0, c["x"])
+            out["energy_f"] = en.force(0, 0.0, c["x"], c)
+        return out
 
     def step(c, i, s, h, key):
-        inner = {k: v for k, v in c.items() if k not in ("energy_u", "extras")}
+        inner = {k: v for k, v in c.items() if k not in own}
         new = stepper.step(inner, i, s, h, key)
         x, x_new = c["x"], new["x"]
         u_mid = en.potential(i, s, x_new, inner)
@@ -116,7 +171,19 @@ def with_energetics(stepper, en: Energetics):
             ex[k] = ex[k] + v
         if entropy:
             ex["medium_entropy"] = ex["medium_entropy"] + dq / en.temperature(s)
-        return {**new, "energy_u": u1, "extras": ex}
+        out = {**new, "energy_u": u1, "extras": ex}
+        if active:
+            tau, d_a = en.active_noise
+            f0, f1 = c["energy_f"], en.force(i + 1, s + h, x_new, new)
+            eta, eta_new = c["eta"], new["eta"]
+            ex["path_entropy"] = ex["path_entropy"] + path_entropy_step(
+                f0, f1, x, x_new, eta, eta_new, c["energy_u"], u_mid, h, tau, d_a) + (
+                path_entropy_boundary(f1, eta_new, tau) - path_entropy_boundary(f0, eta, tau)
+            ) / d_a
+            ex["eta_log_change"] = ex["eta_log_change"] + (
+                eta_log_density(eta_new, tau, d_a) - eta_log_density(eta, tau, d_a))
+            out["energy_f"] = f1
+        return out
 
     return type(stepper)(init, step)
 
@@ -128,6 +195,13 @@ def finish(extras: dict, log_density_end=None) -> dict:
     import numpy as np
 
     out = {k: np.asarray(extras[k]) for k in ENERGETIC_KEYS}
+    if "path_entropy" in extras:
+        sig = np.asarray(extras["path_entropy"])
+        out["path_entropy"] = sig
+        if "log_p_start" in extras and log_density_end is not None:
+            ds = (np.asarray(extras["log_p_start"]) - np.asarray(log_density_end)
+                  - np.asarray(extras["eta_log_change"]))
+            out.update(system_entropy_change=ds, entropy_production=ds + sig)
     if "medium_entropy" in extras and log_density_end is not None:
         ds = np.asarray(extras["log_p_start"]) - np.asarray(log_density_end)
         med = np.asarray(extras["medium_entropy"])

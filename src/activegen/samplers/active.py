@@ -168,6 +168,25 @@ def score_potential(potential, score, p, t_final: float, dtype):
     return u
 
 
+def score_force(force: Force, score, p, t_final: float, dtype):
+    """f(i, s, x, carry) -> F(x, T − s) (d, N) of a `forces.Force`."""
+
+    def f(i, s, x, carry):
+        t = t_final - s
+        return force.force(p, t, x, derivs_at(score, score.prepare(t, dtype), x, force.order))
+
+    return f
+
+
+def active_entropy_terms(req, drv, force_fn, log_density=None) -> dict:
+    """Energetics fields of the x-path entropy production (`activegen.energetics`): only at
+    D_T = 0 with the OU driver (a Gaussian path weight of η); {} otherwise."""
+    p = req.process
+    if p.d_thermal != 0 or type(drv).__name__ != "OUDriver":
+        return {}
+    return dict(force=force_fn, active_noise=(p.tau, p.d_active), log_density=log_density)
+
+
 def force_energetics(force: Force, driver_correction: bool):
     """Method.energetics of a force method: U = V(x, T − s) of force.potential; refused
     where the non-Gaussian driver's correction (not a gradient) is added."""
@@ -180,8 +199,17 @@ def force_energetics(force: Force, driver_correction: bool):
                 f"{type(drv).__name__} is not a gradient (use driver_correction=False / "
                 "--no-driver-correction)"
             )
-        return Energetics(score_potential(force.potential, req.score, req.process,
-                                          req.t_final, req.dtype))
+        from ..targets import GaussianMixture
+
+        score, p, t_final, dtype = req.score, req.process, req.t_final, req.dtype
+        log_density = None
+        if isinstance(req.target, GaussianMixture):  # log p exact: the boundary term
+            def log_density(s, x):
+                t = t_final - s
+                return batched(score, "derivs", score.prepare(t, dtype), x).log_p
+        fn = score_force(force, score, p, t_final, dtype)
+        return Energetics(score_potential(force.potential, score, p, t_final, dtype),
+                          **active_entropy_terms(req, drv, fn, log_density))
 
     return energetics
 
@@ -294,7 +322,9 @@ def sample_field(
                 tau_steps=SCHEMES[scheme].tau_steps(process.tau))
     if energetics:
         plan = add_energetics(plan, Energetics(
-            lambda i, s, x, carry: potential(t_final - s, x.T)))
+            lambda i, s, x, carry: potential(t_final - s, x.T),
+            **active_entropy_terms(req, drv, lambda i, s, x, carry: field(t_final - s,
+                                                                          x.T)[0].T)))
     return execute(spec, plan, req, key, save_every=save_every, progress=progress,
                    chunk_size=chunk_size, warn=warn, desc=desc, d=dim)
 

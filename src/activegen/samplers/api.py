@@ -196,8 +196,12 @@ def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
     `sample` runs it (benchmarks read one step's cost from it). n, t_final, dt as checked
     by `check_run`; the other arguments as `sample`'s."""
     spec = get_method(method)
-    if energetics and "scheme" in spec.options and "scheme" not in options:
-        options = {**options, "scheme": ENERGETICS_SCHEME}  # the steps energetics accumulates
+    if "scheme" in spec.options and "scheme" not in options and (
+            energetics or getattr(target, "min_std", None) is None):
+        # energetics accumulates the euler steps; a score without a narrowest scale (a
+        # learned model) has no bound on its stiffness as t → 0, where the second-order
+        # corrector's evaluation near t = 0 diverges (docs/performance.md)
+        options = {**options, "scheme": ENERGETICS_SCHEME}
     opts = _options(spec, options)
     check_process(process)
     if driver is not None and not spec.active:
@@ -340,7 +344,7 @@ def add_energetics(plan: Plan, en) -> Plan:
     import dataclasses
 
     end = None
-    if en.log_density is not None and en.temperature is not None:
+    if en.log_density is not None:
         grid = plan.grid
 
         def end(x):  # x (n, d) -> log p(x, 0) at s = T
