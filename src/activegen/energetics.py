@@ -80,7 +80,8 @@ def path_entropy_step(f0, f1, x, x_new, eta, eta_new, u0, u_mid, h, tau, d_activ
 
 
 def path_entropy_boundary(f, eta, tau):
-    """−(τ/2)(|F|² + |F + η|²) at one end of the path (module doc; Δ = end − start), × D_A."""
+    """−(τ/2)(|F|² + |ẋ|²), ẋ = F + η, at one point of the path: its change from start to
+    end, over D_A, is Σ_path's boundary part (module doc)."""
     v = f + eta
     return -0.5 * tau * (dot0(f, f) + dot0(v, v))
 
