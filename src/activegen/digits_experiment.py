@@ -57,7 +57,7 @@ def digits_model(out_dir, tau: float, joint: bool, *, steps=None, log=print, **o
 
 
 def run_method(model, joint_model, method: str, tau: float, n: int, dt: float | None,
-               seed: int, scheme: str | None = STUDY_SCHEME, t_min: float = 0.0):
+               seed: int, scheme: str = STUDY_SCHEME, t_min: float = 0.0):
     """Samples (n, 64) of `method` on the model (exact: the joint one) and the run's info,
     warnings and seconds. scheme: "euler", or "second-order" (the method's own second-order
     scheme, heun or lawson, and with dt None its default step); t_min > 0: the end game
@@ -87,7 +87,7 @@ def run_method(model, joint_model, method: str, tau: float, n: int, dt: float | 
 
 def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int = 0,
                dt: float | None = None, train_steps: int | None = None, log=print,
-               train_options: dict | None = None, scheme: str | None = STUDY_SCHEME,
+               train_options: dict | None = None, scheme: str = STUDY_SCHEME,
                t_min: float = 0.0) -> dict:
     """The digits study: `taus` × `methods` (module doc). dt: the step of every method
     (default `stepping.default_dt(τ)` with the study's euler steps, each method's own with

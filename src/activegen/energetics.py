@@ -68,11 +68,9 @@ from ._linalg import dot0
 ENERGETIC_KEYS = ("work", "active_work", "heat", "potential_change")
 #: The passive particle's entropy entries (s_sys change, medium entropy ∫dQ/D_eff, total).
 ENTROPY_KEYS = ("system_entropy_change", "medium_entropy", "entropy_production")
-#: The active particle's (D_T = 0): the x-path part Σ_path and, with log p known, the total.
-ACTIVE_ENTROPY_KEYS = ("path_entropy", "system_entropy_change", "entropy_production")
 
 
-def path_entropy_step(f0, f1, x, x_new, eta, eta_new, u0, u_mid, h, tau, d_active):
+def path_entropy_step(f0, f1, eta, eta_new, u0, u_mid, h, tau, d_active):
     """The extensive part of one step's Σ_path (module doc) (N,):
     (1/D_A)[−(U_m − U₀) + τ²(|ΔF|²/h + ΔF·Δη/h)]."""
     df = f1 - f0
@@ -152,7 +150,6 @@ def with_energetics(stepper, en: Energetics):
             ex.update(medium_entropy=z, log_p_start=en.log_density(0.0, c["x"]))
         out = {**c, "energy_u": u, "extras": ex}
         if active:
-            tau, d_a = en.active_noise
             ex.update(path_entropy=z, eta_log_change=z)
             if en.log_density is not None:
                 ex["log_p_start"] = en.log_density(0.0, c["x"])
@@ -178,7 +175,7 @@ def with_energetics(stepper, en: Energetics):
             f0, f1 = c["energy_f"], en.force(i + 1, s + h, x_new, new)
             eta, eta_new = c["eta"], new["eta"]
             ex["path_entropy"] = ex["path_entropy"] + path_entropy_step(
-                f0, f1, x, x_new, eta, eta_new, c["energy_u"], u_mid, h, tau, d_a) + (
+                f0, f1, eta, eta_new, c["energy_u"], u_mid, h, tau, d_a) + (
                 path_entropy_boundary(f1, eta_new, tau) - path_entropy_boundary(f0, eta, tau)
             ) / d_a
             ex["eta_log_change"] = ex["eta_log_change"] + (

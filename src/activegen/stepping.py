@@ -22,9 +22,14 @@ DT_MAX = 0.002
 STEPS_PER_TAU = 20
 
 
+def tau_step(tau: float, per_tau: float, dt_max: float) -> float:
+    """Δs = min(τ/per_tau, dt_max) (dt_max at τ = 0): the form of every default step."""
+    return dt_max if tau == 0 else min(tau / per_tau, dt_max)
+
+
 def default_dt(tau: float) -> float:
     """Δs = min(τ/20, 0.002) (0.002 at τ = 0)."""
-    return DT_MAX if tau == 0 else min(tau / STEPS_PER_TAU, DT_MAX)
+    return tau_step(tau, STEPS_PER_TAU, DT_MAX)
 
 
 def ou_coefficients(h, tau, variance):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..drivers import OUDriver
 from ..energetics import Energetics
 from ..errors import ActivegenError, check_process
 from ..forces import (
@@ -37,8 +38,8 @@ from .api import (
     execute,
     uniform_grid,
 )
-from .engine import Stepper, batched, derivs_at
-from .schemes import ENERGETICS_SCHEME, SCHEMES, active_heun_default_dt, check_scheme
+from .engine import Stepper, batched, derivs_at, score_log_density
+from .schemes import SCHEMES, active_heun_default_dt, check_scheme, default_scheme
 from .registry import Method, Plan, register_method
 
 
@@ -182,7 +183,7 @@ def active_entropy_terms(req, drv, force_fn, log_density=None) -> dict:
     """Energetics fields of the x-path entropy production (`activegen.energetics`): only at
     D_T = 0 with the OU driver (a Gaussian path weight of η); {} otherwise."""
     p = req.process
-    if p.d_thermal != 0 or type(drv).__name__ != "OUDriver":
+    if p.d_thermal != 0 or not isinstance(drv, OUDriver):
         return {}
     return dict(force=force_fn, active_noise=(p.tau, p.d_active), log_density=log_density)
 
@@ -202,11 +203,8 @@ def force_energetics(force: Force, driver_correction: bool):
         from ..targets import GaussianMixture
 
         score, p, t_final, dtype = req.score, req.process, req.t_final, req.dtype
-        log_density = None
-        if isinstance(req.target, GaussianMixture):  # log p exact: the boundary term
-            def log_density(s, x):
-                t = t_final - s
-                return batched(score, "derivs", score.prepare(t, dtype), x).log_p
+        log_density = (score_log_density(score, t_final, dtype)  # log p exact: the boundary
+                       if isinstance(req.target, GaussianMixture) else None)
         fn = score_force(force, score, p, t_final, dtype)
         return Energetics(score_potential(force.potential, score, p, t_final, dtype),
                           **active_entropy_terms(req, drv, fn, log_density))
@@ -308,7 +306,7 @@ def sample_field(
         check_driver(drv, process, dim)
     spec = field_method()
     if scheme is None:
-        scheme = ENERGETICS_SCHEME if energetics else "heun"
+        scheme = default_scheme("heun", energetics=energetics)
     req = Request(None, None, process, n, t_final, dt, dtype or jnp.result_type(float), drv,
                   False, {"scheme": check_scheme(scheme)}, method=spec)
 

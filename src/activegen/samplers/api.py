@@ -34,7 +34,7 @@ from ..scores import as_score_model
 from ..stepping import default_dt
 from . import engine
 from .registry import Method, Plan, Request, get_method, method_names
-from .schemes import ENERGETICS_SCHEME
+from .schemes import ENERGETICS_SCHEME, default_scheme
 from .validity import (
     CoarseStepWarning,
     diffusion_step_limit,
@@ -172,18 +172,15 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
     return Sampled(x, traj, times, info)
 
 
-def _check_t_min(t_min, t_final: float, energetics: bool, spec: Method) -> float:
-    """0 ≤ t_min < t_final; the end game needs a score and moves particles by a jump that
-    the energetics do not count."""
+def _check_t_min(t_min, t_final: float, energetics: bool) -> float:
+    """0 ≤ t_min < t_final; the end game moves particles by a jump that the energetics do
+    not count."""
     t_min = check_nonnegative("t_min", t_min) if t_min else 0.0
     if t_min >= t_final:
         raise ActivegenError(f"t_min must lie in [0, t_final = {t_final:g}), got {t_min:g}")
     if t_min > 0 and energetics:
         raise ActivegenError("energetics=True counts the work of a potential acting over "
                              "time; the end game's denoising jump (t_min > 0) is none")
-    if t_min > 0 and spec.analytic_only:
-        raise ActivegenError(f"t_min applies to the methods stepped on a uniform grid, not to "
-                             f"{spec.name!r}")
     return t_min
 
 
@@ -196,12 +193,10 @@ def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
     `sample` runs it (benchmarks read one step's cost from it). n, t_final, dt as checked
     by `check_run`; the other arguments as `sample`'s."""
     spec = get_method(method)
-    if "scheme" in spec.options and "scheme" not in options and (
-            energetics or getattr(target, "min_std", None) is None):
-        # energetics accumulates the euler steps; a score without a narrowest scale (a
-        # learned model) has no bound on its stiffness as t → 0, where the second-order
-        # corrector's evaluation near t = 0 diverges (docs/performance.md)
-        options = {**options, "scheme": ENERGETICS_SCHEME}
+    if "scheme" in spec.options and "scheme" not in options:
+        options = {**options, "scheme": default_scheme(
+            spec.options["scheme"], energetics=energetics,
+            bounded=getattr(target, "min_std", None) is not None)}
     opts = _options(spec, options)
     check_process(process)
     if driver is not None and not spec.active:
@@ -226,13 +221,13 @@ def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
             f"energetics needs a particle in a potential; method {spec.name!r} has none "
             f"(methods with energetics: {', '.join(method_names(where=has_energetics))})"
         )
-    t_min = _check_t_min(t_min, t_final, energetics, spec)
+    t_min = _check_t_min(t_min, t_final, energetics)
     req = Request(target, score, process, n, t_final, dt, dtype or jnp.result_type(float),
                   driver, bool(driver_correction), opts, closed_form, bool(energetics), spec,
                   t_min)
     plan = spec.build(req)
-    if t_min > 0 and (plan.solve is not None or not plan.grid.uniform
-                      or plan.grid.t_final > t_final - t_min + 1e-9):
+    # a method with its own integrator or grid (ode, fox-schedule) does not stop at t_min
+    if t_min > 0 and (plan.solve is not None or plan.grid.t_final > t_final - t_min + 1e-9):
         raise ActivegenError(f"t_min applies to the methods stepped on a uniform grid, not to "
                              f"{spec.name!r}")
     return spec, req, plan

@@ -146,6 +146,16 @@ def batched(score, name: str, state, *xs):
     )
 
 
+def score_log_density(score, t_final: float, dtype):
+    """log_density(s, x) -> log p(x, T − s) (N,) of a score model at x (d, N)."""
+
+    def log_density(s, x):
+        t = t_final - s
+        return batched(score, "derivs", score.prepare(t, dtype), x).log_p
+
+    return log_density
+
+
 def derivs_at(score, state, xs, order: int = 2):
     """The score derivatives at xs (d, N) for a force needing up to `order` (`forces.Force`):
     a model whose `derivs_batch` takes `order` (`derivs_orders = True`, e.g. a learned one)

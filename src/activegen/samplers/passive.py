@@ -17,7 +17,7 @@ from .._linalg import dot0
 from ..energetics import Energetics
 from ..stepping import linear_coefficients
 from .api import uniform_grid
-from .engine import Stepper, batched
+from .engine import Stepper, batched, score_log_density
 from .registry import Method, Plan, register_method
 from .schemes import SCHEMES, check_scheme
 
@@ -90,9 +90,7 @@ def passive_energetics(req, plan) -> Energetics:
     and s_sys = −log p(x, T − s) (`activegen.energetics`)."""
     score, p, t_final, dtype = req.score, req.process, req.t_final, req.dtype
 
-    def log_density(s, x):
-        t = t_final - s
-        return batched(score, "derivs", score.prepare(t, dtype), x).log_p
+    log_density = score_log_density(score, t_final, dtype)
 
     def u(i, s, x, carry):
         t = t_final - s

@@ -30,7 +30,7 @@ import dataclasses
 from typing import Callable
 
 from ..errors import ActivegenError
-from ..stepping import default_dt
+from ..stepping import default_dt, tau_step
 
 #: Default second-order step: Δs = min(τ/HEUN_STEPS_PER_TAU, HEUN_DT_MAX) (measured,
 #: docs/performance.md "Accuracy per step").
@@ -41,7 +41,7 @@ HEUN_DT_MAX = 0.0125
 def heun_default_dt(tau: float) -> float:
     """Δs = min(τ/4, 0.0125) (0.0125 at τ = 0): the default step of passive's heun and of
     exact's strang (at τ = 0.05: 240 steps of T = 3, 480 evaluations against the old 1500)."""
-    return HEUN_DT_MAX if tau == 0 else min(tau / HEUN_STEPS_PER_TAU, HEUN_DT_MAX)
+    return tau_step(tau, HEUN_STEPS_PER_TAU, HEUN_DT_MAX)
 
 
 #: The active methods' heun step: Δs = min(τ/3, 0.02) (measured, docs/performance.md: fox and
@@ -53,7 +53,7 @@ ACTIVE_HEUN_DT_MAX = 0.02
 def active_heun_default_dt(tau: float) -> float:
     """Δs = min(τ/3, 0.02): the default heun step of an active method with the OU driver (at
     τ = 0.05: 180 steps of T = 3, 360 force evaluations against the old 1500)."""
-    return min(tau / ACTIVE_HEUN_STEPS_PER_TAU, ACTIVE_HEUN_DT_MAX)
+    return tau_step(tau, ACTIVE_HEUN_STEPS_PER_TAU, ACTIVE_HEUN_DT_MAX)
 
 
 #: exact's lawson step: Δs = min(τ/2.5, 0.02) (measured, docs/performance.md: at the W1 floor
@@ -65,7 +65,7 @@ LAWSON_DT_MAX = 0.02
 def lawson_default_dt(tau: float) -> float:
     """Δs = min(τ/2.5, 0.02) (0.02 at τ = 0): the default step of exact's lawson scheme
     (at τ = 0.05: 150 steps of T = 3, 300 evaluations against the old 1500)."""
-    return LAWSON_DT_MAX if tau == 0 else min(tau / LAWSON_STEPS_PER_TAU, LAWSON_DT_MAX)
+    return tau_step(tau, LAWSON_STEPS_PER_TAU, LAWSON_DT_MAX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +95,14 @@ SCHEMES = {
 #: The scheme energetics runs use when none is asked for: `activegen.energetics` accumulates
 #: the Sekimoto increments of the first-order steps only.
 ENERGETICS_SCHEME = "euler"
+
+
+def default_scheme(declared: str, *, energetics: bool, bounded: bool = True) -> str:
+    """The scheme a run uses when none is asked for: the method's declared one, or
+    ENERGETICS_SCHEME for an energetics run (its increments are the first-order steps') and
+    for a score without a narrowest scale (bounded=False, a learned model: no bound on its
+    stiffness as t → 0, where the corrector's evaluation at t − h diverges; module doc)."""
+    return ENERGETICS_SCHEME if energetics or not bounded else declared
 
 
 def check_scheme(scheme, allowed=("euler", "heun")) -> str:
