@@ -221,6 +221,14 @@ def gaussian_means(mean: float, std: float, process, t_final: float, potential, 
         (a = −2A, b = −B; passive: dΣ_xx/ds = 2aΣ_xx + 2D_eff, no η)
         dE[W]/ds = A′E[x²] + B′m + C′,   dE[W_act]/ds = aΣ_xη + D_A/τ,
         dE[Q]/ds = dE[W + W_act]/ds − dE[U]/ds,   dE[medium entropy]/ds = dE[Q]/ds / D_eff.
+
+    Active particle at D_T = 0, the x-path entropy production (module doc), with
+    Ḟ = c x + aη + e (c = ȧ + a², e = ḃ + ab; dots d/ds) and the Stratonovich mean
+    E[Ḟ∘dη]/ds = −E[Ḟη]/τ + aD_A/τ² = −cΣ_xη/τ:
+
+        D_A dE[Σ_path]/ds = E[F²] + aΣ_xη + τ²E[Ḟ²] − τcΣ_xη,
+        boundary −(τ/2)Δ(2E[F²] + 2aΣ_xη) / D_A,
+        E[Δs_sys] = E[log p(x_0, T)] − E[log p(x_T, 0)]   (η stationary: its parts cancel).
     """
     import numpy as np
     from scipy.integrate import solve_ivp
@@ -260,14 +268,26 @@ def gaussian_means(mean: float, std: float, process, t_final: float, potential, 
         du = dA * (sxx + m * m) + A * (dsxx + 2 * m * dm) + dB * m + B * dm + dC
         dq = dw + dwa - du
         dmed = dq / float(p.d_eff(t_final - s)) if passive else 0.0
-        return [dm, dsxx, dsxe, dw, dwa, dq, dmed]
+        dsig = 0.0
+        if not passive:
+            ex2 = sxx + m * m
+            c, e = -2.0 * dA + a * a, -dB + a * b
+            fd2 = c * c * ex2 + a * a * p.d_active / p.tau + e * e + 2 * c * a * sxe + 2 * c * e * m
+            f2 = a * a * ex2 + 2 * a * b * m + b * b
+            dsig = (f2 + a * sxe + p.tau**2 * fd2 - p.tau * c * sxe) / p.d_active
+        return [dm, dsxx, dsxe, dw, dwa, dq, dmed, dsig]
+
+    def boundary(s, m, sxx, sxe):  # E[−(τ/2)(|F|² + |ẋ|²)] less its constant −τD_A/(2τ)
+        A, B, _ = coef(s)
+        a, b = -2.0 * A, -B
+        return -p.tau * (a * a * (sxx + m * m) + 2 * a * b * m + b * b + a * sxe)
 
     e = float(np.exp(-p.beta * t_final))
     var_t = std**2 * e * e + float(p.variance(t_final))
     m0 = mean * e
-    sol = solve_ivp(rhs, (0.0, t_final), [m0, var_t, 0.0, 0.0, 0.0, 0.0, 0.0],
+    sol = solve_ivp(rhs, (0.0, t_final), [m0, var_t, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
                     method="RK45", rtol=rtol, atol=1e-10)
-    m, sxx, _, w, wa, q, med = sol.y[:, -1]
+    m, sxx, sxe, w, wa, q, med, sig = sol.y[:, -1]
     A0, B0, C0 = coef(0.0)
     A1, B1, C1 = coef(t_final)
     du = (A1 * (sxx + m * m) + B1 * m + C1) - (A0 * (var_t + m0 * m0) + B0 * m0 + C0)
@@ -276,4 +296,9 @@ def gaussian_means(mean: float, std: float, process, t_final: float, potential, 
         # q = p exactly: Δs_sys = H(p(·, 0)) − H(p(·, T)) for Gaussians
         ds = 0.5 * np.log(std**2 / var_t)
         out.update(system_entropy_change=ds, medium_entropy=med, entropy_production=ds + med)
+    elif p.d_thermal == 0.0:
+        sig += (boundary(t_final, m, sxx, sxe) - boundary(0.0, m0, var_t, 0.0)) / p.d_active
+        ds = (-0.5 * np.log(2 * np.pi * np.e * var_t)
+              + (sxx + (m - mean) ** 2) / (2 * std**2) + 0.5 * np.log(2 * np.pi * std**2))
+        out.update(path_entropy=sig, system_entropy_change=ds, entropy_production=ds + sig)
     return {k: float(v) for k, v in out.items()}
