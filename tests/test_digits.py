@@ -92,6 +92,12 @@ def test_digits_cli_path_train_sample_plot(tmp_path, capsys):
     assert main(["likelihood", "--target", _mixture_2d(tmp_path), "--tau", "0.05",
                  "--data", "digits", "--out", str(tmp_path / "l2.npz")]) == 2
     assert "d = 64" in capsys.readouterr().err
+    l3 = tmp_path / "l3.npz"
+    assert main(["likelihood", "--model", str(m), "--data", "digits", "--tau", "0.2",
+                 "--out", str(l3)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained for tau = 0.05, not 0.2" in err
+    assert not l3.exists()
     png = tmp_path / "s.png"
     assert main(["plot", "samples", "--input", str(out), "--out", str(png), "--no-metrics"]) == 0
     assert png.stat().st_size > 1000

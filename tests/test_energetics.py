@@ -41,16 +41,17 @@ def _check_against_reference(info, ref, keys, z_max=4.0):
 
 
 # The statistical checks compare a run's means with the continuum at 4 standard errors of
-# the run's own means: cheap runs (n = 2000, 1D, T = 0.5, Δs = τ/10, 50 steps), whose
-# step bias (naive's E[W_act]: ≈ 0.02 at Δs = τ/10, from the first-order fall measured
-# below) is well under their standard errors (W_act: ≈ 0.06 of 4.4).
-N_STAT, T_STAT, DT_STAT = 2000, 0.5, 0.01
+# the run's own means: cheap runs (1D, T = 0.5) at the default step (energetics: euler,
+# min(τ/20, 0.002) = 0.002, 250 steps), whose step bias (naive's E[W_act]: ≈ 0.004 at
+# Δs = 0.002, from the first-order fall measured below) is well under their standard
+# errors (W_act: ≈ 0.06 of 4.4 at n = 2000).
+N_STAT, T_STAT = 2000, 0.5
 
 
 def test_fox_energetics_match_the_gaussian_closed_form_and_the_first_law():
     with jax.enable_x64(True):
         p = ActiveOU(tau=0.1, d_thermal=0.3)
-        r = sample(TARGET, "fox", p, N_STAT, seed=1, t_final=T_STAT, dt=DT_STAT,
+        r = sample(TARGET, "fox", p, N_STAT, seed=1, t_final=T_STAT,
                    energetics=True, warn=False)
         ref = gaussian_means(MEAN, STD, p, T_STAT, _potential("fox", p))
         _check_against_reference(r.info, ref, ENERGETIC_KEYS)
@@ -63,7 +64,7 @@ def test_passive_energetics_and_entropy_production():
     # D_T > 0: at D_T = 0 the bath D_eff(t) -> 0 at the end and ∫dQ/D_eff diverges (log)
     with jax.enable_x64(True):
         p = ActiveOU(tau=0.1, d_thermal=0.3)
-        r = sample(TARGET, "passive", p, N_STAT, seed=2, t_final=T_STAT, dt=DT_STAT,
+        r = sample(TARGET, "passive", p, N_STAT, seed=2, t_final=T_STAT,
                    energetics=True)
         ref = gaussian_means(MEAN, STD, p, T_STAT, _potential("passive", p), passive=True)
         _check_against_reference(r.info, ref, ("work", "heat", "potential_change",
@@ -105,12 +106,12 @@ def test_fox_sc_energetics_first_law_and_work_near_fox_on_a_2d_mixture():
 
 @pytest.mark.parametrize("method", ["naive", "fox"])
 def test_active_entropy_production_matches_the_gaussian_closed_form(method):
-    # D_T = 0: the x-path entropy production, its boundary term and their sum against the
-    # moment equations (20 000 particles, 1D: standard error ≈ 0.02 against Σ_path ≈ 0.48;
-    # its step bias at Δs = τ/10 measured ≤ 0.005 with 10⁵ particles, docs/thermodynamics.md)
+    # D_T = 0, the default step: the x-path entropy production, its boundary term and their
+    # sum against the moment equations (20 000 particles, 1D: standard error ≈ 0.02 against
+    # Σ_path ≈ 0.48; its step bias is below 0.01 at every step to τ/2, docs/thermodynamics.md)
     with jax.enable_x64(True):
         p = ActiveOU(tau=0.1)
-        r = sample(TARGET, method, p, 20_000, seed=4, t_final=T_STAT, dt=DT_STAT,
+        r = sample(TARGET, method, p, 20_000, seed=4, t_final=T_STAT,
                    energetics=True, warn=False)
         ref = gaussian_means(MEAN, STD, p, T_STAT, _potential(method, p))
         assert ref["path_entropy"] > 0.3 and ref["entropy_production"] > 0.2, ref
