@@ -61,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ._fastmath import sincos
 from .datasets import IMAGE_SHAPES, RANGE_MARGIN, Standardizer, check_data, out_of_range
 from .errors import ActivegenError, check_count, check_positive
 from .processes import ActiveOU
@@ -317,7 +318,8 @@ def _net_channels(st: TimeState, y, order: int):
     d, n = y.shape
     net = st.net
     theta = jax.lax.stop_gradient(net.freqs).astype(y.dtype) @ (st.whiten @ y)
-    feats = jnp.concatenate([y, jnp.sin(theta), jnp.cos(theta), jnp.ones((1, n), y.dtype)], 0)
+    sin, cos = sincos(theta)
+    feats = jnp.concatenate([y, sin, cos, jnp.ones((1, n), y.dtype)], 0)
     m = _first_layer_matrix(st, d, order)
     w, c, nf = m.shape
     h = _activate((m.reshape(w * c, nf) @ feats).reshape(w, c, n), d, order)
