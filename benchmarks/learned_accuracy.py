@@ -8,6 +8,9 @@ passive with the learned score against the same samplers with the analytic score
 draws of the same size).
 
     python benchmarks/learned_accuracy.py --archs 64x3x32,32x2x16,24x2x8 --sets 2d,1d
+    python benchmarks/learned_accuracy.py --archs 16x2x16 --methods fox,fox:tab
+
+A method written M:tab runs M with its force tabulated on a grid (`activegen.tabulated`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 import time
 import warnings
 from pathlib import Path
+
+TAB = ":tab"
 
 
 def target(name: str):
@@ -45,6 +50,11 @@ def run(sets, archs, steps, n, tau, t_final, dt, seed, standardize, methods):
     def quiet(target, method, *a, **k):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if method.endswith(TAB):  # the force tabulated once on a grid (activegen.tabulated)
+                from activegen.tabulated import sample_tabulated
+
+                base = method[:-len(TAB)]
+                return sample_tabulated(target, base, *a, **study_options(base), **k)
             return sample(target, method, *a, **study_options(method), **k)
 
     for name in sets:

@@ -316,8 +316,12 @@ def cmd_sample(args) -> int:
         options["block_size"] = check_count("--block-size", args.block_size)
     if args.task_blocks is not None:
         options["task_blocks"] = check_count("--task-blocks", args.task_blocks)
+    if args.tabulate:
+        res = _sample_tabulated(args, target, proc, driver, on_cluster)
+    else:
+        res = None
     with _cluster(args) as client:
-        res = sample(target, args.method, proc, args.n, seed=args.seed, t_final=args.t_final,
+        res = res or sample(target, args.method, proc, args.n, seed=args.seed, t_final=args.t_final,
                      dt=args.dt, save_every=args.save_every, progress=not args.no_progress,
                      chunk_size=args.chunk_size, driver=driver,
                      driver_correction=not args.no_driver_correction, client=client,
@@ -343,6 +347,26 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _sample_tabulated(args, target, proc, driver, on_cluster):
+    """`sample --tabulate`: the method's force tabulated once on a grid (activegen.tabulated)."""
+    from .tabulated import sample_tabulated
+
+    for name, bad in (("workers / --scheduler", on_cluster), ("t-min", args.t_min is not None),
+                      ("chunk-size", args.chunk_size is not None),
+                      ("block-size", args.block_size is not None),
+                      ("driver", args.driver != "ou")):
+        if bad:
+            raise ActivegenError(f"--{name} cannot be used with --tabulate")
+    if args.spacing is not None:
+        check_positive("--spacing", args.spacing)
+    kw = {} if args.time_points is None else {"time_points": check_count("--time-points",
+                                                                          args.time_points)}
+    return sample_tabulated(target, args.method, proc, args.n, seed=args.seed,
+                            t_final=args.t_final, dt=args.dt, spacing=args.spacing,
+                            save_every=args.save_every, progress=not args.no_progress,
+                            energetics=args.energetics, scheme=args.scheme, **kw)
+
+
 def _sample_protocol(args, out) -> int:
     """`sample --protocol`: replay an exported protocol (no target or score involved)."""
     import numpy as np
@@ -350,7 +374,8 @@ def _sample_protocol(args, out) -> int:
     from .protocol import load_protocol, replay
 
     _reject_with_protocol(args, _PROCESS_NAMES + (
-        "driver", "speed", "tumble_rate", "rot_diffusion", "no_driver_correction", "t_min"))
+        "driver", "speed", "tumble_rate", "rot_diffusion", "no_driver_correction", "t_min",
+        "tabulate", "spacing", "time_points"))
     proto = load_protocol(args.protocol)
     check_count("--n", args.n)
     if args.dt is not None:
@@ -781,6 +806,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time-stepping scheme (default the method's: heun for passive and the "
                         "active methods and a protocol replay, lawson for exact; euler with "
                         "--energetics; docs/performance.md)")
+    s.add_argument("--tabulate", action="store_true",
+                   help="fox/ucn/naive in d <= 2: tabulate the force once on a grid and run the "
+                        "ensemble in its interpolation (fast with --model; docs/learned.md)")
+    s.add_argument("--spacing", type=_float, default=None,
+                   help="--tabulate: grid spacing (default σ_min/4; for a model the widest "
+                        "span / 128)")
+    s.add_argument("--time-points", type=int, default=None,
+                   help="--tabulate: forward times of the table, geometric near t = 0 (default 50)")
     s.add_argument("--dt", type=_float, default=None,
                    help="step Δs (default the scheme's: heun min(τ/3, 0.02) for the active "
                         "methods, min(τ/4, 0.0125) for passive; lawson min(τ/2.5, 0.02); euler "
