@@ -13,6 +13,11 @@ training); `--old` adds the previous route (per-point nested autodiff under vmap
     python benchmarks/bench_learned.py                         # default network, d = 2, 8
     python benchmarks/bench_learned.py --dims 2 --methods fox --old
     python benchmarks/bench_learned.py --width 32 --depth 2 --n-fourier 16
+    python benchmarks/bench_learned.py --dims 2 --methods fox,naive --steps 600 --tabulate
+
+--tabulate adds the learned force tabulated once on a grid (`activegen.tabulated`): the
+table's build (compile included) plus the run in its interpolation, against analytic fox's
+run, same N, steps and seed.
 """
 
 from __future__ import annotations
@@ -99,6 +104,19 @@ def rate(target, method, proc, n, steps, dt):
         info = sample(target, method, proc, n, seed=0, t_final=steps * dt, dt=dt,
                       **study_options(method)).info
     return n * info["n_steps"] / info["run_s"], info["compile_s"]
+
+
+def tabulated_rate(target, method, proc, n, steps, dt):
+    """(particle-steps/s of the run in the tabulated force, the table's build seconds,
+    compile included): `activegen.tabulated.sample_tabulated`."""
+    from activegen.experiments import study_options
+    from activegen.tabulated import sample_tabulated
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = sample_tabulated(target, method, proc, n, seed=0, t_final=steps * dt, dt=dt,
+                                **study_options(method)).info
+    return n * info["n_steps"] / info["run_s"], info["tabulated"]["build_s"]
 
 
 def step_flops(score, method, proc, n):
@@ -190,6 +208,8 @@ def main():
     ap.add_argument("--tile", type=int, default=None,
                     help="particles per tile of the learned pass (default learned.TILE; 0: none)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--tabulate", action="store_true",
+                    help="also time the learned force tabulated once (fox, ucn, naive; d <= 2)")
     ap.add_argument("--hutchinson", action="store_true",
                     help="only the Hutchinson table (cost and noise against d)")
     args = ap.parse_args()
@@ -212,7 +232,7 @@ def main():
           f"network width {w}, depth {dp}, {nf} Fourier features; float32")
     print(f"{'method':8s}{'d':>3s}{'analytic /s':>14s}{'learned /s':>13s}{'ratio':>8s}"
           f"{'flops/p-step':>14s}{'GFLOP/s':>9s}{'% peak':>8s}" + (f"{'old /s':>11s}" if args.old else ""))
-    rows = []
+    rows, tabs = [], []
     for d in (int(v) for v in args.dims.split(",")):
         tg = mixture(d)
         model = learned_model(tg, proc, w, dp, nf)
@@ -236,11 +256,29 @@ def main():
                 line += f"{ro:11.3g}"
             rows.append(row)
             print(line, flush=True)
+            if args.tabulate and d <= 2 and method in ("fox", "ucn", "naive"):
+                rt, bt = 0.0, float("inf")
+                for _ in range(args.repeat):
+                    r, b = tabulated_rate(model, method, proc, args.n, args.steps, dt)
+                    rt, bt = max(rt, r), min(bt, b)
+                run_a = args.n * args.steps / ra
+                total = args.n * args.steps / rt + bt
+                tabs.append(dict(method=method, d=d, analytic_run_s=run_a, table_build_s=bt,
+                                 tabulated_run_s=args.n * args.steps / rt,
+                                 ratio_total=total / run_a,
+                                 direct_run_s=args.n * args.steps / rl))
     print(f"peak: {PEAK / 1e9:.0f} GFLOP/s (2 cores × 2.45 GHz × 32 float32 flops/cycle)")
+    if tabs:
+        print("learned, force tabulated once (activegen.tabulated): seconds for the whole run")
+        print(f"{'method':8s}{'d':>3s}{'analytic':>10s}{'direct':>9s}{'table':>8s}{'replay':>8s}"
+              f"{'(table+replay)/analytic':>25s}")
+        for t in tabs:
+            print(f"{t['method']:8s}{t['d']:3d}{t['analytic_run_s']:10.3f}{t['direct_run_s']:9.3f}"
+                  f"{t['table_build_s']:8.3f}{t['tabulated_run_s']:8.3f}{t['ratio_total']:25.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"n": args.n, "steps": args.steps, "width": w,
-                                               "depth": dp, "n_fourier": nf, "rows": rows},
-                                              indent=2))
+                                               "depth": dp, "n_fourier": nf, "rows": rows,
+                                               "tabulated": tabs}, indent=2))
 
 
 if __name__ == "__main__":
