@@ -16,6 +16,8 @@ The public API (docs/theory.md names; docs/architecture.md for the layers):
     evaluate, w1, hist_kl          accuracy metrics with finite-sample floors
     Protocol, export_protocol,     the effective potential tabulated on a grid (a lab
     load_protocol, replay          protocol) and its replay from the file alone
+    sample_tabulated               a method's force tabulated once, the ensemble run in
+                                   its interpolation (the fast route for a learned score, d ≤ 2)
     train, load_model, LearnedScore  learned scores from data (DSM; `learned`, `datasets`)
 """
 
@@ -58,6 +60,7 @@ from .samplers import (  # noqa: E402
     sample_field,
 )
 from .schedule import ActivitySchedule, ScheduledActiveOU, sample_scheduled  # noqa: E402
+from .tabulated import sample_tabulated  # noqa: E402
 from .scores import MixtureScore, ScoreDerivs, autodiff_derivs, mixture_derivs  # noqa: E402
 from .targets import GaussianMixture, default_target_1d, default_target_2d  # noqa: E402
 
@@ -72,7 +75,7 @@ __all__ = [
     "potential_projected", "ActivitySchedule", "ScheduledActiveOU", "sample_scheduled",
     "Method", "get_method", "method_names", "register_force", "register_method",
     "DRIVERS", "register_driver", "RunAndTumbleDriver", "ActiveBrownianDriver",
-    "ScoreModel", "Process", "Driver",
+    "ScoreModel", "Process", "Driver", "sample_tabulated",
 ]
 __version__ = "0.1.0"
 
