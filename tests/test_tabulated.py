@@ -1,6 +1,6 @@
 """The force tabulated once on a grid (activegen.tabulated): with the same seed the run
-shares the direct sampler's start and noise, so the samples differ only by the table's
-interpolation error."""
+shares the direct sampler's start and noise, so the samples (and the validity diagnostic)
+differ only by the table's interpolation error."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def test_tabulated_fox_equals_direct_fox_up_to_interpolation_on_a_2d_mixture():
     assert b.info["tabulated"]["shape"] == [107, 102] and b.info["scheme"] == a.info["scheme"]
     assert b.info["n_steps"] == a.info["n_steps"]
     assert np.mean(np.abs(a.samples - b.samples)) < 0.01
+    # the validity diagnostic from the tabulated ‖∇F₀‖, as the direct run computes it
+    assert abs(b.info["tau_grad_force"] - a.info["tau_grad_force"]) < 0.03 * a.info["tau_grad_force"]
     coarse = sample_tabulated(tg, "fox", PROC, 2000, seed=0, t_final=3.0, warn=False,
                               spacing=1.0, time_points=5)
     assert np.mean(np.abs(a.samples - coarse.samples)) > 3 * np.mean(np.abs(a.samples - b.samples))

@@ -293,14 +293,16 @@ def export_protocol(
     pts = jnp.asarray(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(shape)),
                       dtype)
 
-    batched = not isinstance(model, GaussianMixture) and hasattr(score, "derivs_batch")
+    from .samplers.engine import derivs_at
+
+    batched = getattr(score, "derivs_orders", False)  # e.g. a learned model's batched pass
 
     @jax.jit
     def at_time(t):
         st = score.prepare(t, dtype)
-        if batched:  # a score model's one pass over all points (particles last), per point
+        if batched:  # one pass over all points (particles last), then per point
             dv = jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0),
-                              score.derivs_batch(st, pts.T, spec.force.order))
+                              derivs_at(score, st, pts.T, spec.force.order))
         else:
             dv = jax.vmap(score.derivs, in_axes=(None, 0))(st, pts)
         f = jax.vmap(force, in_axes=(None, None, 0, 0))(process, t, pts, dv)

@@ -15,8 +15,9 @@ an interpolation per particle-step. The error is the table's interpolation error
 The extent of a score model without a target covers draws of p(x, t) at the grid's first
 and last times (the data and the start), padded by a tenth of the span on each side; the
 default spacing is `protocol.default_spacing(σ_min)`, or for a model without σ_min the
-largest span / DEFAULT_CELLS. The validity diagnostic τ‖∇F₀‖ is not evaluated along the run
-(the table has no ∇F).
+largest span / DEFAULT_CELLS. The validity diagnostic τ‖∇F₀‖ is tabulated beside the force
+(`jacobian_norm_table`) and interpolated at the particles, so a tabulated run warns where the
+direct one does.
 """
 
 from __future__ import annotations
@@ -48,6 +49,25 @@ def model_extent(score, process, t_final: float, seed: int = 0):
     pad = 0.1 * (hi - lo)
     slo, shi = default_extent(process, dim=score.dim)
     return np.minimum(lo - pad, slo), np.maximum(hi + pad, shi)
+
+
+def jacobian_norm_table(score, process, table, dtype):
+    """‖∇F₀‖ = ‖βI + D̄(t)∇S‖_F (`forces.force_jacobian_norm`) on the table's grid and
+    times, (n_t, n_1, …, n_d): interpolated along the run, it gives the validity diagnostic
+    τ‖∇F₀‖ at the particles as the direct samplers compute it."""
+    from .forces import force_jacobian_norm
+    from .samplers.engine import derivs_at
+
+    axes = [table.lo[i] + table.spacing[i] * np.arange(n) for i, n in enumerate(table.shape)]
+    pts = jnp.asarray(np.stack(np.meshgrid(*axes, indexing="ij"), 0).reshape(table.dim, -1),
+                      dtype)
+
+    @jax.jit
+    def at_time(t):
+        return force_jacobian_norm(process, t, derivs_at(score, score.prepare(t, dtype), pts, 1))
+
+    return np.stack([np.asarray(at_time(jnp.asarray(t, dtype)), np.float32).reshape(table.shape)
+                     for t in table.times])
 
 
 def sample_tabulated(target, method: str, process, n: int, key=None, *, seed: int | None = None,
@@ -84,12 +104,18 @@ def sample_tabulated(target, method: str, process, n: int, key=None, *, seed: in
     table = export_protocol(target, method, process, t_final=t_final, spacing=spacing,
                             time_points=time_points, extent=extent, dtype=dtype,
                             progress=progress)
-    build_s = time.perf_counter() - t0
     if scheme is None:
         scheme = default_scheme("heun", energetics=energetics, bounded=min_std is not None)
     vtab = table._table(table.potential, dtype)
+    ftab = table._table(table.force, dtype)
+    jtab = table._table(jacobian_norm_table(score, process, table, dtype), dtype)
+    build_s = time.perf_counter() - t0
+
+    def field(t, x):
+        return interpolate(ftab, t, x), interpolate(jtab, t, x)
+
     res = sample_field(
-        table.force_field(dtype), lambda k, m: score.sample_marginal(k, m, t_final, dtype),
+        field, lambda k, m: score.sample_marginal(k, m, t_final, dtype),
         process, n, key, seed=seed, t_final=t_final, dt=dt, save_every=save_every,
         dim=score.dim, dtype=dtype, progress=progress, warn=warn, desc=f"{method} (tabulated)",
         potential=lambda t, x: interpolate(vtab, t, x), energetics=energetics, scheme=scheme)
