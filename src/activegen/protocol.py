@@ -59,7 +59,9 @@ START = "x ~ N(0, stationary_variance I), eta ~ N(0, D_A/tau I) independent (sta
 class Protocol:
     """A tabulated time-dependent potential. lo, spacing: (d,) grid origin and spacing;
     times: (n_t,) increasing forward times; potential: (n_t, n_1, …, n_d);
-    force: (n_t, n_1, …, n_d, d); meta: method, process parameters, T, source."""
+    force: (n_t, n_1, …, n_d, d); meta: method, process parameters, T, source;
+    jacobian_norm: ‖∇F₀‖ (n_t, n_1, …, n_d) of an export in memory (the validity
+    diagnostic's norm; not written to the file, None for a loaded protocol)."""
 
     lo: np.ndarray
     spacing: np.ndarray
@@ -67,6 +69,7 @@ class Protocol:
     potential: np.ndarray
     force: np.ndarray
     meta: dict
+    jacobian_norm: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
@@ -293,33 +296,41 @@ def export_protocol(
     pts = jnp.asarray(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(shape)),
                       dtype)
 
+    from .forces import force_jacobian_norm
     from .samplers.engine import derivs_at
 
     batched = getattr(score, "derivs_orders", False)  # e.g. a learned model's batched pass
 
-    @jax.jit
     def at_time(t):
         st = score.prepare(t, dtype)
-        if batched:  # one pass over all points (particles last), then per point
-            dv = jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0),
-                              derivs_at(score, st, pts.T, spec.force.order))
-        else:
-            dv = jax.vmap(score.derivs, in_axes=(None, 0))(st, pts)
+        if batched:  # one pass over all points, particles last (the forces take (d, N))
+            dv = derivs_at(score, st, pts.T, spec.force.order)
+            return (potential(process, t, pts.T, dv), force(process, t, pts.T, dv).T,
+                    force_jacobian_norm(process, t, dv))
+        dv = jax.vmap(score.derivs, in_axes=(None, 0))(st, pts)
         f = jax.vmap(force, in_axes=(None, None, 0, 0))(process, t, pts, dv)
         v = jax.vmap(potential, in_axes=(None, None, 0, 0))(process, t, pts, dv)
-        return v, f
+        return v, f, jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(process, t, dv)
 
-    vs, fs = [], []
-    it = times
-    if progress:
-        from tqdm.auto import tqdm
+    if batched:  # every time in one compiled call
+        v, f, jn = jax.jit(lambda ts: jax.lax.map(at_time, ts))(jnp.asarray(times, dtype))
+        potential_arr = np.asarray(v, np.float32).reshape((len(times),) + shape)
+        force_arr = np.asarray(f, np.float32).reshape((len(times),) + shape + (len(shape),))
+        jn_arr = np.asarray(jn, np.float32).reshape((len(times),) + shape)
+    else:
+        at_time = jax.jit(at_time)
+        vs, fs, js = [], [], []
+        it = times
+        if progress:
+            from tqdm.auto import tqdm
 
-        it = tqdm(times, desc=f"export {method}", unit="t", leave=False)
-    for t in it:
-        v, f = at_time(jnp.asarray(t, dtype))
-        vs.append(np.asarray(v, np.float32).reshape(shape))
-        fs.append(np.asarray(f, np.float32).reshape(shape + (len(shape),)))
-    potential_arr, force_arr = np.stack(vs), np.stack(fs)
+            it = tqdm(times, desc=f"export {method}", unit="t", leave=False)
+        for t in it:
+            v, f, jn = at_time(jnp.asarray(t, dtype))
+            vs.append(np.asarray(v, np.float32).reshape(shape))
+            fs.append(np.asarray(f, np.float32).reshape(shape + (len(shape),)))
+            js.append(np.asarray(jn, np.float32).reshape(shape))
+        potential_arr, force_arr, jn_arr = np.stack(vs), np.stack(fs), np.stack(js)
     if not (np.all(np.isfinite(potential_arr)) and np.all(np.isfinite(force_arr))):
         raise ActivegenError(
             "the potential is not finite on the grid (a too large extent for float32? "
@@ -337,7 +348,7 @@ def export_protocol(
         source=source or ({"kind": "target", "target": target.to_dict()} if target is not None
                           else {"kind": "model"}),
     )
-    return Protocol(lo, step, times, potential_arr, force_arr, meta)
+    return Protocol(lo, step, times, potential_arr, force_arr, meta, jn_arr)
 
 
 # -- files --------------------------------------------------------------------------

@@ -15,9 +15,9 @@ an interpolation per particle-step. The error is the table's interpolation error
 The extent of a score model without a target covers draws of p(x, t) at the grid's first
 and last times (the data and the start), padded by a tenth of the span on each side; the
 default spacing is `protocol.default_spacing(σ_min)`, or for a model without σ_min the
-largest span / DEFAULT_CELLS. The validity diagnostic τ‖∇F₀‖ is tabulated beside the force
-(`jacobian_norm_table`) and interpolated at the particles, so a tabulated run warns where the
-direct one does.
+largest span / DEFAULT_CELLS. The validity diagnostic's norm ‖∇F₀‖ is tabulated beside the force
+(`Protocol.jacobian_norm`, from the same derivatives) and interpolated at the particles, so a
+tabulated run warns where the direct one does.
 """
 
 from __future__ import annotations
@@ -49,25 +49,6 @@ def model_extent(score, process, t_final: float, seed: int = 0):
     pad = 0.1 * (hi - lo)
     slo, shi = default_extent(process, dim=score.dim)
     return np.minimum(lo - pad, slo), np.maximum(hi + pad, shi)
-
-
-def jacobian_norm_table(score, process, table, dtype):
-    """‖∇F₀‖ = ‖βI + D̄(t)∇S‖_F (`forces.force_jacobian_norm`) on the table's grid and
-    times, (n_t, n_1, …, n_d): interpolated along the run, it gives the validity diagnostic
-    τ‖∇F₀‖ at the particles as the direct samplers compute it."""
-    from .forces import force_jacobian_norm
-    from .samplers.engine import derivs_at
-
-    axes = [table.lo[i] + table.spacing[i] * np.arange(n) for i, n in enumerate(table.shape)]
-    pts = jnp.asarray(np.stack(np.meshgrid(*axes, indexing="ij"), 0).reshape(table.dim, -1),
-                      dtype)
-
-    @jax.jit
-    def at_time(t):
-        return force_jacobian_norm(process, t, derivs_at(score, score.prepare(t, dtype), pts, 1))
-
-    return np.stack([np.asarray(at_time(jnp.asarray(t, dtype)), np.float32).reshape(table.shape)
-                     for t in table.times])
 
 
 def sample_tabulated(target, method: str, process, n: int, key=None, *, seed: int | None = None,
@@ -108,7 +89,7 @@ def sample_tabulated(target, method: str, process, n: int, key=None, *, seed: in
         scheme = default_scheme("heun", energetics=energetics, bounded=min_std is not None)
     vtab = table._table(table.potential, dtype)
     ftab = table._table(table.force, dtype)
-    jtab = table._table(jacobian_norm_table(score, process, table, dtype), dtype)
+    jtab = table._table(table.jacobian_norm, dtype)
     build_s = time.perf_counter() - t0
 
     def field(t, x):
