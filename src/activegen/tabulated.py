@@ -69,6 +69,7 @@ def sample_tabulated(target, method: str, process, n: int, key=None, *, seed: in
     from .scores import as_score_model
     from .targets import GaussianMixture
 
+    check_count("n", n)
     time_points = check_count("time_points", time_points)
     score = as_score_model(target, process, closed_form=True)
     if score.dim not in (1, 2):
