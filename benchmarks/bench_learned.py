@@ -131,7 +131,7 @@ def step_flops(score, method, proc, n):
 
     tile = getattr(score, "tile", None)
     if tile is not None:
-        score.tile = None
+        score.tile = None  # untiled ("auto" may tile)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, _, plan = build_plan(score, method, proc, n, t_final=1.0, dt=0.002,
@@ -206,7 +206,8 @@ def main():
     ap.add_argument("--n-fourier", type=int, default=None)
     ap.add_argument("--old", action="store_true", help="also time the per-point autodiff route")
     ap.add_argument("--tile", type=int, default=None,
-                    help="particles per tile of the learned pass (default learned.TILE; 0: none)")
+                    help="particles per tile of the learned pass (default: learned.TILE where a "
+                         "unit's channels × width exceed learned.TILE_CHANNELS; 0: none)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--tabulate", action="store_true",
                     help="also time the learned force tabulated once (fox, ucn, naive; d <= 2)")

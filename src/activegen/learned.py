@@ -75,8 +75,13 @@ LOSS_FILE = "loss.csv"
 KINDS = ("energy", "vector")
 #: order-1 requests (∇S for the validity diagnostic only) use probes above this dimension
 EXACT_HESSIAN_MAX_D = 8
-#: particles per tile of the batched pass (`tiled`); None: the whole ensemble at once
+#: particles per tile of the batched pass (`tiled`) where a unit carries more than
+#: TILE_CHANNELS channel-width products (C·W); at or below it the whole block at once: the
+#: tiles run one after another and lose the second core, which pays only where the block's
+#: channel arrays leave the cache (measured, docs/learned.md: 2D fox, C·W = 128, 14.4×
+#: analytic untiled against 19.1× tiled; 8D fox, C·W = 848, 10.5× tiled against 13.8×)
 TILE = 512
+TILE_CHANNELS = 256
 #: probes for the diagnostic's ‖∇S‖_F² and ∇·S when ∇S is not formed
 DIAG_PROBES = 2
 #: probes of ∇(∇·S) when d > EXACT_HESSIAN_MAX_D and no --hutchinson was given (the exact
@@ -663,7 +668,7 @@ class LearnedScore:
         self.hutchinson = int(config.get("hutchinson", 0) if hutchinson is None else hutchinson)
         self._score_at = _score_at(config["kind"])
         self._cond = conditioning(config)
-        self.tile = TILE
+        self.tile = "auto"  # or an explicit tile size, None for untiled (`_tile`)
         self._score_map = particle_map(self._score_inner)
         self._derivs_map = {o: particle_map(lambda st, xs, o=o: self._derivs_inner(st, xs, o))
                             for o in (0, 1, 2)}
@@ -747,20 +752,28 @@ class LearnedScore:
     def _score_inner(self, state: TimeState, xs):
         if self.kind == "energy":
             return tiled(lambda x: -jax.grad(lambda y: jnp.sum(energy_batch(state, y)))(x), xs,
-                         self.tile)
-        return tiled(lambda y: vector_derivs_batch(state, y, 0).score, xs, self.tile)
+                         self._tile(1))
+        return tiled(lambda y: vector_derivs_batch(state, y, 0).score, xs, self._tile(1))
 
     def _derivs_inner(self, state: TimeState, xs, order: int) -> ScoreDerivs:
         d = xs.shape[0]
         exact = energy_derivs_batch if self.kind == "energy" else vector_derivs_batch
         if order == 0 or not self.uses_probes(d):
-            return tiled(lambda y: exact(state, y, order), xs, self.tile)
+            return tiled(lambda y: exact(state, y, order), xs,
+                         self._tile(n_channels(d, order if self.kind == "energy" else order - 1)))
         k = self.probes(order)
         key = _point_key(state.key, xs[:, 0])
         z = jax.random.rademacher(key, (k,) + xs.shape, dtype=xs.dtype)
         lp = energy_batch(state, xs) if self.kind == "energy" else None
         return probe_derivs(lambda y: self._score_inner(state, y), xs, z, order,
                             None if lp is None else -lp)
+
+    def _tile(self, channels: int):
+        """The tile size of a pass carrying `channels` per unit: self.tile unless "auto"; then
+        TILE above TILE_CHANNELS channel-width products, else None (untiled)."""
+        if self.tile != "auto":
+            return self.tile
+        return TILE if channels * int(self.config["width"]) > TILE_CHANNELS else None
 
     def uses_probes(self, d: int | None = None) -> bool:
         """Probe estimates instead of the exact ∇S: with hutchinson = K > 0, or when
