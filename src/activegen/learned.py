@@ -78,8 +78,9 @@ EXACT_HESSIAN_MAX_D = 8
 #: particles per tile of the batched pass (`tiled`) where a unit carries more than
 #: TILE_CHANNELS channel-width products (C·W); at or below it the whole block at once: the
 #: tiles run one after another and lose the second core, which pays only where the block's
-#: channel arrays leave the cache (measured, docs/learned.md: 2D fox, C·W = 128, 14.4×
-#: analytic untiled against 19.1× tiled; 8D fox, C·W = 848, 10.5× tiled against 13.8×)
+#: channel arrays leave the cache (measured, docs/learned.md: 2D fox, C·W = 128, 13.9×
+#: analytic untiled against 19.1× tiled, back to back; 8D fox, C·W = 848, 10.5× tiled
+#: against 13.8×)
 TILE = 512
 TILE_CHANNELS = 256
 #: probes for the diagnostic's ‖∇S‖_F² and ∇·S when ∇S is not formed
