@@ -2,8 +2,8 @@
 Fourier features).
 
 XLA's CPU sin and cos do not vectorise: on a (16, 20 000) float32 array the pair took
-3.6 ms against 0.30 ms for this polynomial (benchmarks/bench_learned.py --sincos), and they
-were half the cost of a learned energy's value. The argument is reduced by Cody–Waite,
+3.6 ms against 0.30 ms for this polynomial (timed side by side, docs/learned.md "Speed"),
+and they were half the cost of a learned energy's value. The argument is reduced by Cody–Waite,
 r = θ − 2πk (k = round(θ/2π), 2π split in two parts), folded into [−π/2, π/2] by
 sin(r) = sin(±π − r), cos(r) = −cos(±π − r), and the Taylor series to u¹³ (sin) and
 u¹⁶ (cos) is summed by Horner: max error ≈ 2·10⁻⁷ (2 ulp at 1) for |θ| ≲ 10⁴, against

@@ -317,16 +317,15 @@ def cmd_sample(args) -> int:
     if args.task_blocks is not None:
         options["task_blocks"] = check_count("--task-blocks", args.task_blocks)
     if args.tabulate:
-        res = _sample_tabulated(args, target, proc, driver, on_cluster)
+        res = _sample_tabulated(args, target, proc, on_cluster)
     else:
-        res = None
-    with _cluster(args) as client:
-        res = res or sample(target, args.method, proc, args.n, seed=args.seed, t_final=args.t_final,
-                     dt=args.dt, save_every=args.save_every, progress=not args.no_progress,
-                     chunk_size=args.chunk_size, driver=driver,
-                     driver_correction=not args.no_driver_correction, client=client,
-                     energetics=args.energetics, t_min=args.t_min or 0.0,
-                     shards=out if shards else None, **options)
+        with _cluster(args) as client:
+            res = sample(target, args.method, proc, args.n, seed=args.seed,
+                         t_final=args.t_final, dt=args.dt, save_every=args.save_every,
+                         progress=not args.no_progress, chunk_size=args.chunk_size,
+                         driver=driver, driver_correction=not args.no_driver_correction,
+                         client=client, energetics=args.energetics, t_min=args.t_min or 0.0,
+                         shards=out if shards else None, **options)
     if shards:
         print(f"wrote {args.n} samples (d = {target.dim}) as {res.info['tasks']} shards and "
               f"{out / 'index.json'}")
@@ -347,7 +346,7 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _sample_tabulated(args, target, proc, driver, on_cluster):
+def _sample_tabulated(args, target, proc, on_cluster):
     """`sample --tabulate`: the method's force tabulated once on a grid (activegen.tabulated)."""
     from .tabulated import sample_tabulated
 

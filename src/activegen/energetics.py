@@ -252,6 +252,9 @@ def gaussian_means(mean: float, std: float, process, t_final: float, potential, 
     def coef(s):
         return coefs(s)[0]
 
+    def mean_f2(a, b, m, sxx):  # E|F|², F = a x + b
+        return a * a * (sxx + m * m) + 2 * a * b * m + b * b
+
     def rhs(s, y):
         m, sxx, sxe = y[:3]
         (A, B, _), (dA, dB, dC) = coefs(s)
@@ -270,17 +273,16 @@ def gaussian_means(mean: float, std: float, process, t_final: float, potential, 
         dmed = dq / float(p.d_eff(t_final - s)) if passive else 0.0
         dsig = 0.0
         if not passive:
-            ex2 = sxx + m * m
             c, e = -2.0 * dA + a * a, -dB + a * b
-            fd2 = c * c * ex2 + a * a * p.d_active / p.tau + e * e + 2 * c * a * sxe + 2 * c * e * m
-            f2 = a * a * ex2 + 2 * a * b * m + b * b
+            fd2 = mean_f2(c, e, m, sxx) + a * a * p.d_active / p.tau + 2 * c * a * sxe
+            f2 = mean_f2(a, b, m, sxx)
             dsig = (f2 + a * sxe + p.tau**2 * fd2 - p.tau * c * sxe) / p.d_active
         return [dm, dsxx, dsxe, dw, dwa, dq, dmed, dsig]
 
     def boundary(s, m, sxx, sxe):  # E[−(τ/2)(|F|² + |ẋ|²)] less its constant −τD_A/(2τ)
         A, B, _ = coef(s)
         a, b = -2.0 * A, -B
-        return -p.tau * (a * a * (sxx + m * m) + 2 * a * b * m + b * b + a * sxe)
+        return -p.tau * (mean_f2(a, b, m, sxx) + a * sxe)
 
     e = float(np.exp(-p.beta * t_final))
     var_t = std**2 * e * e + float(p.variance(t_final))

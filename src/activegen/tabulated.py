@@ -65,6 +65,7 @@ def sample_tabulated(target, method: str, process, n: int, key=None, *, seed: in
     Returns a `Sampled` whose info adds `tabulated` (grid shape, spacing, time points,
     build_s: the table's wall time, compile included)."""
     from .samplers import sample_field
+    from .samplers.active import marginal_start
     from .samplers.schemes import default_scheme
     from .scores import as_score_model
     from .targets import GaussianMixture
@@ -97,8 +98,7 @@ def sample_tabulated(target, method: str, process, n: int, key=None, *, seed: in
         return interpolate(ftab, t, x), interpolate(jtab, t, x)
 
     res = sample_field(
-        field, lambda k, m: score.sample_marginal(k, m, t_final, dtype),
-        process, n, key, seed=seed, t_final=t_final, dt=dt, save_every=save_every,
+        field, marginal_start(score, t_final, dtype), process, n, key, seed=seed, t_final=t_final, dt=dt, save_every=save_every,
         dim=score.dim, dtype=dtype, progress=progress, warn=warn, desc=f"{method} (tabulated)",
         potential=lambda t, x: interpolate(vtab, t, x), energetics=energetics, scheme=scheme)
     g = table.meta["grid"]
