@@ -238,3 +238,45 @@ def marker(cmd: Command):
         k -= 1
     m = re.match(r"^<!--\s*doctest:\s*(skip|slow)\s+(.*?)\s*-->$", lines[k].strip()) if k >= 0 else None
     return (m.group(1), m.group(2)) if m else None
+
+
+@dataclass
+class Output:
+    """A printed-output block of a page: `<!-- doctest: output COMMAND -->` above it."""
+
+    page: str
+    line: int
+    argv: list
+    lines: list
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def outputs() -> list[Output]:
+    """Every marked output block: the command runs at its documented size and must print
+    these figures (tests/test_docs.py)."""
+    found = []
+    for path in PAGES:
+        text = path.read_text().splitlines()
+        for k, ln in enumerate(text):
+            m = re.match(r"^<!--\s*doctest:\s*output\s+(.+?)\s*-->$", ln.strip())
+            if not m:
+                continue
+            j = k + 1
+            while j < len(text) and not text[j].strip():
+                j += 1
+            body = []
+            while j < len(text) and (text[j].startswith("    ") or not text[j].strip()):
+                if text[j].strip():
+                    body.append(text[j][4:])
+                j += 1
+            argv = shlex.split(m.group(1))
+            found.append(Output(path.relative_to(ROOT).as_posix(), k + 1, argv[1:], body))
+    return found
+
+
+def numbers(line: str) -> list[str]:
+    """The decimal figures of a printed line, as printed."""
+    return re.findall(r"(?<![\w.])-?\d+\.\d+", line)

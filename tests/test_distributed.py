@@ -75,6 +75,21 @@ def test_cluster_samples_equal_one_process(client, method):
                                rtol=1e-6)
 
 
+def test_fox_sc_full_block_on_a_one_core_worker(client):
+    """fox-sc fits over a full block (16 384 particles, 2D) on a worker pinned to one core:
+    the samples of this process (all its cores), bit for bit. Its sums over the block were
+    an Eigen dot, which splits a long contraction over the threads it has (this failed
+    then; 50 000 particles to T = 1 were 1.2e-4 apart, docs/distributed.md)."""
+    from activegen.samplers.engine import BLOCK
+    from activegen.targets import default_target_2d
+
+    kw = dict(seed=5, t_final=0.2, warn=False)
+    proc = ActiveOU(1.0, 0.0, 1.0, 0.05)
+    one = sample(default_target_2d(), "fox-sc", proc, BLOCK, **kw)
+    dist = sample(default_target_2d(), "fox-sc", proc, BLOCK, client=client, **kw)
+    assert dist.samples.tobytes() == one.samples.tobytes()
+
+
 def test_cli_scheduler_shards_equal_one_process(client, tmp_path, monkeypatch, capsys):
     """`activegen sample --scheduler ADDRESS --out DIR/` (the cluster above; `--workers 2`
     starts the same kind for one command) against the one-process `--out x.npz`, then
@@ -116,8 +131,9 @@ def test_killed_worker_is_replaced(client, tmp_path):
     os.kill(pids[busy[0]], signal.SIGKILL)
     th.join(120)
     assert not th.is_alive() and box["res"].samples is None
+    token = json.loads((out / "index.json").read_text())["shards"][0]["file"].split("-")[1]
     assert sorted(p.name for p in out.iterdir()) == ["index.json"] + [
-        f"shard-{j:06d}-{j + 1:06d}.npz" for j in range(3)]  # no temporary, no duplicate
+        f"shard-{token}-{j:06d}-{j + 1:06d}.npz" for j in range(3)]  # no temporary, no duplicate
     x, target, info = load_samples(out)
     np.testing.assert_array_equal(x, one.samples)
     assert target is not None and info["n"] == 300 and info["tasks"] == 3

@@ -128,7 +128,7 @@ def test_fox_sc_chunked_run_equals_one_run():
     tg, proc = default_target_2d(), ActiveOU(1.0, 0.0, 1.0, 0.1)
     one = sample(tg, "fox-sc", proc, 20_000, seed=4, t_final=0.3)
     chunked = sample(tg, "fox-sc", proc, 20_000, seed=4, t_final=0.3, chunk_size=10_000)
-    np.testing.assert_allclose(chunked.samples, one.samples, atol=1e-5)
+    np.testing.assert_array_equal(chunked.samples, one.samples)  # bit for bit
 
 
 def test_fox_sc_with_a_run_and_tumble_driver_beats_corrected_fox():

@@ -207,17 +207,16 @@ def test_abp_3d_driver_correction_on_a_generative_task():
 @pytest.mark.parametrize("method", ["fox", "exact", "passive", "ode"])
 def test_chunked_run_equals_one_run(method):
     """An ensemble run in particle chunks (memory O(chunk)) gives the samples of one run
-    with the same seed, up to float32 rounding (the blocks carry their own random streams);
-    the adaptive ODE solves each block on its own, so its rounding can move a step."""
+    with the same seed, bit for bit (the blocks carry their own random streams and run
+    through the same compiled programs; tests/test_partition.py)."""
     tg, proc = default_target_2d(), ActiveOU(1.0, 0.0, 1.0, 0.1)
     kw = dict(seed=4, t_final=0.5, dt=0.002, save_every=50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FirstOrderWarning)
         one = sample(tg, method, proc, 40_000, **kw)
         chunked = sample(tg, method, proc, 40_000, chunk_size=16_384, **kw)
-    tol = 1e-3 if method == "ode" else 1e-5
-    np.testing.assert_allclose(chunked.samples, one.samples, atol=tol)
-    np.testing.assert_allclose(chunked.trajectory, one.trajectory, atol=tol)
+    np.testing.assert_array_equal(chunked.samples, one.samples)
+    np.testing.assert_array_equal(chunked.trajectory, one.trajectory)
     assert one.trajectory.shape == (6, 40_000, 2)
     # frames are laid out like the samples (particles of several blocks, (N, d))
     np.testing.assert_array_equal(one.trajectory[-1], one.samples)

@@ -83,7 +83,8 @@ __version__ = "0.1.0"
 def __getattr__(name):
     """METHODS / ACTIVE_METHODS are read from the method registry when asked (a method
     registered later is listed); learned-score names load lazily (equinox/optax only when
-    used)."""
+    used), and so do the public submodules (`activegen.digit_metrics`, `activegen.likelihood`,
+    ...) that `import activegen` does not load."""
     if name == "METHODS":
         return method_names()
     if name == "ACTIVE_METHODS":
@@ -92,4 +93,10 @@ def __getattr__(name):
         from . import learned
 
         return getattr(learned, name)
+    # a public submodule not imported yet (digit_metrics, likelihood, ...)
+    if name.isidentifier() and not name.startswith("_"):
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'activegen' has no attribute {name!r}")

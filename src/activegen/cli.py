@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -53,10 +54,28 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def _fields(text: str, what: str) -> list[str]:
+    """The comma-separated fields of text; an empty field ("0.1,,0.2", a trailing comma) is
+    refused, not skipped."""
+    fields = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not f for f in fields):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated {what} with no empty field, got {text!r}")
+    return fields
+
+
 def _floats(text: str) -> list[float]:
-    out = [_float(t) for t in text.split(",") if t.strip()]
-    if not out:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return [_float(t) for t in _fields(text, "numbers")]
+
+
+def _positive_floats(text: str) -> list[float]:
+    """Comma-separated finite numbers > 0 (persistence times, mode widths): checked when
+    the command line is read, before any work."""
+    out = _floats(text)
+    bad = [v for v in out if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"every value must be a finite number > 0, got {bad[0]:g} in {text!r}")
     return out
 
 
@@ -78,10 +97,7 @@ def _seed32(text: str) -> int:
 
 
 def _seeds32(text: str) -> list[int]:
-    out = [_seed32(t) for t in text.split(",") if t.strip()]
-    if not out:
-        raise argparse.ArgumentTypeError(f"expected comma-separated seeds, got {text!r}")
-    return out
+    return [_seed32(t) for t in _fields(text, "seeds")]
 
 
 def _out_file(path: str, suffix: str, flag: str = "--out") -> Path:
@@ -114,18 +130,32 @@ def _driver_and_process(args, dim: int):
 _PROCESS_DEFAULTS = {"d_thermal": 0.0, "beta": 1.0, "t_final": 6.0}
 
 
+#: --tau's help where it is required with --target and defaults from a --model.
+TAU_HELP = ("persistence time τ >= 0 of the self-propulsion (> 0 for the active methods): "
+            "required with --target; with --model default the model's τ; not with "
+            "--protocol (it carries τ)")
+
+
 def _add_process_options(p: argparse.ArgumentParser, with_tau: bool = True,
-                         defaults: bool = True):
+                         defaults: bool = True, tau_help: str = TAU_HELP,
+                         with_t_final: bool = True):
     """--tau, --d-active, --d-thermal, --beta, --t-final. defaults=False leaves them None
     (so that a command can tell whether they were given, e.g. beside --protocol); then
-    `_fill_process_defaults` sets them."""
+    `_fill_process_defaults` sets them (or, with --model, the model's values)."""
     dflt = _PROCESS_DEFAULTS if defaults else dict.fromkeys(_PROCESS_DEFAULTS)
+    model = "" if defaults else "; with --model the model's"
     if with_tau:
-        p.add_argument("--tau", type=_float, default=None, help="persistence time τ >= 0")
-    p.add_argument("--d-active", type=_float, default=None, help="active strength D_A > 0 (default 1)")
-    p.add_argument("--d-thermal", type=_float, default=dflt["d_thermal"], help="thermal D_T >= 0 (default 0)")
-    p.add_argument("--beta", type=_float, default=dflt["beta"], help="trap stiffness β > 0 (default 1)")
-    p.add_argument("--t-final", type=_float, default=dflt["t_final"], help="diffusion time T > 0 (default 6)")
+        p.add_argument("--tau", type=_float, default=None, help=tau_help)
+    p.add_argument("--d-active", type=_float, default=None,
+                   help=f"active strength D_A > 0 (default 1{model})")
+    p.add_argument("--d-thermal", type=_float, default=dflt["d_thermal"],
+                   help=f"thermal D_T >= 0 (default 0{model})")
+    p.add_argument("--beta", type=_float, default=dflt["beta"],
+                   help=f"trap stiffness β > 0 (default 1{model})")
+    if with_t_final:
+        p.add_argument("--t-final", type=_float, default=dflt["t_final"],
+                       help="diffusion time T > 0 (default 6"
+                            + ("; with --model the model's t_max)" if model else ")"))
 
 
 def _fill_process_defaults(args):
@@ -171,12 +201,14 @@ def _add_grid_options(p: argparse.ArgumentParser):
 
     p.add_argument("--spacing", type=_float, default=None,
                    help="spatial grid spacing (default σ_min/4 rounded down to 1, 2 or 5 × 10^k; "
-                        f"{DEFAULT_SPACING} for a model)")
+                        f"{DEFAULT_SPACING} for a model); above σ_min/2 a warning (coarse)")
     p.add_argument("--time-points", type=int, default=None,
                    help=f"number of forward times, geometric near t = 0 (default {DEFAULT_TIME_POINTS})")
     p.add_argument("--extent", type=_floats, default=None,
                    help="grid box LO,HI (every axis) or XLO,XHI,YLO,YHI (default: the target's "
-                        "4σ extent and 5 sd of the stationary law)")
+                        "4σ extent and 5 sd of the stationary law); it must hold the bulk of "
+                        "the data and of the start (below 50 %% refused, below 99 %% a warning); "
+                        "write --extent=-4,4 for a negative LO")
 
 
 def _protocol_from_args(args, progress: bool):
@@ -190,6 +222,9 @@ def _protocol_from_args(args, progress: bool):
         return load_protocol(args.protocol), None
     if args.method is None:
         raise ActivegenError(f"--method is required with --{src}")
+    model = _load_model(args.model) if src == "model" else None
+    if model is not None:
+        _model_process_defaults(args, model)
     _fill_process_defaults(args)
     args.time_points = DEFAULT_TIME_POINTS if args.time_points is None else args.time_points
     check_positive("--t-final", args.t_final)
@@ -205,10 +240,7 @@ def _protocol_from_args(args, progress: bool):
         proc = _process(args)
         source = {"kind": "target", "path": str(args.target), "target": model.to_dict()}
     else:
-        model = _load_model(args.model)
-        proc = _process(args) if args.tau is not None else getattr(model, "process", None)
-        if proc is None:
-            raise ActivegenError("--tau is required")
+        proc = _process(args)
         source = {"kind": "model", "path": str(args.model)}
     extent = None
     if args.extent is not None:
@@ -225,6 +257,19 @@ def _protocol_from_args(args, progress: bool):
                             spacing=args.spacing, time_points=args.time_points, extent=extent,
                             source=source, progress=progress)
     return proto, (model if src == "target" else None)
+
+
+def _model_process_defaults(args, model):
+    """Process options not given (None) take a learned model's values: τ, D_A, β, D_T and
+    T = the model's t_max (as `sample --model`)."""
+    trained = getattr(model, "config", {}).get("process")
+    if trained is None:
+        return
+    for k in ("tau", "d_active", "beta", "d_thermal"):
+        if getattr(args, k, None) is None:
+            setattr(args, k, trained[k])
+    if getattr(args, "t_final", None) is None:
+        args.t_final = float(model.config["t_max"])
 
 
 def _is_dir_out(path: str) -> bool:
@@ -264,13 +309,27 @@ def cmd_evaluate(args) -> int:
         target = GaussianMixture.from_dict(json.loads(tjson))
     else:
         raise ActivegenError(f"{args.input} names no target: give --target")
+    if samples.ndim != 2 or samples.shape[1] != target.dim:
+        raise ActivegenError(f"the samples have d = {samples.shape[-1]} but the target "
+                             f"d = {target.dim}")
     ev = evaluate(samples, target, seed=args.seed)
     m, f = ev["metrics"], ev["floor"]
     print(f"{info.get('method', 'samples')}: {len(samples)} samples"
           + (f" of {info['n']}" if info.get("n", len(samples)) != len(samples) else "")
-          + "; " + ", ".join(f"{k} {v:.4f} (floor {f[k]:.4f})" if k in f else f"{k} {v:.4f}"
-                             for k, v in m.items()))
+          + "; " + ", ".join(f"{k} {_metric_text(v)} (floor {_metric_text(f[k])})" if k in f
+                             else f"{k} {_metric_text(v)}" for k, v in m.items()))
     return 0
+
+
+def _metric_text(v) -> str:
+    """A metric for `evaluate`'s line: a number as 0.1234; a per-coordinate list as
+    [0.1234, 0.0567] (d <= 8) or its mean and largest entry (d > 8)."""
+    if isinstance(v, (list, tuple)):
+        if len(v) <= 8:
+            return "[" + ", ".join(f"{x:.4f}" for x in v) + "]"
+        i = max(range(len(v)), key=lambda j: v[j])
+        return f"mean {sum(v) / len(v):.4f}, max {v[i]:.4f} (coordinate {i}) of {len(v)}"
+    return f"{v:.4f}"
 
 
 def cmd_sample(args) -> int:
@@ -280,7 +339,7 @@ def cmd_sample(args) -> int:
     from .targets import GaussianMixture
 
     shards = _is_dir_out(args.out)
-    out = Path(args.out) if shards else _out_file(args.out, ".npz")
+    out = check_out_dir(args.out) if shards else _out_file(args.out, ".npz")
     src = _one_source(args, ("target", "protocol", "model"))
     on_cluster = args.workers is not None or args.scheduler is not None
     if on_cluster and src != "target":
@@ -426,7 +485,7 @@ def cmd_plot(args) -> int:
             target = GaussianMixture.load(args.target)
         else:  # None for the output of sample --model: its training data are the reference
             target = plots.target_from_record(None if tjson is None else json.loads(tjson))
-        title = f"{info.get('method', 'samples')}" + (
+        title = _method_title(info) + (
             f", τ = {info['tau']:g}" if "tau" in info else "") + f", N = {len(samples)}"
         if target is not None and not args.no_metrics:
             from .metrics import evaluate
@@ -441,14 +500,19 @@ def cmd_plot(args) -> int:
         elif reference is not None and not args.no_metrics:
             from .metrics import w1
 
-            title += f"\nW1 to the training data {w1(samples, reference):.3f}"
+            sliced = "sliced " if samples.shape[1] > 1 else ""
+            d1 = w1(samples, reference)
+            floor = plots.reference_floor(reference, len(samples), seed=args.seed)
+            title += f"\n{sliced}W1 to the training data {d1:.3f} (floor {floor:.3f})"
+            print(f"{sliced}W1 to the training data {d1:.4f} (floor {floor:.4f}: between "
+                  f"disjoint parts of the {len(reference)} training points)")
         record = {} if tjson is None else json.loads(tjson)
         shape = (record.get("data") or {}).get("image_shape")
         _status(args, f"drawing {out}")
         plots.plot_samples(samples, out, target=target, title=title, reference=reference,
                            image_shape=shape)
     elif args.what == "potential":
-        check_count("--snapshots", args.snapshots)
+        _check_snapshot_times(args, plots.MAX_SNAPSHOTS)
         proto, target = _protocol_from_args(args, progress=not args.no_progress)
         if target is None and "target" in proto.meta.get("source", {}):
             from .targets import GaussianMixture
@@ -456,10 +520,39 @@ def cmd_plot(args) -> int:
             target = GaussianMixture.from_dict(proto.meta["source"]["target"])
         plots.plot_potential(proto, out, times=args.times, n_snapshots=args.snapshots,
                              target=target)
+        _note(plots.FIRST_ORDER_NOTE)
     else:
         plots.plot_sweep_file(args.input, out)
     print(f"wrote {out}")
     return 0
+
+
+def _method_title(info: dict) -> str:
+    """The method's name as the user asked for it (an alias such as refined, with the
+    method it names: "refined (fox-sc)")."""
+    m = info.get("method", "samples")
+    asked = info.get("method_requested")
+    return f"{asked} ({m})" if asked and asked != m else str(m)
+
+
+def _note(msg: str) -> None:
+    """An explanatory note on stderr (not a warning: nothing is wrong)."""
+    print(f"activegen: note: {msg}", file=sys.stderr, flush=True)
+
+
+def _check_snapshot_times(args, most: int) -> None:
+    """plot potential: --snapshots in [1, most]; --times finite, >= 0, at most `most` of them
+    (checked before any work; their upper bound T once the protocol is known)."""
+    if args.times is None:
+        check_count("--snapshots", args.snapshots)
+        if args.snapshots > most:
+            raise ActivegenError(f"--snapshots must lie in [1, {most}], got {args.snapshots}")
+        return
+    if len(args.times) > most:
+        raise ActivegenError(f"--times takes 1 to {most} times, got {len(args.times)}")
+    bad = [t for t in args.times if not (math.isfinite(t) and t >= 0)]
+    if bad:
+        raise ActivegenError(f"--times must be finite forward times in [0, T], got {bad[0]:g}")
 
 
 def cmd_animate(args) -> int:
@@ -478,6 +571,8 @@ def cmd_animate(args) -> int:
     if args.n > 5000:
         raise ActivegenError(f"--n: an animation shows at most 5000 particles, got {args.n}")
     check_count("--frames", args.frames)
+    if not 2 <= args.frames <= plots.MAX_FRAMES:
+        raise ActivegenError(f"--frames must lie in [2, {plots.MAX_FRAMES}], got {args.frames}")
     if args.still_frame is not None and not 0 <= args.still_frame < args.frames:
         raise ActivegenError(f"--still-frame must lie in [0, {args.frames - 1}], got {args.still_frame}")
     if args.dt is not None:
@@ -491,6 +586,16 @@ def cmd_animate(args) -> int:
     from .samplers.schemes import active_heun_default_dt
 
     dt = args.dt or active_heun_default_dt(proto.process.tau)  # the replay's default (heun)
+    steps = math.ceil(proto.t_final / dt - 1e-9)  # the replay's steps (StepGrid.from_dt)
+    if steps + 1 < args.frames:  # fewer saved times than frames asked for
+        if args.dt is not None:
+            raise ActivegenError(
+                f"--frames must lie in [2, {steps + 1}] with --dt {args.dt:g} (the replay has "
+                f"{steps + 1} distinct times); give a smaller --dt for {args.frames} frames")
+        dt = proto.t_final / args.frames  # the default step, refined to give every frame
+        steps = args.frames
+    # save often enough to resolve the frames' finest spacing (near t = 0); where it is
+    # finer than the step, consecutive saved steps (animation_frames: distinct frames)
     t0 = plots.protocol_t0(proto)
     finest = t0 * math.log1p(proto.t_final / t0) / max(1, args.frames - 1)
     every = max(1, int(finest / dt))
@@ -500,7 +605,12 @@ def cmd_animate(args) -> int:
     r = plots.animate(proto, res.trajectory[idx], res.times[idx], out, fps=args.fps,
                       target=target, still=args.still, still_index=args.still_frame,
                       progress=not args.no_progress)
-    print(f"wrote {out} ({r['frames']} frames)" + (f" and {r['still']}" if r["still"] else ""))
+    _note(plots.FIRST_ORDER_NOTE)
+    why = "" if r["frames"] == args.frames else (
+        f"; {args.frames} asked for, but the replay saved only {len(res.times)} distinct "
+        "times: a smaller --dt gives more")
+    print(f"wrote {out} ({r['frames']} frames{why})"
+          + (f" and {r['still']}" if r["still"] else ""))
     return 0
 
 
@@ -529,10 +639,7 @@ def cmd_train(args) -> int:
     out = check_out_dir(args.out)
     if args.resume:
         opts = {} if args.steps is None else {"steps": check_count("--steps", args.steps)}
-        proc = None
-        if args.tau is not None:
-            proc = _process(args)
-        model, rep = train(None, out, process=proc, resume=True,
+        model, rep = train(None, out, process=_resume_process(args, out), resume=True,
                            progress=not args.no_progress, **opts)
     else:
         from .datasets import load_data
@@ -560,6 +667,62 @@ def cmd_train(args) -> int:
     print(f"trained {rep['steps']} steps in {rep['seconds']:.1f} s ({rep['n_params']} parameters, "
           f"last loss {rep['last_loss']:.4f}); model in {out}, loss log {out / 'loss.csv'}")
     return 0
+
+
+#: what `train --resume` takes besides --out: the new total --steps, and process options,
+#: which must match the model's (its data, network and training settings are stored)
+_RESUME_TAKES = {"out", "resume", "steps", "no_progress", "tau", "d_active", "d_thermal",
+                 "beta", "command", "func"}
+_RESUME_PROCESS = ("tau", "d_active", "d_thermal", "beta")
+
+
+def _given(args) -> set[str] | None:
+    """The dests of the options given on the command line (not left at their defaults):
+    the command line parsed again with every default suppressed; None when args did not
+    come from `main` (no command line recorded)."""
+    argv = getattr(args, "_argv", None)
+    if argv is None:
+        return None
+    parser = build_parser()
+
+    def suppress(p):
+        p._defaults.clear()  # set_defaults(func=...)
+        for a in p._actions:
+            if a.option_strings:
+                a.default = argparse.SUPPRESS
+        for q in _subparsers(p):
+            suppress(q)
+
+    suppress(parser)
+    return set(vars(parser.parse_args(argv)))
+
+
+def _resume_process(args, out):
+    """`train --resume`: refuse the options it cannot honour (the model keeps its data,
+    network and training settings), and the process of the process options given, the
+    others the model's (None when none is given): `train` refuses a mismatch."""
+    given = _given(args)
+    if given is None:  # no command line: what differs from the parser's defaults
+        given = {k for k, v in vars(args).items() if v not in (None, False)}
+        given -= {"seed", "kind", "n_data", "d_thermal", "beta"}
+    bad = sorted(given - _RESUME_TAKES)
+    if bad:
+        raise ActivegenError(
+            f"{', '.join(_flag(b) for b in bad)} cannot be used with --resume: it continues "
+            f"the model in {out} with its stored data, network and training settings (it "
+            "takes --steps, the new total, and --tau, --d-active, --d-thermal, --beta, which "
+            "must match the model's)")
+    asked = {k: getattr(args, k) for k in _RESUME_PROCESS if k in given}
+    if not asked:
+        return None
+    try:
+        stored = json.loads((Path(out) / "config.json").read_text())["process"]
+        values = {k: float(asked.get(k, stored[k])) for k in _RESUME_PROCESS}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no readable model there: `train` says why
+    from .processes import ActiveOU
+
+    return ActiveOU(**values)
 
 
 def cmd_demo(args) -> int:
@@ -687,12 +850,17 @@ def cmd_digits(args) -> int:
 def cmd_likelihood(args) -> int:
     import numpy as np
 
-    from .likelihood import load_data, log_likelihood
+    from .likelihood import check_tolerance, load_data, log_likelihood
     from .targets import GaussianMixture
 
     out = _out_file(args.out, ".npz")
     src = _one_source(args, ("target", "model"))
     _x64(args)
+    import jax.numpy as jnp
+
+    check_tolerance("--rtol", args.rtol, jnp.result_type(float))  # before any work
+    if args.probes is not None:
+        check_count("--probes", args.probes)
     kw = {}
     if src == "model":
         model = _load_model(args.model)
@@ -785,7 +953,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "process options: the protocol carries them)")
     s.add_argument("--method", default=None, choices=method_names(),
                    help="required with --target/--model")
-    _add_process_options(s, defaults=False)
+    _add_process_options(s, defaults=False, tau_help=TAU_HELP.replace(
+        "required with --target;", "required with --target (or, with --driver rtp/abp, "
+        "--speed and the rate);"))
     s.add_argument("--driver", choices=tuple(DRIVERS), default="ou",
                    help="self-propulsion for fox/ucn/naive: active OU, run-and-tumble, active Brownian")
     s.add_argument("--speed", type=_float, default=None, help="rtp/abp swim speed v0")
@@ -794,10 +964,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-driver-correction", action="store_true",
                    help="fox with rtp/abp: leave out the non-Gaussian driver correction")
     s.add_argument("--tau-min", type=_float, default=None,
-                   help="fox-schedule: persistence time at the end of generation "
-                        "(default automatic, docs/schedule.md)")
+                   help="--method fox-schedule only: persistence time τ_min in (0, --tau] at "
+                        "the end of generation (default automatic: min(τ, ε σ_min²/(2D)), "
+                        "docs/schedule.md)")
     s.add_argument("--t-ramp", type=_float, default=None,
-                   help="fox-schedule: ramp time of τ(t) = τ_min + (τ − τ_min)(1 − e^{−t/t_ramp})")
+                   help="--method fox-schedule only: ramp time t_r > 0 of τ(t) = τ_min + "
+                        "(τ − τ_min)(1 − e^{−t/t_r}), with or without --tau-min (default "
+                        "automatic: (τ − τ_min)/ε, docs/schedule.md)")
     s.add_argument("--t-min", type=_float, default=None,
                    help="end game: stop at forward time t_min > 0 and take one denoising step "
                         "x + v S with the score (docs/digits.md; not with --energetics)")
@@ -810,7 +983,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "ensemble in its interpolation (fast with --model; docs/learned.md)")
     s.add_argument("--spacing", type=_float, default=None,
                    help="--tabulate: grid spacing (default σ_min/4; for a model the widest "
-                        "span / 128)")
+                        "span / 128); above σ_min/2 (a model: span/32) a warning (coarse)")
     s.add_argument("--time-points", type=int, default=None,
                    help="--tabulate: forward times of the table, geometric near t = 0 (default 50)")
     s.add_argument("--dt", type=_float, default=None,
@@ -846,11 +1019,12 @@ def build_parser() -> argparse.ArgumentParser:
     lk.add_argument("--model", default=None, help="a learned model folder (activegen train)")
     lk.add_argument("--data", required=True, help="N x d data, .npy or .csv; digits (the "
                     "held-out 8x8 images; also prints bits/dim) or digits:train")
-    _add_process_options(lk, defaults=False)
+    _add_process_options(lk, defaults=False,
+                         tau_help=TAU_HELP.split("; not with --protocol")[0])
     lk.add_argument("--rtol", type=_float, default=1e-6, help="ODE tolerance (rtol = atol)")
     lk.add_argument("--probes", type=int, default=None,
                     help="Hutchinson probes for the divergence (default: exact for d <= 8, 16 above)")
-    lk.add_argument("--seed", type=int, default=0)
+    lk.add_argument("--seed", type=_seed, default=0)
     lk.add_argument("--x64", action="store_true", help="compute in float64")
     lk.add_argument("--out", required=True, help="output .npz (log_prob per point)")
     lk.set_defaults(func=cmd_likelihood)
@@ -868,9 +1042,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="built-in set (two-moons, swiss-roll, rings, checkerboard, eight-gaussians, "
                          "pinwheel, image, digits), image:PATH.png, or an N x d .npy/.csv file")
     tr.add_argument("--out", required=True, help="model folder (checkpoints, config, loss log)")
-    _add_process_options(tr)
-    tr.add_argument("--t-max", type=_float, default=None,
-                    help="largest training time = sampling T (default 6; digits 3)")
+    _add_process_options(tr, tau_help="persistence time τ >= 0 of the forward process the "
+                         "model is trained for: required (with --resume: the model's)",
+                         with_t_final=False)
+    tr.add_argument("--t-max", "--t-final", dest="t_max", type=_float, default=None,
+                    help="largest training time, which is the model's diffusion time T: "
+                         "sample --model runs to it (default 6; digits 3). --t-final is the "
+                         "same option")
     tr.add_argument("--steps", type=int, default=None,
                     help="training steps in all (default 3000; digits 20000)")
     tr.add_argument("--seed", type=_seed32, default=0)
@@ -911,7 +1089,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dim", type=int, choices=(1, 2), default=None,
                    help="the default target of that dimension: 1 bimodal 1D, 2 the demo's "
                         "4-mode 2D mixture (instead of --target)")
-    t.add_argument("--taus", type=_floats, default=[0.2, 0.1, 0.05],
+    t.add_argument("--taus", type=_positive_floats, default=[0.2, 0.1, 0.05],
                    help="comma-separated persistence times τ")
     t.add_argument("--methods", type=lambda s: s.split(","), default=["exact", "fox", "naive"],
                    help="comma-separated methods")
@@ -930,9 +1108,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_tau_sweep)
 
     def _validity_options(q):
-        q.add_argument("--taus", type=_floats, default=[0.025, 0.05, 0.1, 0.2],
+        q.add_argument("--taus", type=_positive_floats, default=[0.025, 0.05, 0.1, 0.2],
                        help="validity map: persistence times τ")
-        q.add_argument("--sigmas", type=_floats, default=[0.3, 0.4, 0.6, 0.8],
+        q.add_argument("--sigmas", type=_positive_floats, default=[0.3, 0.4, 0.6, 0.8],
                        help="narrowest mode widths σ_min (mixture σ = (σ_min, 1.5 σ_min))")
 
     v = esub.add_parser("validity-map", help="the error of fox, naive, fox-sc and fox-schedule relative to exact over "
@@ -951,9 +1129,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--methods", type=lambda s: s.split(","),
                    default=["passive", "exact", "fox", "ucn", "naive", "fox-sc", "fox-schedule"],
                    help="comma-separated methods of the two sweeps")
-    r.add_argument("--taus-1d", type=_floats, default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+    r.add_argument("--taus-1d", type=_positive_floats, default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
                    help="τ of the 1D sweep")
-    r.add_argument("--taus-2d", type=_floats, default=[0.02, 0.05, 0.1, 0.2, 0.5],
+    r.add_argument("--taus-2d", type=_positive_floats, default=[0.02, 0.05, 0.1, 0.2, 0.5],
                    help="τ of the 2D sweep")
     r.add_argument("--n", type=int, default=20_000, help="particles, 1D sweep")
     r.add_argument("--n-2d", type=int, default=10_000, help="particles, 2D sweep")
@@ -1001,8 +1179,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp = psub.add_parser("potential", help="V(x, t) and F = -grad V at several times")
     _source_options(pp)
     pp.add_argument("--times", type=_floats, default=None,
-                    help="forward times t (default: --snapshots times, crowded near t = 0)")
-    pp.add_argument("--snapshots", type=int, default=4)
+                    help="comma-separated forward times t in [0, T], at most 16 (default: "
+                         "--snapshots times, crowded near t = 0)")
+    pp.add_argument("--snapshots", type=int, default=4,
+                    help="number of snapshot times in [1, 16] (with no --times; default 4)")
     pp.add_argument("--out", required=True, help="output .png")
     pw = psub.add_parser("sweep", help="error against τ from tau_sweep.json")
     pw.add_argument("--input", required=True, help="tau_sweep.json")
@@ -1014,9 +1194,13 @@ def build_parser() -> argparse.ArgumentParser:
     an = sub.add_parser("animate", help="particles in the time-dependent potential (GIF/MP4)")
     _source_options(an)
     an.add_argument("--n", type=int, default=1000, help="number of particles")
-    an.add_argument("--frames", type=int, default=60, help="frames (crowded near t = 0)")
+    an.add_argument("--frames", type=int, default=60,
+                    help="frames in [2, 1000], crowded near t = 0; exactly this many are "
+                         "written (default 60)")
     an.add_argument("--fps", type=int, default=12)
-    an.add_argument("--dt", type=_float, default=None, help="step Δs (default min(τ/20, 0.002))")
+    an.add_argument("--dt", type=_float, default=None,
+                    help="step Δs (default the replay's: heun min(τ/3, 0.02), finer where "
+                         "--frames needs more saved times)")
     an.add_argument("--seed", type=_seed, default=0)
     an.add_argument("--still", default=None, help="also write one frame as PNG")
     an.add_argument("--still-frame", type=int, default=None,
@@ -1025,7 +1209,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.set_defaults(func=cmd_animate)
     th = esub.add_parser("thermodynamics", help="heat, work, active work and entropy production "
                          "per sample against τ for passive, naive, fox, fox-sc (demo mixture)")
-    th.add_argument("--taus", type=_floats, default=[0.1, 0.2], help="persistence times τ")
+    th.add_argument("--taus", type=_positive_floats, default=[0.1, 0.2], help="persistence times τ")
     th.add_argument("--n", type=int, default=1000)
     th.add_argument("--seed", type=int, default=0)
     th.add_argument("--out", default="docs/thermodynamics", help="output folder")
@@ -1047,7 +1231,7 @@ def build_parser() -> argparse.ArgumentParser:
     dg = esub.add_parser("digits", help="real data: 8x8 digits with learned scores, every "
                          "method per tau (docs/digits.md)")
     dg.add_argument("--out", default="docs/digits", help="output folder (models/ is reused)")
-    dg.add_argument("--taus", type=_floats, default=[0.02, 0.05, 0.1], help="persistence times τ")
+    dg.add_argument("--taus", type=_positive_floats, default=[0.02, 0.05, 0.1], help="persistence times τ")
     dg.add_argument("--methods", type=lambda s: s.split(","),
                     default=["passive", "ode", "naive", "fox", "fox-sc", "exact"],
                     help="comma-separated methods")
@@ -1145,6 +1329,7 @@ def main(argv=None) -> int:
             parser.print_help()
             return 0
         args = parser.parse_args(argv)
+        args._argv = argv  # `_given`: which options the command line gave
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130

@@ -156,7 +156,7 @@ def load_array(path) -> np.ndarray:
         if suffix == ".npy":
             a = np.load(p, allow_pickle=False)
         elif suffix == ".csv":
-            a = _read_csv(p)
+            a = read_csv(p)
         else:
             raise ActivegenError(
                 f"data file must end in .npy or .csv, got {p.name!r} "
@@ -169,20 +169,34 @@ def load_array(path) -> np.ndarray:
     return check_data(a, str(path))
 
 
-def _read_csv(p: Path) -> np.ndarray:
-    lines = [ln for ln in p.read_text().splitlines() if ln.strip()]
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def read_csv(p) -> np.ndarray:
+    """The rows of a comma-separated file (blank lines skipped). The first line is a header
+    only when none of its fields is a number (`x,y`); a line that mixes numbers and text
+    (`1.0,2.o`: a typo in the first data row) is an error naming its line, never dropped."""
+    p = Path(p)
+    lines = [(i + 1, ln) for i, ln in enumerate(p.read_text().splitlines()) if ln.strip()]
     if not lines:
         raise ActivegenError(f"data file {p} is empty")
-    try:
-        [float(v) for v in lines[0].split(",")]
-    except ValueError:
-        lines = lines[1:]  # a header line
+    first_no, first = lines[0][0], lines[0][1].split(",")
+    if not any(_is_number(v) for v in first):
+        lines = lines[1:]  # a header line: no field is a number
     rows = []
-    for i, ln in enumerate(lines):
-        try:
-            rows.append([float(v) for v in ln.split(",")])
-        except ValueError:
-            raise ActivegenError(f"data file {p}: line {i + 1} is not numbers: {ln[:60]!r}") from None
+    for i, ln in lines:
+        fields = ln.split(",")
+        bad = [v.strip() for v in fields if not _is_number(v)]
+        if bad:
+            raise ActivegenError(
+                f"data file {p}: line {i} is not numbers ({bad[0]!r} in {ln[:60]!r})"
+                + (" (a header line may hold no numbers)" if i == first_no else ""))
+        rows.append([float(v) for v in fields])
     if len({len(r) for r in rows}) > 1:
         raise ActivegenError(f"data file {p}: rows have different numbers of columns")
     return np.asarray(rows, float)
@@ -229,7 +243,7 @@ def check_data(a, what: str = "data") -> np.ndarray:
         raise ActivegenError(f"{what}: expected an N × d array with N >= 2, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
         raise ActivegenError(f"{what}: holds NaN or inf values")
-    if np.all(a.std(0) == 0):
+    if np.all(np.ptp(a, 0) == 0):  # (not std: it overflows for data near 1e300)
         raise ActivegenError(f"{what}: all points are equal (cannot standardise)")
     return a
 
@@ -262,7 +276,14 @@ class Standardizer:
     @classmethod
     def fit(cls, x) -> "Standardizer":
         x = check_data(x)
-        return cls(tuple(float(m) for m in x.mean(0)), float(np.sqrt(np.mean(x.var(0)))))
+        big = float(np.max(np.abs(x)))
+        if big < 1e150:
+            return cls(tuple(float(m) for m in x.mean(0)), float(np.sqrt(np.mean(x.var(0)))))
+        # data near float64's range (1e300): in units of the largest |x|, so that neither
+        # the mean nor the variance overflows
+        u = x / big
+        return cls(tuple(float(m) * big for m in u.mean(0)),
+                   float(np.sqrt(np.mean(u.var(0)))) * big)
 
     @classmethod
     def identity(cls, d: int) -> "Standardizer":
@@ -272,7 +293,15 @@ class Standardizer:
         return (np.asarray(x) - np.asarray(self.mean)) / self.scale
 
     def inverse(self, z):
-        return np.asarray(z) * self.scale + np.asarray(self.mean)
+        """x = scale·z + mean, computed in float64 and returned in z's dtype where it fits
+        there (float32 samples of data at 1e300 scale come back as float64, not inf)."""
+        z = np.asarray(z)
+        x = z.astype(np.float64) * self.scale + np.asarray(self.mean, np.float64)
+        if z.dtype.kind == "f" and z.dtype != np.float64:
+            top = float(np.finfo(z.dtype).max)
+            if np.all(np.abs(x[np.isfinite(x)]) < top):
+                return x.astype(z.dtype)
+        return x
 
     def to_dict(self) -> dict:
         return {"mean": list(self.mean), "scale": self.scale}

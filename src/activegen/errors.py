@@ -54,16 +54,33 @@ def check_count(name: str, value) -> int:
     return int(value)
 
 
-_STEP_HINT = "the step size is probably too large for the force; use a smaller --dt"
+_HINT = "check the inputs (finite, and within float32's range ~3.4e38, or use --x64)"
 
 
-def check_finite(what: str, array, hint: str = _STEP_HINT):
-    """Fail loudly if an array holds NaN or inf (e.g. a sampler that blew up)."""
+def check_finite(what: str, array, hint: str = _HINT):
+    """Fail loudly if an array holds NaN or inf (e.g. a sampler that blew up). hint: the
+    advice, matched to the cause where the caller knows it (`samplers.validity.
+    nonfinite_hint` for a sampler, `forward_hint`); a smaller --dt only where the step is
+    the cause."""
     a = np.asarray(array)
     if not np.all(np.isfinite(a)):
         bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
         raise ActivegenError(f"{what} produced {bad} non-finite values (NaN/inf): {hint}")
     return array
+
+
+def forward_hint(x0, beta: float, h: float) -> str:
+    """The cause of a forward simulation's non-finite end: non-finite x0, the Euler step of
+    βx unstable (β·h > 1: a smaller dt), or positions beyond the dtype's range."""
+    x0 = np.asarray(x0)
+    if not np.all(np.isfinite(x0)):
+        return "x0 holds NaN or inf"
+    if beta * h > 1:
+        return (f"the Euler step of beta*x is unstable at beta*dt = {beta * h:.3g} > 1: use "
+                "a smaller dt")
+    big = float(np.max(np.abs(x0))) if x0.size else 0.0
+    return (f"the positions overflowed {x0.dtype} (|x0| up to {big:.3g}): rescale x0, or "
+            "compute in float64 (jax_enable_x64)")
 
 
 # -- numeric arrays ---------------------------------------------------------------

@@ -503,14 +503,27 @@ def plot_validity(result: dict, path, threshold: float | None = None, k: float =
 
 
 # -- pipelines: run an experiment and write its files ----------------------------------------
+def check_values(name: str, values) -> list[float]:
+    """A non-empty list of finite numbers > 0 (persistence times τ, mode widths σ_min),
+    checked before any work: one line naming the parameter and the valid range."""
+    from .errors import ActivegenError, check_real
+
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
+        raise ActivegenError(f"{name} must hold at least one value (each a finite number > 0)")
+    out = []
+    for v in values:
+        x = check_real(name, v)
+        if x <= 0:
+            raise ActivegenError(f"every value of {name} must be > 0, got {v!r}")
+        out.append(x)
+    return out
+
+
 def _check_sweep(taus, methods, n, t_final):
-    from .errors import ActivegenError, check_count, check_positive
+    from .errors import check_count, check_positive
 
     check_count("n", n)
-    if not len(taus):
-        raise ActivegenError("taus must hold at least one persistence time")
-    for t in taus:
-        check_positive("taus", t)
+    check_values("taus", taus)
     for m in methods:
         get_method(m)  # an unknown name is refused with the list
     check_positive("t_final", t_final)
@@ -557,13 +570,10 @@ def run_validity_map(out_dir, taus=(0.025, 0.05, 0.1, 0.2), sigmas=(0.3, 0.4, 0.
                      client=None):
     """The validity map (`validity_map`; client: a Dask client) with its calibration, written as validity_map.md,
     .json and .png (`plot_validity`, the warning threshold drawn). Returns (result, md)."""
-    from .errors import ActivegenError, check_count, check_positive
+    from .errors import check_count, check_positive
 
-    for name, vals in (("taus", taus), ("sigmas", sigmas)):
-        if not len(vals):
-            raise ActivegenError(f"{name} must hold at least one value")
-        for v in vals:
-            check_positive(name, v)
+    check_values("taus", taus)
+    check_values("sigmas", sigmas)
     check_count("n", n)
     check_positive("t_final", t_final)
     out = Path(out_dir)
@@ -597,7 +607,15 @@ def run_results(out_dir="docs/results", *, methods=("passive", "exact", "fox", "
     validity map, written into out_dir (client: a Dask client, every cell a task)."""
     import time
 
+    check_values("taus_1d", taus_1d)
+    check_values("taus_2d", taus_2d)
+    check_values("vm_taus", vm_taus)  # the validity map runs last: check it first
+    check_values("vm_sigmas", vm_sigmas)
     _check_sweep(list(taus_1d) + list(taus_2d), methods, n, t_final)
+    from .errors import check_count
+
+    check_count("n_2d", n_2d)
+    check_count("vm_n", vm_n)
     total = (sweep_seconds(1, taus_1d, len(methods), n, 1, t_final)
              + sweep_seconds(2, taus_2d, len(methods), n_2d, 1, t_final))
     if log is not None:

@@ -169,10 +169,14 @@ def fit_projection(phi, eta, ridge: float = 1e-6):
     phi (J, d, N), eta (d, N).
 
     Normal equations on features scaled to unit mean square, with a relative ridge (a
-    feature that vanishes on the ensemble, e.g. ∇(∇·S) of one Gaussian, gets θ = 0).
+    feature that vanishes on the ensemble, e.g. ∇(∇·S) of one Gaussian, gets θ = 0). The
+    sums over particles are products reduced by XLA, not a dot: XLA CPU hands a dot to
+    Eigen, which splits a long contraction over its threads, so its rounding depended on
+    the process's cores (a worker pinned to one core differed from a two-core process in
+    the last bits, ~1e-4 in the samples after T = 1; docs/distributed.md).
     """
-    g = jnp.einsum("jdn,kdn->jk", phi, phi)
-    b = jnp.einsum("jdn,dn->j", phi, eta)
+    g = jnp.sum(phi[:, None] * phi[None, :], axis=(-2, -1))
+    b = jnp.sum(phi * eta, axis=(-2, -1))
     scale = jnp.sqrt(jnp.diagonal(g)) + 1e-30
     gs = g / (scale[:, None] * scale[None, :])
     j = g.shape[0]

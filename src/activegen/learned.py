@@ -936,25 +936,80 @@ def save_checkpoint(path, net, opt_state, cfg, data, losses=None):
     written into PATH/.checkpoint-next, which is renamed PATH/.checkpoint-commit (the
     commit point) and then moved into place, config.json last. An interrupted checkpoint
     is dropped (before the commit) or completed (after it) by the next save or load
-    (`_recover_checkpoint`): the folder always holds one whole checkpoint."""
+    (`_recover_checkpoint`): the folder always holds one whole checkpoint.
+    config.json carries `checksum` (`model_checksum`: the weights, the data and the
+    configuration), verified by every load. A write that fails (a full disk, a read-only
+    folder) raises one ActivegenError line and leaves the previous checkpoint."""
     import os
+    import shutil
 
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    _recover_checkpoint(path)
     nxt = path / _CKPT_NEXT
-    nxt.mkdir()
-    eqx.tree_serialise_leaves(nxt / WEIGHTS_FILE, net)
-    eqx.tree_serialise_leaves(nxt / OPT_FILE, opt_state)
-    if not (path / DATA_FILE).exists():
-        np.save(nxt / DATA_FILE, np.asarray(data, np.float32))
-    if losses:
-        old = path / LOSS_FILE
-        text = old.read_text() if old.exists() else "step,loss\n"
-        (nxt / LOSS_FILE).write_text(text + "".join(f"{s},{v:.6g}\n" for s, v in losses))
-    (nxt / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
-    os.replace(nxt, path / _CKPT_COMMIT)  # the commit point
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        _recover_checkpoint(path)
+        nxt.mkdir()
+        eqx.tree_serialise_leaves(nxt / WEIGHTS_FILE, net)
+        eqx.tree_serialise_leaves(nxt / OPT_FILE, opt_state)
+        if not (path / DATA_FILE).exists():
+            np.save(nxt / DATA_FILE, np.asarray(data, np.float32))
+        if losses:
+            old = path / LOSS_FILE
+            text = old.read_text() if old.exists() else "step,loss\n"
+            (nxt / LOSS_FILE).write_text(text + "".join(f"{s},{v:.6g}\n" for s, v in losses))
+        data_file = nxt / DATA_FILE if (nxt / DATA_FILE).exists() else path / DATA_FILE
+        cfg = {**cfg, "checksum": model_checksum(nxt / WEIGHTS_FILE, data_file, cfg)}
+        (nxt / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
+        os.replace(nxt, path / _CKPT_COMMIT)  # the commit point
+    except OSError as exc:
+        shutil.rmtree(nxt, ignore_errors=True)
+        raise ActivegenError(f"cannot write the checkpoint in {path}: "
+                             f"{exc.strerror or exc} (the previous checkpoint is kept)") from None
     _recover_checkpoint(path)
+
+
+def model_checksum(weights, data, cfg) -> str:
+    """"sha256:<hex>" of the weights file, the (standardised) training data file and the
+    configuration (canonical JSON without `checksum`): config.json's `checksum`."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, f in (("weights", Path(weights)), ("data", Path(data))):
+        h.update(f"{name}:".encode())
+        if f.is_file():
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        h.update(b";")
+    rest = {k: v for k, v in cfg.items() if k != "checksum"}
+    h.update(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
+    return "sha256:" + h.hexdigest()
+
+
+def _write_config(path, cfg) -> None:
+    """config.json of the checkpoint in `path` (its files in place) with a new checksum."""
+    from .files import write_json
+
+    path = Path(path)
+    write_json(path / CONFIG_FILE,
+               {**cfg, "checksum": model_checksum(path / WEIGHTS_FILE, path / DATA_FILE, cfg)})
+
+
+def _verify_checksum(path, cfg) -> None:
+    """Refuse a model whose files do not match config.json's checksum; one without a
+    checksum (written before it was added) loads with a warning."""
+    import warnings
+
+    path = Path(path)
+    if "checksum" not in cfg:
+        warnings.warn(f"model {path} carries no checksum (written by an older activegen): "
+                      "its files cannot be verified", UserWarning, stacklevel=4)
+        return
+    if cfg["checksum"] != model_checksum(path / WEIGHTS_FILE, path / DATA_FILE, cfg):
+        raise ActivegenError(
+            f"model {path} does not match its checksum: {WEIGHTS_FILE}, {DATA_FILE} or "
+            f"{CONFIG_FILE} changed after training (refusing to load it; restore its files "
+            "or train it again)")
 
 
 _CKPT_NEXT, _CKPT_COMMIT = ".checkpoint-next", ".checkpoint-commit"
@@ -1004,6 +1059,7 @@ def _read_config(path) -> dict:
                              "(the forward process the model was trained for)")
     if not isinstance(cfg["data"], dict) or not isinstance(cfg["data"].get("d"), int):
         raise ActivegenError(f"{f}: 'data' must give the dimension d")
+    _verify_checksum(path, cfg)  # before defaults fill in keys
     for k, v in DEFAULTS.items():
         cfg.setdefault(k, v)
     return cfg
@@ -1012,6 +1068,9 @@ def _read_config(path) -> dict:
 def _load_state(path, cfg):
     path = Path(path)
     net, opt = _skeleton(cfg)
+    # the weights are stored in float32; under --x64 the skeleton is float64: read float32
+    net = jax.tree.map(lambda a: a.astype(jnp.float32)
+                       if eqx.is_array(a) and a.dtype == jnp.float64 else a, net)
     try:
         net = eqx.tree_deserialise_leaves(path / WEIGHTS_FILE, net)
         params = eqx.filter(net, eqx.is_array)
@@ -1029,6 +1088,45 @@ def load_model(path, hutchinson: int | None = None) -> LearnedScore:
     cfg = _read_config(path)
     net, _, data = _load_state(path, cfg)
     return LearnedScore(net, cfg, data, path=str(path), hutchinson=hutchinson)
+
+
+#: The largest data dimension `train` takes: the model holds d × d matrices (the data's
+#: covariance in config.json, its eigenvectors, the precision and whitening of each time)
+#: and a step costs O(batch·d²) (the 8×8 digits: d = 64).
+MAX_TRAIN_DIM = 1024
+#: |x| above which data are refused without standardize: the model computes in float32,
+#: where squares of the data (the covariance, the quadratic part of the energy) must fit
+#: (float32 holds up to 3.4e38: |x| <= 1.8e19; measured, training and fox sampling work
+#: at 1e19 and overflow at 1e20; a decade of headroom).
+MAX_TRAIN_SCALE = 1e18
+
+
+def check_training_data(x, standardize: bool = False) -> np.ndarray:
+    """Refuse, before any work, data that training cannot hold (one line naming the
+    sizes): d > MAX_TRAIN_DIM (e.g. a transposed file: 4 rows × 20 000 columns), more
+    memory than `errors.memory_limit()`, or (without standardize) a scale beyond
+    MAX_TRAIN_SCALE, where float32 overflows."""
+    from .errors import memory_limit
+
+    n, d = x.shape
+    shape = f"{n} rows × {d} columns" + ("; a transposed file?" if n < d else "")
+    if d > MAX_TRAIN_DIM:
+        raise ActivegenError(
+            f"the data have d = {d} coordinates ({shape}): train takes d <= {MAX_TRAIN_DIM} "
+            "(the model holds d × d matrices and a step costs batch × d² operations)")
+    need = 8 * 8 * d * d + 4 * 8 * n * d  # d × d float64 matrices, copies of the data
+    limit = memory_limit()
+    if need > limit:
+        raise ActivegenError(
+            f"training on {shape} would hold about {need / 1e9:.3g} GB, above the memory "
+            f"limit {limit / 1e9:.3g} GB (ACTIVEGEN_MAX_MEMORY or half the machine's memory)")
+    big = float(np.max(np.abs(x)))
+    if not standardize and big > MAX_TRAIN_SCALE:
+        raise ActivegenError(
+            f"the data reach |x| = {big:.3g}, beyond what training in float32 holds (its "
+            f"range is ~3.4e38, and squares of the data must fit: |x| <= "
+            f"{MAX_TRAIN_SCALE:.0e}); rescale the data or train with --standardize")
+    return x
 
 
 def train(
@@ -1091,7 +1189,7 @@ def train(
             raise ActivegenError(
                 f"{out} already holds a model; use --resume to continue it or another --out"
             )
-        x = check_data(data)
+        x = check_training_data(check_data(data), standardize)
         process = process or ActiveOU()
         std = Standardizer.fit(x) if standardize else Standardizer.identity(x.shape[1])
         zdata = std.forward(x).astype(np.float32)
@@ -1134,8 +1232,12 @@ def train(
             losses.append(loss)
         losses = np.asarray(jnp.stack(losses))
         if not np.all(np.isfinite(losses[:n_live])):
+            lo, hi = cfg["data"].get("range", (0.0, 0.0))
+            big = max(abs(float(lo)), abs(float(hi)))
             raise ActivegenError(
                 f"training diverged (non-finite loss near step {start}); lower --lr"
+                + (f", or train with --standardize (the data reach |x| = {big:.3g})"
+                   if not cfg.get("standardized") and big > 1e3 else "")
             )
         last = float(losses[:n_live].mean())
         start += n_live
@@ -1150,9 +1252,7 @@ def train(
         bar.close()
     cfg["train_seconds"] = prev_seconds + time.perf_counter() - t0
     if out is not None:
-        from .files import write_json
-
-        write_json(Path(out) / CONFIG_FILE, cfg)
+        _write_config(out, cfg)
     model = LearnedScore(net, cfg, zdata, path=None if out is None else str(out))
     report = {"steps": cfg["step"], "seconds": cfg["train_seconds"], "n_params": cfg["n_params"],
               "last_loss": last}

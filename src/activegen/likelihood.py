@@ -29,12 +29,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import ActivegenError, check_count, check_positive
+from .errors import (
+    ActivegenError,
+    check_count,
+    check_positive,
+    check_real,
+    memory_limit,
+    seed_key,
+)
 
 #: Exact divergence up to this dimension; Hutchinson probes above.
 EXACT_MAX_DIM = 8
 #: Default number of Hutchinson probes.
 DEFAULT_PROBES = 16
+#: The loosest ODE tolerance (rtol, atol) accepted; the tightest is the dtype's epsilon.
+MAX_RTOL = 0.1
+#: The solver's step budget per batch (a tolerance it cannot meet ends in one error line).
+MAX_ODE_STEPS = 100_000
+
+
+def check_tolerance(name: str, value, dtype) -> float:
+    """An ODE tolerance in [eps(dtype), MAX_RTOL]: below the dtype's resolution the solver
+    cannot meet it (float32: 1.2e-7; --x64 for tighter)."""
+    v = check_real(name, value)
+    eps = float(jnp.finfo(dtype).eps)
+    if not eps <= v <= MAX_RTOL:
+        raise ActivegenError(
+            f"{name} must lie in [{eps:.2g}, {MAX_RTOL:g}] (the ODE tolerance; the lower end "
+            f"is {jnp.dtype(dtype).name}'s resolution"
+            + ("; --x64 allows down to 2.2e-16" if jnp.dtype(dtype).itemsize < 8 else "")
+            + f"), got {value!r}")
+    return v
 
 
 def _divergence(score, state, x, probes):
@@ -78,6 +103,8 @@ def log_likelihood(model, process, data, *, t_final: float = 6.0, rtol: float = 
     data = np.asarray(data)
     if data.ndim != 2 or not np.all(np.isfinite(data)):
         raise ActivegenError(f"data must be a finite (N, d) array, got shape {data.shape}")
+    if len(data) == 0:
+        raise ActivegenError("data holds no points (N = 0): nothing to score")
     score = as_score_model(model, process)
     d = score.dim
     if data.shape[1] != d:
@@ -86,9 +113,19 @@ def log_likelihood(model, process, data, *, t_final: float = 6.0, rtol: float = 
     batch = check_count("batch", batch)
     if probes is None and d > EXACT_MAX_DIM:
         probes = DEFAULT_PROBES
+    dtype = dtype or jnp.result_type(float)
+    rtol = check_tolerance("rtol", rtol, dtype)
+    atol = check_positive("atol", atol)  # absolute: its sensible size is the data's
     if probes is not None:
         probes = check_count("probes", probes)
-    dtype = dtype or jnp.result_type(float)
+        # the probes of a batch, and the Jacobian-vector products through the score (~4×)
+        rows = min(batch, len(data))
+        need = 4 * probes * rows * d * jnp.dtype(dtype).itemsize
+        if need > memory_limit():
+            raise ActivegenError(
+                f"probes = {probes} would hold about {need / 1e9:.3g} GB for {rows} points of "
+                f"d = {d}, above the memory limit {memory_limit() / 1e9:.3g} GB: use fewer "
+                "probes")
     p = process
 
     if isinstance(model, GaussianMixture):
@@ -123,12 +160,13 @@ def log_likelihood(model, process, data, *, t_final: float = 6.0, rtol: float = 
             diffrax.ODETerm(field), diffrax.Tsit5(), t0=t_start, t1=t_final,
             dt0=1e-3, y0=(x0, jnp.zeros(x0.shape[0], dtype)), args=eps,
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            max_steps=100_000,
+            max_steps=MAX_ODE_STEPS, throw=False,
         )
         xt, integral = sol.ys[0][-1], sol.ys[1][-1]
-        return prior(xt) + integral, sol.stats["num_steps"]
+        ok = sol.result == diffrax.RESULTS.successful
+        return prior(xt) + integral, sol.stats["num_steps"], ok
 
-    key = jax.random.key(seed)
+    key = seed_key(seed)
     out, steps = [], 0
     for j, i0 in enumerate(range(0, len(data), batch)):
         x0 = jnp.asarray(data[i0: i0 + batch], dtype)
@@ -136,10 +174,21 @@ def log_likelihood(model, process, data, *, t_final: float = 6.0, rtol: float = 
         if probes is not None:
             eps = jax.random.rademacher(jax.random.fold_in(key, j), (probes,) + x0.shape,
                                         dtype)
-        lp, st = solve(x0, eps)
+        lp, st, ok = solve(x0, eps)
+        if not bool(ok):
+            raise ActivegenError(
+                f"the probability-flow ODE did not reach T = {t_final:g} in "
+                f"{MAX_ODE_STEPS} steps (rtol = {rtol:g}, atol = {atol:g}): loosen the "
+                "tolerance (--rtol), or compute in float64 (--x64)")
         out.append(np.asarray(lp))
         steps = max(steps, int(st))
     lp = np.concatenate(out) - log_scale
+    if not np.all(np.isfinite(lp)):
+        bad = int(np.count_nonzero(~np.isfinite(lp)))
+        raise ActivegenError(
+            f"the log-likelihood of {bad} of {len(lp)} points is not finite: the model's "
+            "score or its divergence overflowed along their flow (points far outside the "
+            "model's range, or beyond float32: --x64); nothing was written")
     return dict(log_prob=lp, nll_per_dim=float(-np.mean(lp) / d), ode_steps=steps,
                 probes=0 if probes is None else probes)
 
@@ -154,8 +203,9 @@ def bits_per_dim(nll_per_dim: float, bin_width: float) -> float:
 
 
 def load_data(path, dim: int | None = None) -> np.ndarray:
-    """An (N, d) array from .npy or .csv (comma separated, no header), checked against dim;
-    `digits` (the held-out images) or `digits:train` (IMAGE_DATA)."""
+    """An (N, d) array from .npy or .csv (comma separated; a first line with no number in it
+    is a header: `datasets.read_csv`), checked against dim and N >= 1; `digits` (the
+    held-out images) or `digits:train` (IMAGE_DATA)."""
     from pathlib import Path
 
     if str(path) in IMAGE_DATA:
@@ -173,12 +223,20 @@ def load_data(path, dim: int | None = None) -> np.ndarray:
         if p.suffix == ".npy":
             x = np.load(p, allow_pickle=False)
         elif p.suffix == ".csv":
-            x = np.loadtxt(p, delimiter=",", ndmin=2)
+            from .datasets import read_csv
+
+            x = read_csv(p)
         else:
             raise ActivegenError(f"--data must be a .npy or .csv file, got {p.name}")
+    except ActivegenError:
+        raise
     except (OSError, ValueError) as exc:
         raise ActivegenError(f"--data {p} is not readable: {exc}") from None
+    if x.dtype.kind not in "biuf":
+        raise ActivegenError(f"--data {p} must hold numbers, got dtype {x.dtype}")
     x = np.asarray(x, np.float64)
+    if x.size == 0:
+        raise ActivegenError(f"--data {p} holds no points: nothing to score")
     if x.ndim == 1 and dim == 1:
         x = x[:, None]
     if x.ndim != 2:

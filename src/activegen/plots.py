@@ -92,7 +92,22 @@ def _shade_outside(ax, mask, extent, gx=None, gy=None):
     return art
 
 
-VALID_NOTE = "pale: outside the region holding 99 % of p(x, t)"
+VALID_NOTE = ("pale: outside the region holding 99 % of p(x, t);\nthere the first-order V "
+              "is far from the data and its wells hold no particles")
+
+#: What a reader of `plot potential` / `animate` should know about wells away from the
+#: particles (printed by the CLI; docs/protocol.md, "Where the protocol is valid").
+FIRST_ORDER_NOTE = (
+    "V and F are drawn over the whole grid, but the first-order V is meaningful only where "
+    "p(x, t) has mass (where the particles are; the unshaded region holding 99 % of p(x, t)"
+    " when the target is known). Wells of V away from the particle clusters are not a bug: "
+    "there V is a first-order expansion far from the data and need not confine "
+    "(docs/protocol.md, \"Where the protocol is valid\")")
+
+#: The most snapshot times `plot_potential` draws (one panel, or one curve, each).
+MAX_SNAPSHOTS = 16
+#: The most frames an animation may have (`animate --frames`).
+MAX_FRAMES = 1000
 
 
 def _norm(vmax):
@@ -185,7 +200,7 @@ def plot_samples(samples, path, target=None, title: str | None = None, reference
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     if target is None and ref is not None:
-        draw_reference(ax, x, ref, title or f"{len(x)} samples")
+        draw_reference(ax, x, ref, title or f"{len(x)} samples", colorbar=True)
     else:
         draw_samples(ax, x, target, title or f"{len(x)} samples", colorbar=True)
     fig.tight_layout()
@@ -194,10 +209,11 @@ def plot_samples(samples, path, target=None, title: str | None = None, reference
     return Path(path)
 
 
-def draw_reference(ax, x, ref, title: str = "", bins: int = 80):
+def draw_reference(ax, x, ref, title: str = "", bins: int = 80, colorbar: bool = False):
     """Samples x against reference points ref (same units): 1D histograms (samples grey,
     reference red line); 2D the samples' 2D histogram with red contours of the reference's
-    2D histogram smoothed by a 3-bin box filter (levels at 10/30/60/90 % of its maximum)."""
+    2D histogram smoothed by a 3-bin box filter (levels at 10/30/60/90 % of its maximum),
+    axes x₁, x₂ (the data's units), colorbar: a colour bar of the samples per bin."""
     both = np.concatenate([x, ref])
     lo, hi = np.quantile(both, 0.001, axis=0), np.quantile(both, 0.999, axis=0)
     if x.shape[1] == 1:
@@ -209,7 +225,11 @@ def draw_reference(ax, x, ref, title: str = "", bins: int = 80):
         ax.legend(fontsize=8)
         return
     rng = [[lo[0], hi[0]], [lo[1], hi[1]]]
-    ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=rng, cmap="Greys")
+    *_, im = ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=rng, cmap="Greys")
+    if colorbar:
+        cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        cb.set_label("samples per bin", fontsize=8)
+        cb.ax.tick_params(labelsize=7)
     h, ex, ey = np.histogram2d(ref[:, 0], ref[:, 1], bins=bins // 2, range=rng)
     k = np.ones(3) / 3.0
     h = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 0, h)
@@ -218,7 +238,29 @@ def draw_reference(ax, x, ref, title: str = "", bins: int = 80):
     if h.max() > 0:
         ax.contour(cx, cy, h.T, levels=h.max() * np.array([0.1, 0.3, 0.6, 0.9]), colors="r",
                    linewidths=0.8)
-    ax.set(title=title + " (red: training data)", aspect="equal")
+    ax.set(title=title + "\nred contours: training data", aspect="equal", xlabel="x₁",
+           ylabel="x₂")
+    ax.title.set_fontsize(9)
+
+
+def reference_floor(ref, n: int, splits: int = 4, seed: int = 0) -> float:
+    """The finite-sample floor of W1(n samples, ref), what W1 to the reference reads for n
+    samples of the reference's own law: the mean over `splits` random splits of the
+    reference points ref (M, d) into disjoint parts of k = min(n, M//2) and M − k points of
+    the W1 between the two parts (sliced W1 in d > 1, as `metrics.w1`), scaled to the sizes
+    compared by √((1/n + 1/M)/(1/k + 1/(M − k))) (two-sample W1 ∝ √(1/n + 1/m))."""
+    from .metrics import w1
+
+    ref = np.asarray(ref, float)
+    m = len(ref)
+    k = max(1, min(int(n), m // 2))
+    rng = np.random.default_rng(seed + 7919)
+    vals = []
+    for _ in range(splits):
+        perm = rng.permutation(m)
+        vals.append(w1(ref[perm[:k]], ref[perm[k:]]))
+    scale = math.sqrt((1.0 / n + 1.0 / m) / (1.0 / k + 1.0 / (m - k)))
+    return float(np.mean(vals)) * scale
 
 
 def target_from_record(spec):
@@ -253,9 +295,17 @@ def plot_potential(protocol: Protocol, path, times=None, n_snapshots: int = 4,
 
     1D: V and F against x, one curve per time. 2D: one panel per time, V as a colour map
     with contours, F as arrows (length ∝ |F| within a panel)."""
-    times = snapshot_times(protocol, n_snapshots) if times is None else np.asarray(times, float)
-    if times.size == 0 or np.any(times < 0) or np.any(times > protocol.t_final):
-        raise ActivegenError(f"--times must lie in [0, T = {protocol.t_final:g}]")
+    if times is None:
+        if not 1 <= int(n_snapshots) <= MAX_SNAPSHOTS:
+            raise ActivegenError(f"--snapshots must lie in [1, {MAX_SNAPSHOTS}], got {n_snapshots}")
+        times = snapshot_times(protocol, int(n_snapshots))
+    times = np.atleast_1d(np.asarray(times, float))
+    if times.size == 0 or times.size > MAX_SNAPSHOTS:
+        raise ActivegenError(f"--times takes 1 to {MAX_SNAPSHOTS} times, got {times.size}")
+    if (not np.all(np.isfinite(times)) or np.any(times < 0)
+            or np.any(times > protocol.t_final)):
+        raise ActivegenError(f"--times must be finite and lie in [0, T = {protocol.t_final:g}], "
+                             f"got {', '.join(f'{t:g}' for t in times)}")
     plt = pyplot()
     m = protocol.meta
     head = f"{m['method']} potential, τ = {m['tau']:g}, β = {m['beta']:g}, D_A = {m['d_active']:g}"
@@ -279,7 +329,8 @@ def plot_potential(protocol: Protocol, path, times=None, n_snapshots: int = 4,
         a1.set(xlabel="x", ylabel="V(x, t) − min V", title=head)
         a1.set_ylim(0, 1.05 * top if top > 0 else None)
         if target is not None:
-            a1.text(0.01, 0.98, "dotted: outside the region holding 99 % of p(x, t)",
+            a1.text(0.01, 0.98, "dotted: outside the region holding 99 % of p(x, t)\n"
+                    "(there V is far from the data: its wells hold no particles)",
                     transform=a1.transAxes, fontsize=7, va="top")
         a2.axhline(0, color="0.7", lw=0.8)
         a2.set(xlabel="x", ylabel="F = −∂V/∂x", title="force (forward time t = T − s)")
@@ -393,10 +444,26 @@ def draw_density_2d(ax, target, x, title, colorbar: bool = False):
 # -- animation ------------------------------------------------------------------------
 def animation_frames(times_s, t_final: float, n_frames: int, t0: float) -> np.ndarray:
     """Indices into saved frames at reverse times `times_s` nearest to n_frames forward
-    times from T down to 0, uniform in log(t + t0) (without repeats)."""
+    times from T down to 0, uniform in log(t + t0), without repeats: where two wanted times
+    fall on the same saved frame (near t = 0 the wanted spacing can be finer than the saved
+    one), the later ones move to the next saved frames, so that exactly n_frames distinct
+    frames are returned whenever at least n_frames were saved (fewer only otherwise)."""
+    times_s = np.asarray(times_s, float)
+    m = len(times_s)
+    if n_frames < 2:
+        return np.array([m - 1])
     want = t_final - time_grid(t_final, n_frames, t0)[::-1]
-    idx = np.abs(np.asarray(times_s)[None, :] - want[:, None]).argmin(1)
-    return np.unique(idx)
+    idx = np.searchsorted(times_s, want)  # the nearest saved time (times_s increasing)
+    idx = np.clip(idx, 1, m - 1) if m > 1 else np.zeros(len(want), int)
+    if m > 1:
+        idx = np.where(np.abs(times_s[idx - 1] - want) <= np.abs(times_s[idx] - want),
+                       idx - 1, idx)
+    if m < n_frames:
+        return np.unique(idx)
+    idx = idx.astype(int)
+    for k in range(1, n_frames):  # strictly increasing, forwards ...
+        idx[k] = max(idx[k], idx[k - 1] + 1)
+    return np.minimum(idx, m - n_frames + np.arange(n_frames))  # ... within the saved frames
 
 
 def movie_writer(path, fps: int):
@@ -479,6 +546,9 @@ def animate(protocol: Protocol, trajectory, times_s, path, *, fps: int = 12,
         rng = np.random.default_rng(0)
         jitter = rng.uniform(0.0, 1.0, traj.shape[1])
         ax.set(xlim=(lo[0], hi[0]), xlabel="x", ylabel="V(x, t) − min V")
+        ax.text(0.01, 0.98, "V is meaningful where the particles are; far from them\n"
+                "it is a first-order expansion (its wells there hold no particles)",
+                transform=ax.transAxes, fontsize=6, va="top")
 
         def draw(j):
             t = T - times_s[j]

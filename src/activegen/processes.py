@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import check_finite, check_nonnegative, check_positive
+from .errors import check_finite, check_nonnegative, check_positive, forward_hint
 from .stepping import ou_coefficients, ou_step, thermal_amplitude, thermal_kick
 
 
@@ -172,4 +172,6 @@ class ActiveOU:
             return (x, eta), None
 
         (x, eta), _ = jax.lax.scan(step, (x0, eta0), jax.random.split(kscan, n_steps))
-        return check_finite("forward simulation", x), eta
+        if not np.all(np.isfinite(np.asarray(x))):
+            check_finite("forward simulation", x, forward_hint(x0, self.beta, h))
+        return x, eta

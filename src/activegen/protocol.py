@@ -53,6 +53,23 @@ OUTSIDE_GRID = (
     "linear in t, clamped outside [times[0], times[-1]]"
 )
 START = "x ~ N(0, stationary_variance I), eta ~ N(0, D_A/tau I) independent (stationary laws)"
+#: A spacing above COARSE_SPACING·σ_min is warned about (docs/protocol.md, "Accuracy against
+#: grid resolution": up to σ_min/3 the replay is within 3 % of the direct sampler, σ_min/1.5
+#: costs 7 %, 1.4 σ_min 60 %); for a model without σ_min, fewer than COARSE_CELLS cells
+#: across the grid's widest side (4× coarser than `tabulated.DEFAULT_CELLS` = 128).
+COARSE_SPACING = 0.5
+COARSE_CELLS = 32
+#: The grid must hold at least EXTENT_REFUSE of the data law and of the start (the
+#: stationary law) — below it the table is refused; below EXTENT_WARN a warning.
+EXTENT_REFUSE = 0.5
+EXTENT_WARN = 0.99
+#: The most numbers (times × points × (d + 2): V, F, ‖∇F₀‖) a table may hold.
+MAX_TABLE_ENTRIES = 100_000_000
+
+
+class CoarseGridWarning(UserWarning):
+    """The protocol's grid is coarse against the target's narrowest length scale, or does
+    not hold the bulk of the data and the start: the tabulated force will be poor."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +223,94 @@ def default_extent(process: ActiveOU, target=None, dim: int | None = None):
     return np.minimum(lo, -r), np.maximum(hi, r)
 
 
+def warn_coarse_spacing(spacing: float, min_std: float | None = None, span: float | None = None,
+                        flag: str = "spacing") -> bool:
+    """Warn (`CoarseGridWarning`) when the grid spacing is coarse against the narrowest
+    length scale: above COARSE_SPACING·σ_min (σ_min the narrowest mode width), or, with no
+    σ_min (a learned model), above span/COARSE_CELLS (span the widest side of the grid's
+    box). Returns whether it warned."""
+    import warnings
+
+    if min_std is not None and spacing > COARSE_SPACING * min_std:
+        warnings.warn(
+            f"{flag} {spacing:g} is {spacing / min_std:.3g} σ_min (σ_min = {min_std:.3g}, the "
+            f"narrowest mode's width): the tabulated force is coarse and the samples will be "
+            f"poor; a spacing up to σ_min/3 = {min_std / 3:.3g} keeps the replay within 3 % of "
+            f"the direct sampler (docs/protocol.md; default σ_min/4 = "
+            f"{default_spacing(min_std):g})", CoarseGridWarning, stacklevel=3)
+        return True
+    if min_std is None and span is not None and spacing > span / COARSE_CELLS:
+        warnings.warn(
+            f"{flag} {spacing:g} leaves {span / spacing:.3g} cells across the grid's widest "
+            f"side ({span:.3g}, fewer than {COARSE_CELLS}): the tabulated force is coarse "
+            f"and the samples will be poor (a model's tabulated default: the widest side / 128 = "
+            f"{span / 128:.3g}; docs/learned.md)", CoarseGridWarning, stacklevel=3)
+        return True
+    return False
+
+
+def _gaussian_box_mass(means, sds, weights, lo, hi) -> float:
+    """The mass of a Gaussian mixture (means (K, d), marginal sds (K, d)) inside the box
+    [lo, hi]: Σ_k w_k Π_i P(lo_i <= x_i <= hi_i) (exact for diagonal covariances)."""
+    from scipy.special import ndtr
+
+    per_axis = ndtr((np.asarray(hi) - means) / sds) - ndtr((np.asarray(lo) - means) / sds)
+    return float(np.sum(np.asarray(weights) * np.prod(per_axis, axis=1)))
+
+
+def _outside_box(x, lo, hi) -> float:
+    x = np.asarray(x, float)
+    return float(np.mean(np.any((x < lo) | (x > hi), axis=1)))
+
+
+def check_extent(score, process, lo, hi, target=None, draws: int = 4000) -> dict:
+    """The grid box [lo, hi] must hold the bulk of the data (p(x, t) at the start of the
+    time grid, from `draws` draws of the score model's `sample_marginal` where it has one)
+    and of the replay's start (the stationary law N(0, v I), exactly): below EXTENT_REFUSE
+    of either an `ActivegenError` (a grid away from the data replays as NaN), below
+    EXTENT_WARN a `CoarseGridWarning` (outside the grid the force is extrapolated
+    linearly). Returns {"data": fraction inside or None, "start": fraction inside}."""
+    import warnings
+
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    sd = math.sqrt(process.stationary_variance)
+    inside = {"start": _gaussian_box_mass(np.zeros((1, len(lo))), np.full((1, len(lo)), sd),
+                                          [1.0], lo, hi), "data": None}
+    if target is not None and hasattr(target, "covs"):  # a mixture: its exact marginals
+        sds = np.sqrt(np.diagonal(np.asarray(target.covs, float), axis1=1, axis2=2))
+        inside["data"] = _gaussian_box_mass(np.asarray(target.means, float), sds,
+                                            np.asarray(target.weights, float), lo, hi)
+    elif hasattr(score, "sample_marginal"):
+        t = max(float(getattr(score, "config", {}).get("t_min", 0.0)), 1e-6)
+        x = score.sample_marginal(jax.random.key(20240), draws, t)
+        inside["data"] = 1.0 - _outside_box(x, lo, hi)
+    low = {k: v for k, v in inside.items() if v is not None and v < EXTENT_WARN}
+    if not low:
+        return inside
+    box = " × ".join(f"[{a:g}, {b:g}]" for a, b in zip(lo, hi))
+    what = " and ".join(
+        f"{v:.1%} of the " + ("data (p(x, t) near t = 0)" if k == "data" else
+                               f"start (the stationary law N(0, {sd ** 2:.3g} I))")
+        for k, v in low.items())
+    if target is not None:
+        dlo, dhi = default_extent(process, target)
+        hint = ("; the default extent " + " × ".join(f"[{a:.3g}, {b:.3g}]" for a, b in
+                                                      zip(dlo, dhi))
+                + " holds the target's 4σ box and 5 sd of the start")
+    else:
+        hint = f"; cover at least ±{5 * sd:.3g} (5 sd of the start) and the data"
+    msg = f"the grid's extent {box} holds only {what}"
+    if min(low.values()) < EXTENT_REFUSE:
+        raise ActivegenError(
+            f"{msg}: a protocol's grid must hold the bulk of the data and of the start (at "
+            f"least {EXTENT_REFUSE:.0%}, {EXTENT_WARN:.0%} without a warning; away from them "
+            f"the extrapolated force gives NaN or wrong samples){hint}")
+    warnings.warn(f"{msg} (< {EXTENT_WARN:.0%}): outside the grid the force is extrapolated "
+                  f"linearly and the samples may be poor{hint}", CoarseGridWarning,
+                  stacklevel=3)
+    return inside
+
+
 def spatial_grid(lo, hi, spacing: float):
     """(lo', spacing (d,), shape): a regular grid of the given spacing covering [lo, hi]
     (lo' = lo rounded down to a multiple of the spacing)."""
@@ -277,19 +382,28 @@ def export_protocol(
         lo, hi = (np.broadcast_to(np.asarray(a, float), (score.dim,)) for a in extent)
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(hi > lo)):
             raise ActivegenError(f"the extent must have finite lo < hi, got {lo} .. {hi}")
+        check_extent(score, process, lo, hi, target)
     min_std = getattr(target, "min_std", getattr(model, "min_std", None))
     if spacing is None:
         spacing = default_spacing(min_std)
+    else:
+        warn_coarse_spacing(check_positive("spacing", spacing), min_std,
+                            float(np.max(np.asarray(hi) - np.asarray(lo))))
     lo, step, shape = spatial_grid(lo, hi, spacing)
+    if time_points < 2:
+        raise ActivegenError(f"time_points must be >= 2, got {time_points}")
+    # the table's size before anything is allocated (a time grid of 1e9 points is 8 GB)
+    per_time = int(np.prod(shape)) * (len(shape) + 2)  # V, F, ‖∇F₀‖ at each point
+    entries = time_points * per_time
+    if entries > MAX_TABLE_ENTRIES:
+        raise ActivegenError(
+            f"the table would hold {entries:.2e} numbers ({time_points} times × "
+            f"{'×'.join(map(str, shape))} points × {len(shape) + 2}; > {MAX_TABLE_ENTRIES:.0e}, "
+            f"{entries * 4 / 1e9:.1f} GB in float32): use a larger --spacing or fewer "
+            f"--time-points (at most {max(2, MAX_TABLE_ENTRIES // per_time)} on this grid)")
     if t0 is None:
         t0 = time_scale(process, min_std)
     times = time_grid(t_final, time_points, t0)
-    entries = time_points * int(np.prod(shape)) * (len(shape) + 1)
-    if entries > 100_000_000:
-        raise ActivegenError(
-            f"the table would hold {entries:.2e} numbers (> 1e8, {entries * 4 / 1e9:.1f} GB); "
-            "use a larger --spacing or fewer --time-points"
-        )
     dtype = dtype or jnp.result_type(float)
     force, potential = spec.force.force, spec.force.potential
     axes = [lo[i] + step[i] * np.arange(n) for i, n in enumerate(shape)]

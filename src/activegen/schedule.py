@@ -44,7 +44,13 @@ import numpy as np
 
 from ._linalg import dot0
 from .energetics import Energetics
-from .errors import ActivegenError, check_finite, check_nonnegative, check_positive
+from .errors import (
+    ActivegenError,
+    check_finite,
+    check_nonnegative,
+    check_positive,
+    forward_hint,
+)
 from .forces import fox_form, jacobian_norm
 from .processes import ActiveOU
 from .samplers import Method, Plan, StepGrid, Stepper, batched, register_method, sample
@@ -310,7 +316,9 @@ class ScheduledActiveOU:
 
         (x, eta), _ = jax.lax.scan(step, (x0, eta0),
                                    (jax.random.split(kscan, n_steps), decay, sd))
-        return check_finite("forward simulation", x), eta
+        if not np.all(np.isfinite(np.asarray(x))):
+            check_finite("forward simulation", x, forward_hint(x0, self.beta, h))
+        return x, eta
 
 
 # -- the scheduled sampler (method `fox-schedule`) --------------------------------------

@@ -55,8 +55,9 @@ class GaussianMixture:
             raise ActivegenError("weights must be a non-empty list of numbers")
         if not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ActivegenError("weights must be finite and >= 0")
-        if w.sum() <= 0:
+        if w.max() <= 0:
             raise ActivegenError("weights must have a positive sum (cannot normalise)")
+        w = w / w.max()  # in [0, 1] first: [1e308, 1e308] sums to inf, not 2e308
         k = w.size
         if mu.ndim != 2 or mu.shape[0] != k or mu.shape[1] == 0:
             raise ActivegenError(

@@ -36,6 +36,14 @@ def run_thermodynamics(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1000, se
     from .likelihood import entropy_rate_bound, log_likelihood
     from .plots import plot_thermodynamics
 
+    from .errors import check_count
+    from .experiments import check_values
+    from .samplers import get_method
+
+    taus = check_values("taus", taus)  # before any work
+    n = check_count("n", n)
+    for m in methods:
+        get_method(m)  # an unknown name is refused with the list
     echo = echo or (lambda *a: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -248,13 +248,76 @@ def register_force(name: str, force, potential, *, summary: str = "", aliases=()
     force(process, t, x, derivs) -> F and potential(process, t, x, derivs) -> V with
     F = −∇_x V, both on ensembles stored particles last (x (d, N), `scores.ScoreDerivs`
     with trailing particle axes; see `forces.force_naive` for the pattern). first_order:
-    the run warns when τ‖∇F_0‖ exceeds the validity threshold."""
+    the run warns when τ‖∇F_0‖ exceeds the validity threshold.
+
+    The output shapes are checked at registration (`jax.eval_shape` on small ensembles in
+    d = 1 and 2: refused where both fail) and whenever the force is traced (F must have the shape of x, V that of x
+    without its vector axis): a wrong shape, or a scalar that would be broadcast, is one
+    `ActivegenError` naming the expected shape."""
     if not (callable(force) and callable(potential)):
         raise ActivegenError("register_force needs callables force(process, t, x, derivs) "
                              "and potential(process, t, x, derivs)")
-    return register_method(force_method(name, Force(force, potential), summary=summary,
+    checked = Force(_shape_checked(force, name, "force"),
+                    _shape_checked(potential, name, "potential"))
+    check_force_shapes(checked, name)
+    return register_method(force_method(name, checked, summary=summary,
                                         aliases=aliases, first_order=first_order),
                            replace=replace)
+
+
+def _shape_checked(fn, name: str, what: str):
+    """fn(process, t, x, derivs) that checks, each time it is traced, that its output has
+    the expected shape (force: that of x, (d, N) or (d,) for one point; potential: (N,) or
+    ()) and turns an error raised inside it into one `ActivegenError`."""
+    import functools
+
+    def wrapped(p, t, x, dv):
+        shape = tuple(jnp.shape(x))
+        try:
+            out = fn(p, t, x, dv)
+        except ActivegenError:
+            raise
+        except Exception as exc:  # a raw JAX/NumPy error from the user's function
+            raise ActivegenError(
+                f"register_force {name!r}: {what}(process, t, x, derivs) failed on x of shape "
+                f"{shape}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from exc
+        want = shape if what == "force" else shape[1:]
+        got = tuple(jnp.shape(out))
+        if got != want:
+            axes = ("(d, N)" if len(shape) == 2 else "(d,)") if what == "force" else (
+                "(N,)" if len(shape) == 2 else "() (a scalar)")
+            raise ActivegenError(
+                f"register_force {name!r}: {what}(process, t, x, derivs) must return "
+                f"{'F' if what == 'force' else 'V'} of shape {axes} = {want} for x of shape "
+                f"{shape} (vector axis first, particles last), got shape {got}")
+        return out
+
+    return functools.wraps(fn)(wrapped)
+
+
+def check_force_shapes(force: Force, name: str, n: int = 5) -> None:
+    """Trace force and potential (`jax.eval_shape`, no computation) on ensembles x (d, n)
+    with d = 1 and 2 and matching batched `ScoreDerivs`: refused (the d = 2 error) when it
+    fails in both, by a wrong output shape or an error; a force written for one dimension
+    only may fail in the other, and is checked again whenever it is traced (at first use)."""
+    from ..processes import ActiveOU
+    from ..scores import ScoreDerivs
+
+    proc = ActiveOU(1.0, 0.0, 1.0, 0.1)
+    f32 = jnp.float32
+    errors = []
+    for d in (2, 1):
+        sds = jax.ShapeDtypeStruct
+        x = sds((d, n), f32)
+        dv = ScoreDerivs(sds((n,), f32), sds((d, n), f32), sds((d, d, n), f32), sds((d, n), f32))
+        try:
+            for fn in (force.force, force.potential):
+                jax.eval_shape(lambda t, x, dv, fn=fn: fn(proc, t, x, dv), sds((), f32), x, dv)
+        except ActivegenError as exc:
+            errors.append(exc)
+    if len(errors) == 2:
+        raise errors[0]
 
 
 def field_method() -> Method:

@@ -38,6 +38,7 @@ from .schemes import ENERGETICS_SCHEME, default_scheme
 from .validity import (
     CoarseStepWarning,
     diffusion_step_limit,
+    nonfinite_hint,
     trap_step_limit,
     warn_coarse_step,
     warn_euler_bias,
@@ -168,8 +169,39 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
                                  stacklevel=4)
     x = np.asarray(jax.block_until_ready(x))
     info["wall_s"] = time.perf_counter() - t0
-    check_finite(f"sampler '{desc or spec.name}'", x)
+    if not np.all(np.isfinite(x)):
+        check_finite(f"sampler '{desc or spec.name}'", x, _nonfinite_hint(spec, plan, req, info))
     return Sampled(x, traj, times, info)
+
+
+def _nonfinite_hint(spec: Method, plan: Plan, req: Request, info: dict) -> str:
+    """`validity.nonfinite_hint` for a run that produced non-finite samples."""
+    proc = plan.process or req.process
+    grid = plan.grid if plan.solve is None else None
+    steps = None if grid is None else (grid.h if grid.uniform else grid.steps)
+    return nonfinite_hint(steps=steps, tau_steps=plan.tau_steps, beta=proc.beta,
+                          diffusivity=getattr(proc, "diffusivity", None),
+                          min_std=getattr(req.target, "min_std", None),
+                          first_order=spec.first_order,
+                          tau_grad_force=info.get("tau_grad_force"),
+                          learned=hasattr(req.target, "standardizer"))
+
+
+def check_target_range(target, dtype) -> None:
+    """Refuse, before the run, a Gaussian-mixture target whose squared scale (|mean| + sd)²
+    exceeds the dtype's range: its covariances and the score's squares overflow there."""
+    means, covs = getattr(target, "means", None), getattr(target, "covs", None)
+    if means is None or covs is None:
+        return
+    sd = np.sqrt(np.max(np.abs(np.diagonal(np.asarray(covs, float), axis1=-2, axis2=-1))))
+    scale = float(np.max(np.abs(np.asarray(means, float)))) + float(sd)
+    top = float(jnp.finfo(dtype).max)
+    if scale > math.sqrt(top):
+        raise ActivegenError(
+            f"the target's scale (|mean| + sd up to {scale:.3g}) is beyond "
+            f"{jnp.dtype(dtype).name}'s range once squared (~{top:.2g}: |x| <= "
+            f"{math.sqrt(top):.2g}): rescale the target"
+            + (", or compute in float64 (--x64)" if jnp.dtype(dtype).itemsize < 8 else ""))
 
 
 def _check_t_min(t_min, t_final: float, energetics: bool) -> float:
@@ -222,6 +254,7 @@ def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
             f"(methods with energetics: {', '.join(method_names(where=has_energetics))})"
         )
     t_min = _check_t_min(t_min, t_final, energetics)
+    check_target_range(target, dtype or jnp.result_type(float))
     req = Request(target, score, process, n, t_final, dt, dtype or jnp.result_type(float),
                   driver, bool(driver_correction), opts, closed_form, bool(energetics), spec,
                   t_min)
@@ -316,16 +349,20 @@ def sample(
                    chunk_size=chunk_size, block_size=block_size, options=opts, t_min=t_min)
         return sample_on_cluster(client, sample, job, spec, plan, req, progress=progress,
                                  warn=warn, task_blocks=task_blocks, retries=retries,
-                                 shards=shards)
+                                 shards=shards, seed=seed)
     res = execute(spec, plan, req, key, save_every=save_every, progress=progress,
                   chunk_size=chunk_size, warn=warn, desc=None, d=target.dim, blocks=rng)
     if req.t_min > 0:
         from .endgame import tweedie_denoise
 
         x, jump = tweedie_denoise(req.score, process, req.t_min, res.samples, req.dtype)
-        check_finite(f"the denoising step of '{spec.name}'", x)
+        check_finite(f"the denoising step of '{spec.name}'", x,
+                     f"the score at t_min = {req.t_min:g} is not finite at these samples: "
+                     "use a larger --t-min")
         res.info.update(t_min=req.t_min, denoise_jump=jump)
         res = res._replace(samples=x)
+    if isinstance(method, str) and method != spec.name:  # an alias: refined is fox-sc
+        res.info["method_requested"] = method  # (plot samples titles the run with it)
     return res
 
 

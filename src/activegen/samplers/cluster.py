@@ -6,8 +6,11 @@ and builds the plan here (errors and warnings stay on the client), then ships th
 inputs (target, method, process, options: picklable) with each task; a worker rebuilds the
 plan and runs `sample(..., blocks=(j0, j1 − j0))`; the client gathers the parts in block
 order, which are the samples of the one-process run. With `shards` the workers write one
-samples file per task (written atomically, named by its block range: a task rerun after a
-fault rewrites the same file) and the client writes the index last.
+samples file per task (written atomically, named by the run's token and its block range: a
+task rerun after a fault rewrites the same file) and the client writes the index last, which
+switches the directory to the new run; only then are the shards of an earlier run removed,
+so a failed or interrupted run leaves the earlier one readable (`files.read_shard_index`
+validates an index on reading).
 
 Workers: `WorkerSetup` (a Dask worker plugin, registered by `setup_client`) gives each
 worker process the client's JAX settings (x64, the persistent compilation cache) and, on a
@@ -33,7 +36,7 @@ from .validity import warn_coarse_step, warn_first_order
 #: Reruns of a failed task (a lost worker's tasks are rescheduled by Dask in any case).
 RETRIES = 3
 #: The shard directory's index (written last: a directory without it holds no finished run).
-INDEX = "index.json"
+INDEX = "index.json"  # = files.INDEX
 #: Environment variable of a local cluster's workers: how many share this machine's cores.
 SHARE_ENV = "ACTIVEGEN_WORKER_SHARE"
 
@@ -138,8 +141,10 @@ def task_ranges(nb: int, per_task: int) -> list[tuple[int, int]]:
     return [(j0, min(per_task, nb - j0)) for j0 in range(0, nb, per_task)]
 
 
-def shard_name(first: int, count: int) -> str:
-    return f"shard-{first:06d}-{first + count:06d}.npz"
+def shard_name(first: int, count: int, token: str | None = None) -> str:
+    """The shard file of blocks [first, first + count) of the run `token`."""
+    run = f"{token}-" if token else ""
+    return f"shard-{run}{first:06d}-{first + count:06d}.npz"
 
 
 def run_task(sample_fn, job: dict, first: int, count: int, settings: dict, shard=None):
@@ -150,13 +155,14 @@ def run_task(sample_fn, job: dict, first: int, count: int, settings: dict, shard
     key = unpack_key(job.pop("key"))
     options = job.pop("options")
     meta = job.pop("meta", {})
+    seed = job.pop("seed", None)
     res = sample_fn(**job, key=key, blocks=(first, count), progress=False, warn=False,
                     **options)
     if shard is None:
         return res
     from ..files import save_samples
 
-    save_samples(shard, res, **meta)
+    save_samples(shard, res, seed=seed, **meta)
     return res._replace(samples=None, trajectory=None,
                         info={**res.info, "shard_n": int(res.samples.shape[0])})
 
@@ -169,12 +175,71 @@ def _method_ref(spec):
 
 
 def _prepare_shards(path) -> Path:
-    out = Path(path)
+    """The shard directory, absolute (workers resolve a relative path in their own working
+    directory), created and writable; an earlier run there is left as it is until the new
+    index replaces it (`_commit_shards`)."""
+    out = Path(path).absolute()
     if out.exists() and not out.is_dir():
         raise ActivegenError(f"shards must be a directory, got the file {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / INDEX).unlink(missing_ok=True)  # a rerun replaces the run that was there
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ActivegenError(f"cannot create the shard directory {out}: "
+                             f"{exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ActivegenError(f"the shard directory {out} is not writable")
     return out
+
+
+def _drop(paths) -> None:
+    for f in paths:
+        try:
+            Path(f).unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _commit_shards(out: Path, index: dict, mine: list[str]) -> None:
+    """Write the index atomically (the switch to the new run), then remove what the
+    directory holds besides it and the new shards: an earlier run's shards and the
+    leftovers of interrupted runs (shards and temporary files)."""
+    from .. import files
+
+    try:
+        with files.atomic_path(out / INDEX) as tmp:
+            tmp.write_text(json.dumps(index, indent=2))
+            files._PENDING.difference_update(mine)  # from here a Ctrl-C keeps the new shards
+    except BaseException:  # not switched (os.replace is the last step): the earlier run stays
+        files._PENDING.difference_update(mine)
+        _drop(mine)
+        raise
+    keep = {s["file"] for s in index["shards"]}
+    _drop(f for pat in ("shard-*.npz", ".shard-*.npz") for f in out.glob(pat)
+          if f.name not in keep)
+
+
+def _cluster_failure(exc, out=None, any_oserror: bool = True) -> ActivegenError | None:
+    """One line for a cluster that failed under the run (the scheduler gone, a worker
+    lost for good, a connection closed), or None for another exception. any_oserror:
+    count every OSError as the cluster's (where only the cluster is being talked to), not
+    only distributed's CommClosedError."""
+    from concurrent.futures import CancelledError
+
+    try:
+        from distributed.comm.core import CommClosedError
+        from distributed.scheduler import KilledWorker
+    except ImportError:  # pragma: no cover - a dependency
+        CommClosedError = KilledWorker = CancelledError
+    if not isinstance(exc, (OSError if any_oserror else CommClosedError, CancelledError,
+                            KilledWorker)):
+        return None
+    try:
+        text = (str(exc).strip().splitlines() or [""])[0][:200]
+    except Exception:  # noqa: BLE001 - an exception whose text cannot be made
+        text = ""
+    kept = (f"; {out} keeps what it held before" if out is not None else "")
+    return ActivegenError(f"the Dask cluster failed during the run ({type(exc).__name__}"
+                          + (f": {text}" if text else "") + f"); nothing written{kept}")
 
 
 def _merge_info(parts, counts, n: int, wall_s: float, n_tasks: int, n_workers: int) -> dict:
@@ -193,7 +258,8 @@ def _merge_info(parts, counts, n: int, wall_s: float, n_tasks: int, n_workers: i
 
 
 def sample_on_cluster(client, sample_fn, job: dict, spec, plan, req, *, progress: bool,
-                      warn: bool, task_blocks=None, retries: int = RETRIES, shards=None):
+                      warn: bool, task_blocks=None, retries: int = RETRIES, shards=None,
+                      seed=None):
     """`sample(..., client=...)` (module doc): job holds `sample`'s arguments, spec, plan
     and req the client's validated request and built plan."""
     if client is None:
@@ -214,47 +280,63 @@ def sample_on_cluster(client, sample_fn, job: dict, spec, plan, req, *, progress
     meta = {}
     if hasattr(req.target, "to_dict"):
         meta["target"] = json.dumps(req.target.to_dict())
-    packed = {**job, "method": _method_ref(spec), "key": pack_key(job["key"]), "meta": meta}
+    from ..files import _PENDING, _seed_entry
+
+    packed = {**job, "method": _method_ref(spec), "key": pack_key(job["key"]), "meta": meta,
+              "seed": _seed_entry(seed)}
     setup_client(client)
     settings = jax_settings()
     out = None if shards is None else _prepare_shards(shards)
     token = uuid.uuid4().hex[:8]
-    futures = [
-        client.submit(run_task, sample_fn, packed, j0, c, settings,
-                      None if out is None else str(out / shard_name(j0, c)),
-                      key=f"activegen-{spec.name}-{token}-{j0}", retries=retries)
-        for j0, c in ranges
-    ]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    names = [shard_name(j0, c, token) for j0, c in ranges]
+    mine = [] if out is None else [str(out / f) for f in names]
+    _PENDING.update(mine)  # removed on Ctrl-C (`files.discard_pending`) until committed
+    futures = []
+    try:
+        futures = [
+            client.submit(run_task, sample_fn, packed, j0, c, settings,
+                          None if out is None else str(out / f),
+                          key=f"activegen-{spec.name}-{token}-{j0}", retries=retries)
+            for (j0, c), f in zip(ranges, names)
+        ]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        steps = plan.grid.n_steps if plan.grid is not None else 1
-        bar = tqdm(total=steps * nb, desc=spec.name, leave=False,
-                   unit="block-step" if plan.grid is not None else "block")
-        size = {f.key: c * steps for f, (_, c) in zip(futures, ranges)}
-        for f in as_completed(futures):
-            bar.update(size[f.key])
-        bar.close()
-    parts = client.gather(futures)
-    info = _merge_info(parts, counts, req.n, time.perf_counter() - t0, len(ranges), n_workers)
-    tjf = info.get("tau_grad_force")
-    if warn and spec.first_order and tjf is not None:
-        warn_first_order(tjf, diagnostic=plan.diagnostic, remedy=plan.remedy, stacklevel=4)
+            steps = plan.grid.n_steps if plan.grid is not None else 1
+            bar = tqdm(total=steps * nb, desc=spec.name, leave=False,
+                       unit="block-step" if plan.grid is not None else "block")
+            size = {f.key: c * steps for f, (_, c) in zip(futures, ranges)}
+            for f in as_completed(futures):
+                bar.update(size[f.key])
+            bar.close()
+        parts = client.gather(futures)
+        info = _merge_info(parts, counts, req.n, time.perf_counter() - t0, len(ranges),
+                           n_workers)
+        tjf = info.get("tau_grad_force")
+        if warn and spec.first_order and tjf is not None:
+            warn_first_order(tjf, diagnostic=plan.diagnostic, remedy=plan.remedy,
+                             stacklevel=4)
+    except BaseException as exc:  # a failed or interrupted run: drop its shards
+        if futures:
+            try:
+                client.cancel(futures)
+            except Exception:  # noqa: BLE001 - the cluster may be gone
+                pass
+        _PENDING.difference_update(mine)
+        _drop(mine)
+        lost = _cluster_failure(exc, out)
+        if lost is not None:
+            raise lost from exc
+        raise
     sampled = type(parts[0])
     if out is not None:
         index = {"format": "activegen-shards/1", "n": req.n, "d": req.dim, "block_size": b,
-                 "shards": [{"file": shard_name(j0, c), "first_block": j0, "n_blocks": c,
-                             "n": k} for (j0, c), k in zip(ranges, counts)],
+                 "seed": _seed_entry(seed),
+                 "shards": [{"file": f, "first_block": j0, "n_blocks": c, "n": k}
+                            for (j0, c), k, f in zip(ranges, counts, names)],
                  "info": info, **meta}
-        from ..files import atomic_path
-
-        with atomic_path(out / INDEX) as tmp:
-            tmp.write_text(json.dumps(index, indent=2))
-        keep = {s["file"] for s in index["shards"]}
-        for old in out.glob("shard-*.npz"):  # shards of an earlier, differently cut run
-            if old.name not in keep:
-                old.unlink(missing_ok=True)
+        _commit_shards(out, index, mine)
         info = {**info, "shards": str(out / INDEX)}
         return sampled(None, None, None, info)
     x = np.concatenate([p.samples for p in parts])

@@ -8,16 +8,21 @@ A method is a *stepper*, a pair of pure functions (as an optax transformation is
                                    the run returns beside x (e.g. energetics accumulators)
     step(carry, i, s, h, key) -> carry    step i from reverse time s to s + h
 
-The engine knows nothing of physics. It stacks the ensemble in blocks of ≤ BLOCK particles
-(init and step vmapped over blocks; block j at step i draws from fold_in(fold_in(k_run, i),
-j), so a run cut into chunks of whole blocks gives the same samples), runs a chunk of blocks
-at a time (memory O(chunk)), and within a chunk jit-compiled runs of save_every·m steps
-(a lax.scan over frames of a lax.scan over steps; steps past the end are masked), which
-give the strided trajectory and the progress bar (it counts time steps of the whole
-ensemble, n_steps in all, and says "compiling" until the program is built). The runs are
-short in wall time (at least SEGMENTS of them, and at most SEGMENT_WORK particle-steps each
-unless one frame is longer), and the engine waits for each before starting the next:
-Ctrl-C (KeyboardInterrupt) takes effect between two runs, within about a second
+The engine knows nothing of physics. It cuts the ensemble into blocks of ≤ BLOCK particles
+(block j at step i draws from fold_in(fold_in(k_run, i), j)) and advances them in groups of
+LANES blocks, init and step vmapped over a group's lanes, with jit-compiled runs of
+save_every·m steps (a lax.scan over frames of a lax.scan over steps; steps past the end are
+masked), which give the strided trajectory and the progress bar (it counts time steps of the
+whole ensemble, n_steps in all, and says "compiling" until the program is built). A chunk of
+groups is held at a time (memory O(chunk)). The compiled programs (lanes, segment lengths)
+are set by n, the block size, the grid and save_every alone (`lane_chunks`,
+`segment_layout`), never by the chunks or the block range being run: XLA compiles a program
+vmapped over a different number of blocks differently (its rounding differs in the last
+bits), so this is what makes a block's particles the same bits in any chunk, block range or
+cluster task (docs/distributed.md). The runs are short in wall time (at least
+SEGMENTS of them over the run, and at most SEGMENT_WORK particle-steps each unless one
+frame is longer), and the engine waits for each before starting the next: Ctrl-C
+(KeyboardInterrupt) takes effect between two runs, within about a second
 (docs/robustness.md). `check_size` refuses, before any work, a run whose steps or memory
 exceed the limits.
 """
@@ -42,6 +47,10 @@ SEGMENTS = 50
 #: … of at most this many particle-steps each (~ a second or less), unless a saved frame
 #: spans more: Ctrl-C is honoured between segments.
 SEGMENT_WORK = 2**26
+#: Blocks advanced side by side by one compiled program (vmapped lanes; `lane_chunks`).
+#: One lane alone ran 2–3× slower than a vmapped chunk on two cores (XLA splits each
+#: small fused loop over its threads), two lanes as fast.
+LANES = 2
 #: Bytes of working state per particle coordinate and carried array, a generous estimate
 #: (x, η, the pre-drawn noise, the score's intermediates) used by `check_size`.
 STATE_FACTOR = 16
@@ -200,6 +209,40 @@ def block_range(n: int, chunk_size, block, first_block: int, n_blocks):
     return b, min(per_chunk, j1 - first_block), first_block, j1, min(n, b * j1) - b * first_block
 
 
+def lane_chunks(n: int, block, per_chunk: int, j_first: int, j_end: int):
+    """(lanes L, the whole run's number of groups, chunks) for blocks [j_first, j_end) of
+    the n-particle run: L = min(LANES, the run's number of blocks), set by n and the block
+    size alone; a chunk is per_chunk blocks rounded down to whole groups of L (at least
+    one), a list of (the group's L block ids, how many of them are real): a group short of
+    L blocks (at the end of a range or chunk) repeats its last block in its other lanes
+    (computed, dropped)."""
+    _, nb, _ = blocks(n, None, block)
+    lanes = min(LANES, nb)
+    size = max(1, per_chunk // lanes) * lanes
+    chunks = []
+    for c0 in range(j_first, j_end, size):
+        groups = []
+        for a in range(c0, min(c0 + size, j_end), lanes):
+            ids = list(range(a, min(a + lanes, c0 + size, j_end)))
+            groups.append((ids + ids[-1:] * (lanes - len(ids)), len(ids)))
+        chunks.append(groups)
+    return lanes, -(-nb // lanes), chunks
+
+
+def segment_layout(n_steps: int, work: int, n_groups: int,
+                   save_every=None) -> tuple[int, int]:
+    """(steps per frame, frames per segment) of the compiled segment that advances one
+    group of lanes (work: its particles): at least SEGMENTS segments over the n_groups
+    groups of the whole run (fewer only with fewer steps), each of at most SEGMENT_WORK
+    particle-steps unless one frame (save_every steps) is longer. Set by the run (n, block
+    size, grid, save_every) alone, never by how it is cut into chunks or block ranges."""
+    n_runs = max(-(-min(SEGMENTS, n_steps) // n_groups),
+                 math.ceil(n_steps * work / SEGMENT_WORK))
+    # without a trajectory a "frame" is one segment (its x is not kept)
+    save_every = save_every or math.ceil(n_steps / n_runs)
+    return save_every, max(1, math.ceil(n_steps / (save_every * n_runs)))
+
+
 def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None,
         progress: bool = False, desc: str = "", chunk_size: int | None = None,
         block: int | None = None, first_block: int = 0, n_blocks: int | None = None) -> Run:
@@ -211,12 +254,9 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
     b, per_chunk, j_first, j_end, n_here = block_range(n, chunk_size, block, first_block,
                                                        n_blocks)
     nb = j_end - j_first
+    lanes, n_groups, chunks = lane_chunks(n, block, per_chunk, j_first, j_end)
     k_init, k_run = jax.random.split(key)
-    work = n_steps * b * per_chunk
-    n_runs = max(min(SEGMENTS, n_steps), math.ceil(work / SEGMENT_WORK))
-    # without a trajectory a "frame" is one segment (its x is not kept)
-    save_every = save_every or math.ceil(n_steps / n_runs)
-    frames_per_run = max(1, math.ceil(n_steps / (save_every * n_runs)))
+    save_every, frames_per_run = segment_layout(n_steps, lanes * b, n_groups, save_every)
     run_len = frames_per_run * save_every
     masked = n_steps % run_len != 0
     v_init = jax.vmap(lambda k: stepper.init(k, b))
@@ -257,35 +297,40 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
     xs, all_frames, tjf, extras = [], [], [], []
     t0 = time.perf_counter()
     with unrolled_threefry():
-        init_c = init.lower(jnp.arange(per_chunk)).compile()
-        compiled = run_frames.lower(init_c(jnp.arange(per_chunk)), jnp.int32(0)).compile()
+        lowered = init.lower(jnp.zeros(lanes, jnp.int32))
+        init_c = lowered.compile()
+        compiled = run_frames.lower(lowered.out_info, jnp.int32(0)).compile()
     compile_s = time.perf_counter() - t0
     if bar is not None:
         bar.set_description(desc + (f" ({n_here} particles)" if desc else f"{n_here} particles"))
     block_steps = 0  # steps done × blocks that did them
-    for j0 in range(j_first, j_end, per_chunk):
-        ids = jnp.arange(j0, j0 + per_chunk)  # the last chunk may run past j_end: dropped
-        carry = init_c(ids)
-        frames = [carry["x"][None]]
+    for groups in chunks:
+        # a chunk: its groups' carries held together, advanced segment by segment
+        carries = [init_c(jnp.asarray(ids, jnp.int32)) for ids, _ in groups]
+        frames = [[c["x"][None]] for c in carries]
         for start in range(0, n_steps, run_len):
-            carry, fx = compiled(carry, jnp.int32(start))
+            for k, (_, r) in enumerate(groups):
+                carries[k], fx = compiled(carries[k], jnp.int32(start))
+                if keep:
+                    frames[k].append(fx)
+                jax.block_until_ready(carries[k]["x"])  # one at a time: Ctrl-C between them
+                if bar is not None:
+                    block_steps += min(run_len, n_steps - start) * r
+                    bar.update(block_steps // nb - bar.n)
+        # the real lanes, in block order: x (r, d, B), frames (F, r, d, B), tjf (r,),
+        # extras (r, B)
+        for (_, r), c, f in zip(groups, carries, frames):
+            xs.append(c["x"][:r])
             if keep:
-                frames.append(fx)
-            jax.block_until_ready(carry["x"])  # one segment at a time: Ctrl-C between them
-            if bar is not None:
-                block_steps += min(run_len, n_steps - start) * min(per_chunk, j_end - j0)
-                bar.update(block_steps // nb - bar.n)
-        xs.append(carry["x"])
-        if keep:
-            all_frames.append(jnp.concatenate(frames, 0))
-        if "tjf" in carry:
-            tjf.append(carry["tjf"])
-        if "extras" in carry:
-            extras.append(carry["extras"])
+                all_frames.append(jnp.concatenate(f, 0)[:, :r])
+            if "tjf" in c:
+                tjf.append(c["tjf"][:r])
+            if "extras" in c:
+                extras.append({k: v[:r] for k, v in c["extras"].items()})
     if bar is not None:
         bar.close()
     d = xs[0].shape[-2]
-    # carries are particles last, (blocks, d, B): back to (particles, d)
+    # carries are particles last, (lanes, d, B): back to (particles, d)
     x = jnp.concatenate([jnp.swapaxes(a, -1, -2).reshape(-1, d) for a in xs])[:n_here]
     x = jax.block_until_ready(x)
     frames = times = None
@@ -299,9 +344,8 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
     tjf_mean = None
     if tjf:
         w = np.clip(n - b * np.arange(j_first, j_end), 0, b)
-        tjf_mean = float(np.sum(np.concatenate([np.asarray(t) for t in tjf])[:nb] * w)
-                         / n_here)
-    # extras are (blocks, B) per chunk: flattened in particle order like x
+        tjf_mean = float(np.sum(np.concatenate([np.asarray(t) for t in tjf]) * w) / n_here)
+    # extras are (blocks, B) per group: flattened in particle order like x
     ex = {k: np.concatenate([np.asarray(e[k]).reshape(-1) for e in extras])[:n_here]
           for k in (extras[0] if extras else {})}
     return Run(x, frames, times, tjf_mean, compile_s, time.perf_counter() - t0 - compile_s,

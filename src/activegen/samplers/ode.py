@@ -1,8 +1,9 @@
 """`ode`: the probability-flow ODE dx/ds = βx + D_eff(T−s) S(x, T−s), exact for any τ,
-adaptive Tsit5 (diffrax), one solve per block of particles (vmapped; block j starts from
-fold_in(key, j)), so chunked runs give the same samples. The samples are the solution at
-s = T always (saved apart from the trajectory's frames: a save spacing above T keeps the
-start as the only frame, never as the samples)."""
+adaptive Tsit5 (diffrax), one solve per block of particles (block j starts from
+fold_in(key, j); vmapped over the engine's groups of lanes, `engine.lane_chunks`), so
+chunked runs and block ranges give the same samples, bit for bit. The samples are the
+solution at s = T always (saved apart from the trajectory's frames: a save spacing above T
+keeps the start as the only frame, never as the samples)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .engine import batched, block_range
+from .engine import batched, block_range, lane_chunks
 from .registry import Method, Plan, register_method
 from .validity import ODE_RTOL_MAX
 
@@ -29,7 +30,6 @@ def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_si
 
     b, per_chunk, j_first, j_end, n_here = block_range(n, chunk_size, block, first_block,
                                                        n_blocks)
-    nb = j_end - j_first
 
     def field(s, x, args):
         t = t_final - s
@@ -58,18 +58,27 @@ def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_si
         )
         return sol.ys, sol.stats["num_steps"]
 
+    # one compiled solve of a group of lanes (`engine.lane_chunks`: their number is set by n
+    # and the block size alone), so a block's solution is the same bits in any chunk or
+    # block range (a solve vmapped over a whole chunk is a program that depends on the
+    # chunk's size, and XLA rounds it differently)
+    _, _, chunks = lane_chunks(n, block, per_chunk, j_first, j_end)
     run = jax.jit(jax.vmap(solve))
     ys, steps = [], []
-    for j0 in range(j_first, j_end, per_chunk):
-        y, st = run(jnp.arange(j0, j0 + per_chunk))
-        # (blocks, frames, d, b) -> (frames, particles, d)
-        ys.append(jnp.moveaxis(y, 0, 1).swapaxes(-1, -2).reshape(y.shape[1], -1, y.shape[-2]))
-        steps.append(np.asarray(st))
+    for groups in chunks:
+        # a chunk's groups dispatched together, waited for at its end (Ctrl-C between
+        # chunks)
+        out = [run(jnp.asarray(ids, jnp.int32)) for ids, _ in groups]
+        for (y, st), (_, r) in zip(jax.block_until_ready(out), groups):
+            # (lanes, frames, d, b) -> (frames, particles, d) of the real lanes
+            ys.append(jnp.moveaxis(y[:r], 0, 1).swapaxes(-1, -2)
+                      .reshape(y.shape[1], -1, y.shape[-2]))
+            steps.extend(np.asarray(st)[:r].tolist())
     ys = jnp.concatenate(ys, 1)[:, :n_here]
     traj = None if ts is None else np.array(ys[:-1])
     if traj is not None and np.isclose(ts[-1], t_final):
         traj[-1] = np.asarray(ys[-1])  # the frame at T is the samples (not an interpolation)
-    return ys[-1], traj, ts, int(np.max(np.concatenate(steps)[:nb]))
+    return ys[-1], traj, ts, max(steps)
 
 
 def _build(req) -> Plan:

@@ -79,6 +79,18 @@ def warn_coarse_step(steps, tau_steps=None, stacklevel: int = 3, *, beta=None,
                      diffusivity=None, min_std=None) -> bool:
     """Warn when a step exceeds τ/10 (tau_steps: the persistence time, scalar or per step;
     None: no persistent noise), σ_min²/(2D) or 0.1/β (module doc). True if warned."""
+    reasons = coarse_step_reasons(steps, tau_steps, beta=beta, diffusivity=diffusivity,
+                                  min_std=min_std)
+    if not reasons:
+        return False
+    warnings.warn("; ".join(reasons) + " (use a smaller --dt)", CoarseStepWarning,
+                  stacklevel=stacklevel)
+    return True
+
+
+def coarse_step_reasons(steps, tau_steps=None, *, beta=None, diffusivity=None,
+                        min_std=None) -> list[str]:
+    """Why the step is coarse (`warn_coarse_step`'s criteria), one phrase each; [] if not."""
     h = np.asarray(steps, float)
     reasons = []
     if tau_steps is not None:
@@ -98,11 +110,38 @@ def warn_coarse_step(steps, tau_steps=None, stacklevel: int = 3, *, beta=None,
     if hmax > lim * (1 + 1e-9):
             reasons.append(f"dt = {hmax:g} exceeds 0.1/beta = {lim:.3g}: the trap's drift is "
                            "under-resolved")
-    if not reasons:
-        return False
-    warnings.warn("; ".join(reasons) + " (use a smaller --dt)", CoarseStepWarning,
-                  stacklevel=stacklevel)
-    return True
+    return reasons
+
+
+def nonfinite_hint(*, steps=None, tau_steps=None, beta=None, diffusivity=None, min_std=None,
+                   first_order: bool = False, tau_grad_force=None,
+                   learned: bool = False) -> str:
+    """The advice for a run whose samples are not finite, matched to its cause: a coarse
+    step (`coarse_step_reasons`: a smaller --dt), else a first-order force that diverged
+    (τ‖∇F‖ above VALIDITY_THRESHOLD or not finite: stop earlier, a method beyond first
+    order, a smaller τ; a smaller step does not cure it), else a learned score, else the
+    inputs' scale. (A target beyond the dtype's range is refused before the run.)"""
+    if steps is not None:
+        reasons = coarse_step_reasons(steps, tau_steps, beta=beta, diffusivity=diffusivity,
+                                      min_std=min_std)
+        if reasons:
+            return "; ".join(reasons) + ": use a smaller --dt"
+    if first_order and tau_grad_force is not None and not tau_grad_force <= VALIDITY_THRESHOLD:
+        value = float(tau_grad_force)
+        reached = f"reached {value:.3g}" if np.isfinite(value) else "became non-finite"
+        return (f"the first-order force diverged (tau*|grad F| {reached}, > "
+                f"{VALIDITY_THRESHOLD}: the modes are too narrow for this persistence time "
+                "near the end of generation; a smaller --dt does not cure it): stop earlier "
+                "with --t-min, use method 'refined' or 'exact', or a smaller tau")
+    if learned:
+        return ("the learned score is not finite along the run (particles far outside the "
+                "model's training range, or a model that needs more training): check the "
+                "model (train longer, --standardize), stop earlier with --t-min, or try a "
+                "smaller --dt")
+    return (("not a coarse step (dt within tau/10, sigma_min^2/(2D) and 0.1/beta) nor a "
+             "first-order divergence" if steps is not None else "not a first-order divergence")
+            + ": check the inputs' scale (float32 holds |x| up to 3.4e38; --x64 computes in "
+            "float64)")
 
 
 def warn_euler_bias(steps, beta, means, min_std, stacklevel: int = 3) -> bool:
