@@ -85,19 +85,6 @@ def test_missing_file_and_unknown_method_via_subprocess(tmp_path):
     assert not out.exists()
 
 
-def test_demo_writes_figure_and_report(tmp_path, capsys):
-    rc = main(["demo", "--out", str(tmp_path / "d"), "--n", "400", "--no-progress"])
-    assert rc == 0
-    rep = json.loads((tmp_path / "d" / "report.json").read_text())
-    assert set(rep["methods"]) == {"fox", "refined", "exact", "naive"}
-    for r in rep["methods"].values():
-        assert r["metrics"]["w1"] > 0 and r["floor"]["w1"] > 0
-        assert isinstance(r["warnings"], list)
-    assert (tmp_path / "d" / "demo.png").stat().st_size > 10_000
-    out = capsys.readouterr().out
-    assert "report.json" in out and "τ‖∇F‖" in out
-
-
 def test_tau_sweep_writes_table(tmp_path, capsys):
     rc = main(["experiment", "tau-sweep", "--taus", "0.2,0.1", "--methods", "fox,naive",
                "--seeds", "0,1", "--n", "300", "--t-final", "1", "--no-progress",

@@ -181,16 +181,33 @@ def _provide(argv, capsys):
                   "--tau", "0.1", "--n", "256", "--out", src], capsys)
 
 
+_DONE: dict = {}
+
+
 def _run_documented(cmd, tmp_path_factory, monkeypatch, capsys):
+    """Run cmd small in its page's scratch directory. The same command (same small argv)
+    on another page ran already: its output is copied instead (the inputs are made by the
+    same commands, so it would write the same)."""
     _scratch("models", tmp_path_factory)
-    monkeypatch.chdir(_scratch(cmd.page, tmp_path_factory))
+    here = _scratch(cmd.page, tmp_path_factory)
+    monkeypatch.chdir(here)
     argv = dc.scale(cmd.argv)
     argv = [_scheduler() if a == "tcp://HOST:8786" else a for a in argv]
+    target = _opt(argv, "--out")
+    key = tuple(argv)
+    if key in _DONE and target is not None and not Path(target).exists():
+        src = _DONE[key] / target
+        (here / target).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, here / target)
+        for side in (src.with_suffix(".json"),):  # a protocol's sidecar
+            if side != src and side.is_file():
+                shutil.copy2(side, (here / target).with_suffix(".json"))
+        return ""
     _provide(argv, capsys)
     out = _run(argv, capsys)
-    target = _opt(argv, "--out")
     if target is not None:
         assert Path(target).exists(), f"{cmd.id}: wrote no {target}"
+        _DONE[key] = here
     return out
 
 
@@ -222,6 +239,15 @@ def test_documented_output_is_what_the_command_prints(block, tmp_path, monkeypat
         short = want.split("…")[0]
         w, g = dc.numbers(short), dc.numbers(got[0])
         assert g[:len(w)] == w, f"{block.id}: the docs say\n  {want}\nthe command prints\n  {got[0]}"
+    if block.argv == ["demo"]:  # the README: demo.png and report.json in activegen-demo/
+        import json
+
+        rep = json.loads(Path("activegen-demo/report.json").read_text())
+        assert set(rep["methods"]) == {"fox", "refined", "exact", "naive"}
+        for r in rep["methods"].values():
+            assert r["metrics"]["w1"] > 0 and r["floor"]["w1"] > 0
+            assert isinstance(r["warnings"], list)
+        assert Path("activegen-demo/demo.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
@@ -285,4 +311,11 @@ def test_documented_snippet_runs(cmd, tmp_path_factory, monkeypatch):
     if mark and mark[0] == "slow" and not SLOW:
         pytest.skip(f"set ACTIVEGEN_SLOW=1 ({mark[1]})")
     monkeypatch.chdir(_scratch(cmd.page, tmp_path_factory))
-    exec(compile(_small(code), cmd.id, "exec"), {"__name__": "__doc_snippet__"})
+    from activegen.samplers import method_names, unregister_method
+
+    before = set(method_names())
+    try:
+        exec(compile(_small(code), cmd.id, "exec"), {"__name__": "__doc_snippet__"})
+    finally:  # a snippet that registers a method (docs/architecture.md) leaves none behind
+        for name in set(method_names()) - before:
+            unregister_method(name)

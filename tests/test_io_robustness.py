@@ -399,10 +399,10 @@ def test_lost_cluster_and_full_disk_at_the_index_keep_the_earlier_run(tmp_path, 
     worker = type("W", (), {"address": "tcp://w"})()
     for exc in (CommClosedError("in <TCP>: Stream is closed"), KilledWorker("task", worker, 3),
                 TimeoutError()):
-        msg = str(cluster._cluster_failure(exc, out))
+        msg = str(cluster.cluster_failure(exc, out))
         assert msg.startswith(f"the Dask cluster failed during the run ({type(exc).__name__}")
         assert "nothing written" in msg and "\n" not in msg
-    assert cluster._cluster_failure(ZeroDivisionError(), out) is None
+    assert cluster.cluster_failure(ZeroDivisionError(), out) is None
     earlier = _snapshot(out)
     mine = [str(out / f"shard-new-{j:06d}-{j + 1:06d}.npz") for j in range(5)]
     for f in mine:

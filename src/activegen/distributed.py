@@ -19,7 +19,7 @@ import logging
 import os
 
 from .errors import ActivegenError, check_count
-from .samplers.cluster import RETRIES, SHARE_ENV, _cluster_failure, setup_client
+from .samplers.cluster import RETRIES, SHARE_ENV, cluster_failure, setup_client
 
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 5.0
@@ -136,7 +136,7 @@ def connect(workers: int | None = None, scheduler: str | None = None,
                     "ACTIVEGEN_WORKER_TIMEOUT sets the wait): start some with `dask worker "
                     f"{scheduler}`") from None
             except OSError as exc:
-                raise _cluster_failure(exc) from None
+                raise cluster_failure(exc) from None
             with _lost_cluster_is_one_line(any_oserror=True):
                 setup_client(client)
             with _lost_cluster_is_one_line():
@@ -151,7 +151,7 @@ def _lost_cluster_is_one_line(any_oserror: bool = False):
     try:
         yield
     except Exception as exc:
-        lost = _cluster_failure(exc, any_oserror=any_oserror)
+        lost = cluster_failure(exc, any_oserror=any_oserror)
         if lost is None:
             raise
         raise lost from exc

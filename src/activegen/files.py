@@ -84,6 +84,17 @@ def atomic_path(path):
         _PENDING.discard(tmp)
 
 
+def hold_pending(paths) -> None:
+    """Count files written outside `atomic_path` (a cluster run's shards) as unfinished
+    until `release_pending`: `discard_pending` removes them."""
+    _PENDING.update(map(str, paths))
+
+
+def release_pending(paths) -> None:
+    """The files are finished (kept on Ctrl-C from here on)."""
+    _PENDING.difference_update(map(str, paths))
+
+
 def discard_pending() -> None:
     """Remove the temporary files of unfinished atomic writes (before a hard exit)."""
     for tmp in list(_PENDING):
@@ -110,7 +121,7 @@ def save_figure(fig, path, **kw) -> Path:
     return Path(path)
 
 
-def _seed_entry(seed):
+def seed_entry(seed):
     if seed is None or -(2**63) <= int(seed) < 2**63:
         return seed
     return str(int(seed))
@@ -137,7 +148,7 @@ def save_samples(path, result, *, seed=None, to_data=None, **meta) -> Path:
         np.savez(
             tmp,
             samples=samples,
-            seed=_seed_entry(seed),
+            seed=seed_entry(seed),
             info=json.dumps(info, default=_json_default),
             **{k: v for k, v in info.items() if isinstance(v, (int, float, str))},
             **per_particle,

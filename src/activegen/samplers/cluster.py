@@ -208,9 +208,9 @@ def _commit_shards(out: Path, index: dict, mine: list[str]) -> None:
     try:
         with files.atomic_path(out / INDEX) as tmp:
             tmp.write_text(json.dumps(index, indent=2))
-            files._PENDING.difference_update(mine)  # from here a Ctrl-C keeps the new shards
+            files.release_pending(mine)  # from here a Ctrl-C keeps the new shards
     except BaseException:  # not switched (os.replace is the last step): the earlier run stays
-        files._PENDING.difference_update(mine)
+        files.release_pending(mine)
         _drop(mine)
         raise
     keep = {s["file"] for s in index["shards"]}
@@ -218,7 +218,7 @@ def _commit_shards(out: Path, index: dict, mine: list[str]) -> None:
           if f.name not in keep)
 
 
-def _cluster_failure(exc, out=None, any_oserror: bool = True) -> ActivegenError | None:
+def cluster_failure(exc, out=None, any_oserror: bool = True) -> ActivegenError | None:
     """One line for a cluster that failed under the run (the scheduler gone, a worker
     lost for good, a connection closed), or None for another exception. any_oserror:
     count every OSError as the cluster's (where only the cluster is being talked to), not
@@ -280,17 +280,17 @@ def sample_on_cluster(client, sample_fn, job: dict, spec, plan, req, *, progress
     meta = {}
     if hasattr(req.target, "to_dict"):
         meta["target"] = json.dumps(req.target.to_dict())
-    from ..files import _PENDING, _seed_entry
+    from ..files import hold_pending, release_pending, seed_entry
 
     packed = {**job, "method": _method_ref(spec), "key": pack_key(job["key"]), "meta": meta,
-              "seed": _seed_entry(seed)}
+              "seed": seed_entry(seed)}
     setup_client(client)
     settings = jax_settings()
     out = None if shards is None else _prepare_shards(shards)
     token = uuid.uuid4().hex[:8]
     names = [shard_name(j0, c, token) for j0, c in ranges]
     mine = [] if out is None else [str(out / f) for f in names]
-    _PENDING.update(mine)  # removed on Ctrl-C (`files.discard_pending`) until committed
+    hold_pending(mine)  # removed on Ctrl-C (`files.discard_pending`) until committed
     futures = []
     try:
         futures = [
@@ -323,16 +323,16 @@ def sample_on_cluster(client, sample_fn, job: dict, spec, plan, req, *, progress
                 client.cancel(futures)
             except Exception:  # noqa: BLE001 - the cluster may be gone
                 pass
-        _PENDING.difference_update(mine)
+        release_pending(mine)
         _drop(mine)
-        lost = _cluster_failure(exc, out)
+        lost = cluster_failure(exc, out)
         if lost is not None:
             raise lost from exc
         raise
     sampled = type(parts[0])
     if out is not None:
         index = {"format": "activegen-shards/1", "n": req.n, "d": req.dim, "block_size": b,
-                 "seed": _seed_entry(seed),
+                 "seed": seed_entry(seed),
                  "shards": [{"file": f, "first_block": j0, "n_blocks": c, "n": k}
                             for (j0, c), k, f in zip(ranges, counts, names)],
                  "info": info, **meta}

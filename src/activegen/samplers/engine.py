@@ -59,9 +59,9 @@ STATE_FACTOR = 16
 def run_bytes(n: int, d: int, n_frames: int, itemsize: int, chunk_size: int | None) -> int:
     """An estimate of the bytes a run holds: the working state of one chunk, the frames
     (on the device and copied to the host) and the samples (kept per chunk, concatenated,
-    copied)."""
+    copied). A chunk holds at least one group of min(LANES, blocks) blocks (`lane_chunks`)."""
     b, nb, per_chunk = blocks(n, chunk_size)
-    state = b * per_chunk * d * itemsize * STATE_FACTOR
+    state = b * max(per_chunk, min(LANES, nb)) * d * itemsize * STATE_FACTOR
     out = n * d * itemsize * 3
     frames = n_frames * n * d * itemsize * 2
     return state + out + frames
