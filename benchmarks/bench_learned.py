@@ -53,7 +53,7 @@ def learned_model(target, proc, width, depth, n_fourier, seed=0):
     import jax
     import numpy as np
 
-    from activegen.learned import DEFAULTS, LearnedScore, ScoreNet, make_optimizer  # noqa: F401
+    from activegen.learning.model import DEFAULTS, LearnedScore, ScoreNet, make_optimizer  # noqa: F401
 
     d = target.dim
     x = np.asarray(target.sample(jax.random.key(seed), 2000))
@@ -87,7 +87,7 @@ class PerPoint:
     def score(self, st, x):
         import jax
 
-        from activegen.learned import energy_at
+        from activegen.learning.model import energy_at
 
         return -jax.grad(energy_at, argnums=1)(st, x)
 
@@ -97,7 +97,7 @@ class PerPoint:
 
 def rate(target, method, proc, n, steps, dt):
     from activegen import sample
-    from activegen.experiments import study_options
+    from activegen.studies.tau_sweep import study_options
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -109,8 +109,8 @@ def rate(target, method, proc, n, steps, dt):
 def tabulated_rate(target, method, proc, n, steps, dt):
     """(particle-steps/s of the run in the tabulated force, the table's build seconds,
     compile included): `activegen.tabulated.sample_tabulated`."""
-    from activegen.experiments import study_options
-    from activegen.tabulated import sample_tabulated
+    from activegen.studies.tau_sweep import study_options
+    from activegen.lab.tabulated import sample_tabulated
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -126,7 +126,7 @@ def step_flops(score, method, proc, n):
     import jax.numpy as jnp
 
     from activegen._xla import unrolled_threefry
-    from activegen.experiments import study_options
+    from activegen.studies.tau_sweep import study_options
     from activegen.samplers import build_plan
 
     tile = getattr(score, "tile", None)
@@ -154,7 +154,7 @@ def hutchinson_table(dims=(2, 8, 32), n=2000, probes=(1, 4), width=None, depth=N
     import jax.numpy as jnp
 
     from activegen import ActiveOU
-    from activegen.learned import DEFAULTS, hutchinson_variance
+    from activegen.learning.model import DEFAULTS, hutchinson_variance
 
     proc = ActiveOU(1.0, 0.0, 1.0, TAU)
     rows = []
@@ -217,7 +217,7 @@ def main():
 
     import activegen  # noqa: F401  (XLA settings)
     from activegen import ActiveOU
-    from activegen.learned import DEFAULTS
+    from activegen.learning.model import DEFAULTS
 
     if args.hutchinson:
         import activegen  # noqa: F401,F811

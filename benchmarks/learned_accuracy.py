@@ -41,8 +41,8 @@ def run(sets, archs, steps, n, tau, t_final, dt, seed, standardize, methods):
     import numpy as np
 
     from activegen import ActiveOU, sample, w1
-    from activegen.experiments import study_options
-    from activegen.learned import train
+    from activegen.studies.tau_sweep import study_options
+    from activegen.learning.model import train
 
     proc = ActiveOU(1.0, 0.0, 1.0, tau)
     out = {}
@@ -51,7 +51,7 @@ def run(sets, archs, steps, n, tau, t_final, dt, seed, standardize, methods):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if method.endswith(TAB):  # the force tabulated once on a grid (activegen.tabulated)
-                from activegen.tabulated import sample_tabulated
+                from activegen.lab.tabulated import sample_tabulated
 
                 base = method[:-len(TAB)]
                 return sample_tabulated(target, base, *a, **study_options(base), **k)

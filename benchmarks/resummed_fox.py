@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import wasserstein_distance
 
 from activegen import ActiveOU, MixtureScore, sample_field
-from activegen.experiments import STUDY_SCHEME, validity_target
+from activegen.studies.tau_sweep import STUDY_SCHEME, validity_target
 
 
 def run(s: float, tau: float, eps: float, n: int = 50_000, seed: int = 0) -> float:

@@ -18,8 +18,8 @@ import jax
 import numpy as np
 
 from activegen import ActiveOU, sample, w1
-from activegen.experiments import study_options, validity_target
-from activegen.schedule import sample_scheduled
+from activegen.studies.tau_sweep import study_options, validity_target
+from activegen.samplers.schedule import sample_scheduled
 
 
 def main():

@@ -128,7 +128,7 @@ def test_the_cycle_finder_finds_cycles():
 
 def test_every_list_of_methods_comes_from_the_registry():
     from activegen.cli import build_parser
-    from activegen.experiments import validity_methods
+    from activegen.studies.tau_sweep import validity_methods
 
     names = activegen.METHODS
     assert names[:3] == ("passive", "ode", "exact") and "refined" in names
@@ -167,7 +167,7 @@ def test_a_force_registered_from_user_code_samples_and_exports_like_naive():
 
 
 def test_register_driver_makes_a_driver_available_by_name():
-    from activegen.drivers import DRIVERS, OUDriver, driver_and_process, register_driver
+    from activegen.physics.drivers import DRIVERS, OUDriver, driver_and_process, register_driver
 
     class SlowOU(OUDriver):
         pass

@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 from activegen import ActiveOU, ActivegenError, default_target_1d, register_force
-from activegen import plots
+from activegen.figures import potential as plots
 from activegen.cli import build_parser, main
-from activegen.forces import force_naive, potential_naive
-from activegen.protocol import CoarseGridWarning, export_protocol, save_protocol
+from activegen.physics.forces import force_naive, potential_naive
+from activegen.lab.protocol import CoarseGridWarning, export_protocol, save_protocol
 from activegen.samplers import unregister_method
-from activegen.targets import GaussianMixture
+from activegen.physics.targets import GaussianMixture
 
 SPEC_1D = {"weights": [0.3, 0.7], "means": [[-2.0], [1.5]], "stds": [0.8, 1.0]}
 SPEC_2D = {"weights": [0.4, 0.6], "means": [[-1.0, 0.0], [1.5, 0.5]], "stds": [0.7, 0.9]}
@@ -192,7 +192,7 @@ def test_plot_potential_snapshots_and_times_are_checked(files, tmp_path, capsys,
 
 
 def _load(files):
-    from activegen.protocol import load_protocol
+    from activegen.lab.protocol import load_protocol
 
     return load_protocol(files / "p1.npz")
 
@@ -221,8 +221,8 @@ def test_bad_taus_sigmas_seeds_refused_when_parsed(tmp_path, capsys, argv, msg):
 
 
 def test_library_experiments_check_taus_before_any_work(tmp_path):
-    from activegen.experiments import run_results
-    from activegen.thermodynamics import run_thermodynamics
+    from activegen.studies.tau_sweep import run_results
+    from activegen.studies.thermodynamics import run_thermodynamics
 
     with pytest.raises(ActivegenError, match="every value of vm_taus must be > 0"):
         run_results(tmp_path / "r", vm_taus=(0.0,), log=None)

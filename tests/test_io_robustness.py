@@ -22,7 +22,7 @@ from activegen import ActivegenError, files
 from activegen.cli import main
 from activegen.files import atomic_path, load_samples, save_samples, write_json
 from activegen.samplers import Sampled
-from activegen.targets import default_target_1d
+from activegen.physics.targets import default_target_1d
 
 UMASK = 0o027  # files 0640, not mkstemp's 0600 nor the usual 0644
 
@@ -67,7 +67,7 @@ def test_atomic_writers_honour_the_umask(tmp_path, umask):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from activegen import learned
+    from activegen.learning import model as learned
 
     want = 0o666 & ~umask
     files.write_text(tmp_path / "a.md", "x")
@@ -196,7 +196,7 @@ def test_missing_truncated_and_non_finite_shards(tmp_path, capsys):
 def test_model_checksum_refuses_overwritten_weights(tmp_path, capsys):
     import jax.numpy as jnp
 
-    from activegen import learned
+    from activegen.learning import model as learned
 
     d = tmp_path / "m"
     cfg = {"kind": "energy", "process": {"beta": 1.0, "d_thermal": 0.0, "d_active": 1.0,
@@ -236,7 +236,7 @@ def test_full_disk_is_one_line_and_keeps_the_old_files(tmp_path, monkeypatch, ca
     import equinox as eqx
     import jax.numpy as jnp
 
-    from activegen import learned
+    from activegen.learning import model as learned
 
     res = Sampled(np.ones((4, 1)), None, None, {"method": "x"})
     out = tmp_path / "s.npz"
@@ -275,7 +275,7 @@ def test_full_disk_is_one_line_and_keeps_the_old_files(tmp_path, monkeypatch, ca
 
 # -- 5. refused before any work: worker counts, schedulers without workers ---------------------
 def test_too_many_workers_and_bad_worker_timeout(tmp_path, capsys, monkeypatch):
-    from activegen import distributed as dist
+    from activegen.cluster import client as dist
 
     cores = dist.available_cores()
     t = _target(tmp_path)
@@ -310,7 +310,7 @@ def client(tmp_path_factory):
     """One local worker (spawned under UMASK) with a fresh compilation cache."""
     import jax
 
-    from activegen.distributed import connect
+    from activegen.cluster.client import connect
 
     pytest.importorskip("distributed")
     old = (jax.config.jax_compilation_cache_dir,

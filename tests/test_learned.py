@@ -17,7 +17,7 @@ import pytest
 from activegen import ActiveOU, GaussianMixture, MixtureScore, default_target_2d, sample, w1
 from activegen.cli import main
 from activegen.errors import ActivegenError
-from activegen.learned import (
+from activegen.learning.model import (
     LearnedScore,
     ScoreNet,
     energy_at,
@@ -234,8 +234,8 @@ def test_batched_derivs_equal_nested_autodiff(x64, kind, d, n_fourier):
 def test_probe_derivs_exact_over_all_sign_probes(x64):
     """With the 2^d Rademacher probes together (Σ zzᵀ/2^d = I exactly) the probe estimates of
     ∇·S, ‖∇S‖_F², ∇(∇·S) and (∇S)S are exact; so is the validity norm built from them."""
-    from activegen.forces import force_jacobian_norm
-    from activegen.scores import hessian_score
+    from activegen.physics.forces import force_jacobian_norm
+    from activegen.physics.scores import hessian_score
 
     d = 3
     m = _x64_model("energy", d)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from activegen import ActivegenError, ActiveOU, sample, w1, w1_floor
-from activegen.experiments import validity_target
-from activegen.schedule import (
+from activegen.studies.tau_sweep import validity_target
+from activegen.samplers.schedule import (
     ActivitySchedule,
     ScheduledActiveOU,
     reverse_memory,

@@ -13,9 +13,9 @@ layout); samples, trajectories and user fields are (N, d) at the boundaries. S i
 evaluated at forward time t = T − s.
 """
 
-from ..stepping import default_dt
+from ..physics.stepping import default_dt
 # registration order is the order of METHODS and the CLI's choices
-from . import passive, ode, exact, active, projected  # noqa: F401, I001  (register the methods)
+from . import passive, ode, exact, active, projected, schedule  # noqa: F401, I001  (register the methods)
 from .active import active_stepper, force_method, register_force, sample_field, score_field
 from .api import (
     Sampled,

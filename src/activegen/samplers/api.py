@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..drivers import OUDriver
+from ..physics.drivers import OUDriver
 from ..errors import (
     ActivegenError,
     check_count,
@@ -29,9 +29,9 @@ from ..errors import (
     check_process,
     seed_key,
 )
-from ..energetics import finish, with_energetics
-from ..scores import as_score_model
-from ..stepping import default_dt
+from ..physics.energetics import finish, with_energetics
+from ..physics.scores import as_score_model
+from ..physics.stepping import default_dt
 from . import engine
 from .registry import Method, Plan, Request, get_method, method_names
 from .schemes import ENERGETICS_SCHEME, default_scheme

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from .._linalg import dot0
-from ..energetics import Energetics
-from ..stepping import linear_coefficients
+from ..physics.energetics import Energetics
+from ..physics.stepping import linear_coefficients
 from .api import uniform_grid
 from .engine import Stepper, batched, score_log_density
 from .registry import Method, Plan, register_method

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .errors import ActivegenError
+from ..errors import ActivegenError
 from .processes import ActiveOU
 from .targets import GaussianMixture, MixtureState, mixture_log_prob
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import files
-from .errors import ActivegenError
-from .protocol import Protocol, time_grid
+from .. import files
+from ..errors import ActivegenError
+from ..lab.protocol import Protocol, time_grid
 
 
 def pyplot():
@@ -249,7 +249,7 @@ def reference_floor(ref, n: int, splits: int = 4, seed: int = 0) -> float:
     reference points ref (M, d) into disjoint parts of k = min(n, M//2) and M − k points of
     the W1 between the two parts (sliced W1 in d > 1, as `metrics.w1`), scaled to the sizes
     compared by √((1/n + 1/M)/(1/k + 1/(M − k))) (two-sample W1 ∝ √(1/n + 1/m))."""
-    from .metrics import w1
+    from ..analysis.metrics import w1
 
     ref = np.asarray(ref, float)
     m = len(ref)
@@ -266,7 +266,7 @@ def reference_floor(ref, n: int, splits: int = 4, seed: int = 0) -> float:
 def target_from_record(spec):
     """The GaussianMixture a samples file records (its `target` JSON, as a dict), or None
     where the run used a learned model (`LearnedScore.to_dict`: has "model", no weights)."""
-    from .targets import GaussianMixture
+    from ..physics.targets import GaussianMixture
 
     if spec is None or ("weights" not in spec and "model" in spec):
         return None

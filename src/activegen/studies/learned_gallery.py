@@ -19,15 +19,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .datasets import BUILTIN, load_data
-from .files import save_figure, write_json
-from .learned import LearnedScore, ScoreNet, hutchinson_grad_div, train
-from .metrics import w1
-from .processes import ActiveOU
-from .experiments import study_options
-from .samplers import sample
-from .scores import MixtureScore
-from .targets import default_target_2d
+from ..learning.datasets import BUILTIN, load_data
+from ..files import save_figure, write_json
+from ..learning.model import LearnedScore, ScoreNet, hutchinson_grad_div, train
+from ..analysis.metrics import w1
+from ..physics.processes import ActiveOU
+from .tau_sweep import study_options
+from ..samplers import sample
+from ..physics.scores import MixtureScore
+from ..physics.targets import default_target_2d
 
 
 def _quiet_sample(target, method, *a, **k):

@@ -62,7 +62,7 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
-from ._linalg import dot0
+from .._linalg import dot0
 
 #: Per-particle entries `sample(..., energetics=True)` adds to Sampled.info.
 ENERGETIC_KEYS = ("work", "active_work", "heat", "potential_change")

@@ -38,8 +38,8 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
-from ._linalg import dot0, matvec0
-from .errors import ActivegenError
+from .._linalg import dot0, matvec0
+from ..errors import ActivegenError
 from .processes import ActiveOU
 from .scores import ScoreDerivs, hessian_score
 

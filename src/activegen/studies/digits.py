@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import digit_metrics
-from .datasets import DIGITS_SHAPE, digits
-from .errors import ActivegenError, check_count, check_positive
-from .processes import ActiveOU
-from .experiments import STUDY_SCHEME
-from .samplers import get_method
+from ..analysis import digit_metrics
+from ..learning.datasets import DIGITS_SHAPE, digits
+from ..errors import ActivegenError, check_count, check_positive
+from ..physics.processes import ActiveOU
+from .tau_sweep import STUDY_SCHEME
+from ..samplers import get_method
 
 #: an FD above this is reported as diverged (the samples left the images' range entirely)
 DIVERGED_FD = 1e4
@@ -35,7 +35,7 @@ def model_dir(out_dir, tau: float, joint: bool) -> Path:
 def digits_model(out_dir, tau: float, joint: bool, *, steps=None, log=print, **opts):
     """The trained digits model for τ (joint: for `exact`): loaded from out/models/ when
     it is there and complete, trained (and saved there) otherwise."""
-    from .learned import CONFIG_FILE, data_defaults, load_model, train
+    from ..learning.model import CONFIG_FILE, data_defaults, load_model, train
 
     path = model_dir(out_dir, tau, joint)
     cfg = dict(data_defaults("digits"), **opts)
@@ -62,7 +62,7 @@ def run_method(model, joint_model, method: str, tau: float, n: int, dt: float | 
     warnings and seconds. scheme: "euler", or "second-order" (the method's own second-order
     scheme, heun or lawson, and with dt None its default step); t_min > 0: the end game
     (`samplers.endgame`)."""
-    from .samplers import sample
+    from ..samplers import sample
 
     m = joint_model if get_method(method).needs_joint else model
     t0 = time.perf_counter()
@@ -94,8 +94,8 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
     scheme="second-order": its heun or lawson scheme); t_min > 0: every method with the end game
     (`samplers.endgame`); train_steps: the models' DSM steps (default 20 000). Returns the
     result dict (also written to out_dir/digits.json)."""
-    from . import plots
-    from .stepping import default_dt
+    from ..figures import potential as plots
+    from ..physics.stepping import default_dt
 
     n = check_count("n", n)
     for m in methods:
@@ -144,7 +144,7 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
 
 
 def _write(out: Path, result: dict):
-    from .files import write_json, write_text
+    from ..files import write_json, write_text
 
     write_json(out / "digits.json", result)
     write_text(out / "digits.md", markdown(result))

@@ -21,9 +21,10 @@ import functools
 
 import numpy as np
 
-from . import datasets, metrics
-from .datasets import DIGITS_SHAPE, digits
-from .errors import ActivegenError
+from . import metrics
+from ..learning import datasets
+from ..learning.datasets import DIGITS_SHAPE, digits
+from ..errors import ActivegenError
 
 D = DIGITS_SHAPE[0] * DIGITS_SHAPE[1]
 K_NN = 3

@@ -31,8 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import ActivegenError, check_count, check_positive
-from .processes import ActiveOU
+from ..errors import ActivegenError, check_count, check_positive
+from ..physics.processes import ActiveOU
 
 FORMAT = "activegen-protocol"
 #: 2: the metadata carry `checksum` (sha256 of the tables and the parameters), verified on load.
@@ -356,9 +356,9 @@ def export_protocol(
     without a target). spacing: default `default_spacing(σ_min)`. t0: the time grid's scale
     (default `time_scale`).
     """
-    from .samplers import get_method, method_names
-    from .scores import as_score_model
-    from .targets import GaussianMixture
+    from ..samplers import get_method, method_names
+    from ..physics.scores import as_score_model
+    from ..physics.targets import GaussianMixture
 
     names = method_names(where=lambda m: m.force is not None)
     spec = get_method(method) if method in names else None
@@ -410,8 +410,8 @@ def export_protocol(
     pts = jnp.asarray(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(shape)),
                       dtype)
 
-    from .forces import force_jacobian_norm
-    from .samplers.engine import derivs_at
+    from ..physics.forces import force_jacobian_norm
+    from ..samplers.engine import derivs_at
 
     batched = getattr(score, "derivs_orders", False)  # e.g. a learned model's batched pass
 
@@ -494,7 +494,7 @@ def save_protocol(protocol: Protocol, path) -> tuple[Path, Path]:
     path = Path(path)
     if path.suffix != ".npz":
         raise ActivegenError(f"a protocol file must end in .npz, got {str(path)!r}")
-    from .files import atomic_path, write_json
+    from ..files import atomic_path, write_json
 
     tables = {k: np.asarray(getattr(protocol, k)) for k in _TABLES}
     meta = dict(protocol.meta, version=VERSION)
@@ -593,7 +593,7 @@ def replay(protocol: Protocol, n: int, key=None, *, seed: int | None = None,
     energetics: add the run's energetics in the interpolated potential V̂ (the heat's force
     part is −∇V̂ along each step, which differs from the interpolated F̂ by the grid's
     interpolation error)."""
-    from .samplers import sample_field
+    from ..samplers import sample_field
 
     p = protocol.process
     vtab = protocol._table(protocol.potential, dtype)

@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import (
+from ..errors import (
     ActivegenError,
     check_count,
     check_out_dir,
@@ -106,7 +106,7 @@ def _out_file(path: str, suffix: str, flag: str = "--out") -> Path:
 
 
 def _process(args):
-    from .processes import ActiveOU
+    from ..physics.processes import ActiveOU
 
     d_active = 1.0 if args.d_active is None else args.d_active
     return ActiveOU(beta=args.beta, d_thermal=args.d_thermal, d_active=d_active, tau=args.tau)
@@ -119,7 +119,7 @@ def _flag(name: str) -> str:
 def _driver_and_process(args, dim: int):
     """`drivers.driver_and_process` from the command's --driver, --tau, --d-active,
     --speed and rate options."""
-    from .drivers import driver_and_process
+    from ..physics.drivers import driver_and_process
 
     rates = {k: getattr(args, k) for k in ("tumble_rate", "rot_diffusion")}
     return driver_and_process(args.driver, dim, tau=args.tau, d_active=args.d_active,
@@ -191,13 +191,13 @@ _PROCESS_NAMES = ("method", "tau", "d_active", "d_thermal", "beta", "t_final")
 
 def _load_model(path, **kw):
     """A learned score model (`activegen.learned.load_model`)."""
-    from .learned import load_model
+    from ..learning.model import load_model
 
     return load_model(path, **kw)
 
 
 def _add_grid_options(p: argparse.ArgumentParser):
-    from .protocol import DEFAULT_SPACING, DEFAULT_TIME_POINTS
+    from ..lab.protocol import DEFAULT_SPACING, DEFAULT_TIME_POINTS
 
     p.add_argument("--spacing", type=_float, default=None,
                    help="spatial grid spacing (default σ_min/4 rounded down to 1, 2 or 5 × 10^k; "
@@ -214,7 +214,7 @@ def _add_grid_options(p: argparse.ArgumentParser):
 def _protocol_from_args(args, progress: bool):
     """The Protocol named by --protocol, or exported in memory from --target/--model with
     --method, the process and grid options."""
-    from .protocol import DEFAULT_TIME_POINTS, export_protocol, load_protocol
+    from ..lab.protocol import DEFAULT_TIME_POINTS, export_protocol, load_protocol
 
     src = _one_source(args, ("target", "protocol", "model"))
     if src == "protocol":
@@ -232,7 +232,7 @@ def _protocol_from_args(args, progress: bool):
         check_positive("--spacing", args.spacing)
     check_count("--time-points", args.time_points)
     if src == "target":
-        from .targets import GaussianMixture
+        from ..physics.targets import GaussianMixture
 
         model = GaussianMixture.load(args.target)
         if args.tau is None:
@@ -279,7 +279,7 @@ def _is_dir_out(path: str) -> bool:
 
 def _cluster(args):
     """The Dask client of --workers / --scheduler for this command (or None)."""
-    from .distributed import connect
+    from ..cluster.client import connect
 
     if getattr(args, "workers", None) is not None:
         check_count("--workers", args.workers)
@@ -296,9 +296,9 @@ def _add_cluster_options(p: argparse.ArgumentParser):
 
 def cmd_evaluate(args) -> int:
     """Metrics of a samples file or shard directory against its target."""
-    from .files import load_samples
-    from .metrics import evaluate
-    from .targets import GaussianMixture
+    from ..files import load_samples
+    from ..analysis.metrics import evaluate
+    from ..physics.targets import GaussianMixture
 
     if args.subsample is not None:
         check_count("--subsample", args.subsample)
@@ -335,8 +335,8 @@ def _metric_text(v) -> str:
 def cmd_sample(args) -> int:
     import numpy as np
 
-    from .samplers import sample
-    from .targets import GaussianMixture
+    from ..samplers import sample
+    from ..physics.targets import GaussianMixture
 
     shards = _is_dir_out(args.out)
     out = check_out_dir(args.out) if shards else _out_file(args.out, ".npz")
@@ -367,7 +367,7 @@ def cmd_sample(args) -> int:
     if args.dt is not None:
         check_positive("--dt", args.dt)
     _x64(args)
-    from .files import save_samples
+    from ..files import save_samples
 
     options = {k: getattr(args, k) for k in ("tau_min", "t_ramp", "scheme")
                if getattr(args, k) is not None}
@@ -407,7 +407,7 @@ def cmd_sample(args) -> int:
 
 def _sample_tabulated(args, target, proc, on_cluster):
     """`sample --tabulate`: the method's force tabulated once on a grid (activegen.tabulated)."""
-    from .tabulated import sample_tabulated
+    from ..lab.tabulated import sample_tabulated
 
     for name, bad in (("workers / --scheduler", on_cluster), ("t-min", args.t_min is not None),
                       ("chunk-size", args.chunk_size is not None),
@@ -429,7 +429,7 @@ def _sample_protocol(args, out) -> int:
     """`sample --protocol`: replay an exported protocol (no target or score involved)."""
     import numpy as np
 
-    from .protocol import load_protocol, replay
+    from ..lab.protocol import load_protocol, replay
 
     _reject_with_protocol(args, _PROCESS_NAMES + (
         "driver", "speed", "tumble_rate", "rot_diffusion", "no_driver_correction", "t_min",
@@ -442,7 +442,7 @@ def _sample_protocol(args, out) -> int:
     res = replay(proto, args.n, seed=args.seed, dt=args.dt, save_every=args.save_every,
                  progress=not args.no_progress, energetics=args.energetics,
                  scheme=args.scheme)
-    from .files import save_samples
+    from ..files import save_samples
 
     src = proto.meta.get("source", {})
     meta = {"protocol": str(args.protocol)}
@@ -455,7 +455,7 @@ def _sample_protocol(args, out) -> int:
 
 
 def cmd_export_potential(args) -> int:
-    from .protocol import save_protocol
+    from ..lab.protocol import save_protocol
 
     out = _out_file(args.out, ".npz")
     proto, _ = _protocol_from_args(args, progress=not args.no_progress)
@@ -468,13 +468,13 @@ def cmd_export_potential(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from . import plots
+    from ..figures import potential as plots
 
     out = _out_file(args.out, ".png")
     if args.what == "samples":
-        from .targets import GaussianMixture
+        from ..physics.targets import GaussianMixture
 
-        from .files import load_reference, load_samples
+        from ..files import load_reference, load_samples
 
         if args.subsample is not None:
             check_count("--subsample", args.subsample)
@@ -488,7 +488,7 @@ def cmd_plot(args) -> int:
         title = _method_title(info) + (
             f", τ = {info['tau']:g}" if "tau" in info else "") + f", N = {len(samples)}"
         if target is not None and not args.no_metrics:
-            from .metrics import evaluate
+            from ..analysis.metrics import evaluate
 
             _status(args, f"W1 of {len(samples)} samples against exact samples of the target "
                     "(--no-metrics to skip)")
@@ -498,7 +498,7 @@ def cmd_plot(args) -> int:
             print(f"{'sliced ' if samples.shape[1] > 1 else ''}W1 {ev['metrics']['w1']:.4f} "
                   f"(finite-sample floor {ev['floor']['w1']:.4f})")
         elif reference is not None and not args.no_metrics:
-            from .metrics import w1
+            from ..analysis.metrics import w1
 
             sliced = "sliced " if samples.shape[1] > 1 else ""
             d1 = w1(samples, reference)
@@ -515,7 +515,7 @@ def cmd_plot(args) -> int:
         _check_snapshot_times(args, plots.MAX_SNAPSHOTS)
         proto, target = _protocol_from_args(args, progress=not args.no_progress)
         if target is None and "target" in proto.meta.get("source", {}):
-            from .targets import GaussianMixture
+            from ..physics.targets import GaussianMixture
 
             target = GaussianMixture.from_dict(proto.meta["source"]["target"])
         plots.plot_potential(proto, out, times=args.times, n_snapshots=args.snapshots,
@@ -558,8 +558,8 @@ def _check_snapshot_times(args, most: int) -> None:
 def cmd_animate(args) -> int:
     import math
 
-    from . import plots
-    from .protocol import replay
+    from ..figures import potential as plots
+    from ..lab.protocol import replay
 
     out = Path(args.out)
     check_count("--fps", args.fps)
@@ -579,11 +579,11 @@ def cmd_animate(args) -> int:
         check_positive("--dt", args.dt)
     proto, target = _protocol_from_args(args, progress=not args.no_progress)
     if target is None and "target" in proto.meta.get("source", {}):
-        from .targets import GaussianMixture
+        from ..physics.targets import GaussianMixture
 
         target = GaussianMixture.from_dict(proto.meta["source"]["target"])
     # save often enough to resolve the frames' finest spacing (near t = 0)
-    from .samplers.schemes import active_heun_default_dt
+    from ..samplers.schemes import active_heun_default_dt
 
     dt = args.dt or active_heun_default_dt(proto.process.tau)  # the replay's default (heun)
     steps = math.ceil(proto.t_final / dt - 1e-9)  # the replay's steps (StepGrid.from_dt)
@@ -634,7 +634,7 @@ def _load_model_for_sampling(args):
 
 
 def cmd_train(args) -> int:
-    from .learned import train
+    from ..learning.model import train
 
     out = check_out_dir(args.out)
     if args.resume:
@@ -642,13 +642,13 @@ def cmd_train(args) -> int:
         model, rep = train(None, out, process=_resume_process(args, out), resume=True,
                            progress=not args.no_progress, **opts)
     else:
-        from .datasets import load_data
+        from ..learning.datasets import load_data
 
         if args.data is None:
             raise ActivegenError("--data is required (a built-in set, image:PATH.png, .npy or .csv)")
         if args.tau is None:
             raise ActivegenError("--tau is required")
-        from .learned import data_defaults
+        from ..learning.model import data_defaults
 
         if args.data == "digits" and args.standardize:
             raise ActivegenError(
@@ -720,13 +720,13 @@ def _resume_process(args, out):
         values = {k: float(asked.get(k, stored[k])) for k in _RESUME_PROCESS}
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no readable model there: `train` says why
-    from .processes import ActiveOU
+    from ..physics.processes import ActiveOU
 
     return ActiveOU(**values)
 
 
 def cmd_demo(args) -> int:
-    from .experiments import demo
+    from ..studies.tau_sweep import demo
 
     check_out_dir(args.out)
     check_count("--n", args.n)
@@ -754,7 +754,7 @@ def cmd_demo(args) -> int:
 
 
 def _sweep_target(args):
-    from .targets import GaussianMixture, default_target_1d, default_target_2d
+    from ..physics.targets import GaussianMixture, default_target_1d, default_target_2d
 
     if args.target and args.dim is not None:
         raise ActivegenError("give --target or --dim, not both")
@@ -764,7 +764,7 @@ def _sweep_target(args):
 
 
 def cmd_tau_sweep(args) -> int:
-    from .experiments import run_tau_sweep
+    from ..studies.tau_sweep import run_tau_sweep
 
     out = check_out_dir(args.out)
     target = _sweep_target(args)
@@ -784,7 +784,7 @@ def cmd_tau_sweep(args) -> int:
 
 
 def cmd_validity_map(args) -> int:
-    from .experiments import run_validity_map
+    from ..studies.tau_sweep import run_validity_map
 
     out = check_out_dir(args.out)
     with _cluster(args) as client:
@@ -798,7 +798,7 @@ def cmd_validity_map(args) -> int:
 
 def cmd_results(args) -> int:
     """The results page's data: the default 1D and 2D τ sweeps and the validity map."""
-    from .experiments import run_results
+    from ..studies.tau_sweep import run_results
 
     check_out_dir(args.out)
     with _cluster(args) as client:
@@ -812,7 +812,7 @@ def cmd_results(args) -> int:
 
 
 def cmd_learned_gallery(args) -> int:
-    from .learned_gallery import run
+    from ..studies.learned_gallery import run
 
     check_out_dir(args.out)
     check_count("--steps", args.steps)
@@ -830,7 +830,7 @@ def cmd_learned_gallery(args) -> int:
 
 
 def cmd_digits(args) -> int:
-    from .digits_experiment import run_digits
+    from ..studies.digits import run_digits
 
     check_out_dir(args.out)
     if args.dt is not None:
@@ -850,8 +850,8 @@ def cmd_digits(args) -> int:
 def cmd_likelihood(args) -> int:
     import numpy as np
 
-    from .likelihood import check_tolerance, load_data, log_likelihood
-    from .targets import GaussianMixture
+    from ..analysis.likelihood import check_tolerance, load_data, log_likelihood
+    from ..physics.targets import GaussianMixture
 
     out = _out_file(args.out, ".npz")
     src = _one_source(args, ("target", "model"))
@@ -886,12 +886,12 @@ def cmd_likelihood(args) -> int:
         data = load_data(args.data, model.dim)
     r = log_likelihood(model, proc, data, t_final=args.t_final, rtol=args.rtol,
                        atol=args.rtol, probes=args.probes, seed=args.seed, **kw)
-    from .files import atomic_path
+    from ..files import atomic_path
 
     with atomic_path(out) as tmp:
         np.savez(tmp, log_prob=r["log_prob"], nll_per_dim=r["nll_per_dim"],
                  ode_steps=r["ode_steps"], probes=r["probes"])
-    from .likelihood import IMAGE_DATA, bits_per_dim
+    from ..analysis.likelihood import IMAGE_DATA, bits_per_dim
 
     bits = ""
     if args.data in IMAGE_DATA:
@@ -904,7 +904,7 @@ def cmd_likelihood(args) -> int:
 
 
 def cmd_thermodynamics(args) -> int:
-    from .thermodynamics import run_thermodynamics
+    from ..studies.thermodynamics import run_thermodynamics
 
     run_thermodynamics(args.out, taus=args.taus, n=args.n, seed=args.seed,
                        progress=not args.no_progress, echo=print)
@@ -919,9 +919,9 @@ def _x64(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .drivers import DRIVERS
-    from .samplers import method_names
-    from .samplers.schemes import SCHEMES
+    from ..physics.drivers import DRIVERS
+    from ..samplers import method_names
+    from ..samplers.schemes import SCHEMES
 
     from importlib.metadata import PackageNotFoundError, version
 
@@ -1385,7 +1385,7 @@ def _interruptible(run) -> int:
         while worker.is_alive():
             worker.join(0.1)
     except KeyboardInterrupt:
-        from . import files
+        from .. import files
 
         files.discard_pending()
         print(INTERRUPTED, file=sys.stderr)
@@ -1396,6 +1396,3 @@ def _interruptible(run) -> int:
         raise out["exc"]
     return out["rc"]
 
-
-if __name__ == "__main__":
-    sys.exit(main())

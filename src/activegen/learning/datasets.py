@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ActivegenError, check_count
+from ..errors import ActivegenError, check_count
 
 EXAMPLE_IMAGE = "example.png"
 

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import ActivegenError, check_array, check_count
-from ._linalg import matvec
+from ..errors import ActivegenError, check_array, check_count
+from .._linalg import matvec
 from .processes import ActiveOU
 
 

@@ -18,8 +18,8 @@ import contextlib
 import logging
 import os
 
-from .errors import ActivegenError, check_count
-from .samplers.cluster import RETRIES, SHARE_ENV, _cluster_failure, setup_client
+from ..errors import ActivegenError, check_count
+from ..samplers.cluster import RETRIES, SHARE_ENV, _cluster_failure, setup_client
 
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 5.0

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import (
+from ..errors import (
     ActivegenError,
     check_count,
     check_positive,
@@ -97,8 +97,8 @@ def log_likelihood(model, process, data, *, t_final: float = 6.0, rtol: float = 
     nll_per_dim (mean −log p / d, nats), ode_steps (largest solver step count), probes."""
     import diffrax
 
-    from .scores import as_score_model
-    from .targets import GaussianMixture
+    from ..physics.scores import as_score_model
+    from ..physics.targets import GaussianMixture
 
     data = np.asarray(data)
     if data.ndim != 2 or not np.all(np.isfinite(data)):
@@ -209,7 +209,7 @@ def load_data(path, dim: int | None = None) -> np.ndarray:
     from pathlib import Path
 
     if str(path) in IMAGE_DATA:
-        from .datasets import digits
+        from ..learning.datasets import digits
 
         x = digits(IMAGE_DATA[str(path)][0])[0]
         if dim is not None and x.shape[1] != dim:
@@ -223,7 +223,7 @@ def load_data(path, dim: int | None = None) -> np.ndarray:
         if p.suffix == ".npy":
             x = np.load(p, allow_pickle=False)
         elif p.suffix == ".csv":
-            from .datasets import read_csv
+            from ..learning.datasets import read_csv
 
             x = read_csv(p)
         else:
@@ -256,7 +256,7 @@ def entropy_rate_bound(target, process, *, t_final: float = 6.0, n: int = 20_000
     for every model (Gibbs). Monte-Carlo over exact draws of p(·, t) (n per time) on a grid
     dense near t = 0 (t = T u², n_times points, trapezoid). Returns bound (nats/dim),
     entropy_T, entropy_flow (∫ Ṡ_sys dt, nats), and the Monte-Carlo standard error of the bound."""
-    from .scores import MixtureScore
+    from ..physics.scores import MixtureScore
 
     sc = MixtureScore(target, process)
     d = target.dim

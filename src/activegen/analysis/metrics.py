@@ -11,7 +11,7 @@ import math
 import jax
 import numpy as np
 
-from .targets import GaussianMixture
+from ..physics.targets import GaussianMixture
 
 
 def _sorted_w1(xs, ys):

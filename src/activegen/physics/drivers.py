@@ -14,7 +14,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from .errors import ActivegenError, check_positive
+from ..errors import ActivegenError, check_positive
 from .processes import ActiveOU
 from .stepping import ou_coefficients, ou_integral_coefficients, ou_step
 

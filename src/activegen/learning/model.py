@@ -61,11 +61,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._fastmath import sincos
+from .._fastmath import sincos
 from .datasets import IMAGE_SHAPES, RANGE_MARGIN, Standardizer, check_data, out_of_range
-from .errors import ActivegenError, check_count, check_positive
-from .processes import ActiveOU
-from .scores import ScoreDerivs, autodiff_derivs
+from ..errors import ActivegenError, check_count, check_positive
+from ..physics.processes import ActiveOU
+from ..physics.scores import ScoreDerivs, autodiff_derivs
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.eqx"
@@ -988,7 +988,7 @@ def model_checksum(weights, data, cfg) -> str:
 
 def _write_config(path, cfg) -> None:
     """config.json of the checkpoint in `path` (its files in place) with a new checksum."""
-    from .files import write_json
+    from ..files import write_json
 
     path = Path(path)
     write_json(path / CONFIG_FILE,
@@ -1106,7 +1106,7 @@ def check_training_data(x, standardize: bool = False) -> np.ndarray:
     sizes): d > MAX_TRAIN_DIM (e.g. a transposed file: 4 rows × 20 000 columns), more
     memory than `errors.memory_limit()`, or (without standardize) a scale beyond
     MAX_TRAIN_SCALE, where float32 overflows."""
-    from .errors import memory_limit
+    from ..errors import memory_limit
 
     n, d = x.shape
     shape = f"{n} rows × {d} columns" + ("; a transposed file?" if n < d else "")

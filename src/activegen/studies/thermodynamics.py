@@ -17,11 +17,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from .energetics import ENERGETIC_KEYS, ENTROPY_KEYS
-from .metrics import evaluate
-from .processes import ActiveOU
-from .samplers import sample
-from .targets import default_target_2d
+from ..physics.energetics import ENERGETIC_KEYS, ENTROPY_KEYS
+from ..analysis.metrics import evaluate
+from ..physics.processes import ActiveOU
+from ..samplers import sample
+from ..physics.targets import default_target_2d
 
 METHODS = ("passive", "naive", "fox", "fox-sc")
 #: The default run: ≈ 2 min on 2 quiet cores (the cost: 3000 steps of Δs = 0.002 per run).
@@ -33,12 +33,12 @@ def run_thermodynamics(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1000, se
                        n_bound: int = 4000, n_bound_times: int = 200,
                        progress: bool = False, echo=None) -> dict:
     """Run the experiment (module doc); returns the result dict (also written as JSON)."""
-    from .likelihood import entropy_rate_bound, log_likelihood
-    from .plots import plot_thermodynamics
+    from ..analysis.likelihood import entropy_rate_bound, log_likelihood
+    from ..figures.potential import plot_thermodynamics
 
-    from .errors import check_count
-    from .experiments import check_values
-    from .samplers import get_method
+    from ..errors import check_count
+    from .tau_sweep import check_values
+    from ..samplers import get_method
 
     taus = check_values("taus", taus)  # before any work
     n = check_count("n", n)

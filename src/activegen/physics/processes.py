@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import check_finite, check_nonnegative, check_positive, forward_hint
+from ..errors import check_finite, check_nonnegative, check_positive, forward_hint
 from .stepping import ou_coefficients, ou_step, thermal_amplitude, thermal_kick
 
 

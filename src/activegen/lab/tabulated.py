@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import ActivegenError, check_count
+from ..errors import ActivegenError, check_count
 from .protocol import DEFAULT_TIME_POINTS, default_extent, export_protocol, interpolate
 
 #: Grid cells along the widest axis when the score has no narrowest scale (a learned model).
@@ -64,11 +64,11 @@ def sample_tabulated(target, method: str, process, n: int, key=None, *, seed: in
     `sample` would choose for this target (euler for a model without σ_min, else heun).
     Returns a `Sampled` whose info adds `tabulated` (grid shape, spacing, time points,
     build_s: the table's wall time, compile included)."""
-    from .samplers import sample_field
-    from .samplers.active import marginal_start
-    from .samplers.schemes import default_scheme
-    from .scores import as_score_model
-    from .targets import GaussianMixture
+    from ..samplers import sample_field
+    from ..samplers.active import marginal_start
+    from ..samplers.schemes import default_scheme
+    from ..physics.scores import as_score_model
+    from ..physics.targets import GaussianMixture
 
     check_count("n", n)
     time_points = check_count("time_points", time_points)

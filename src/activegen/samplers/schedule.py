@@ -42,19 +42,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._linalg import dot0
-from .energetics import Energetics
-from .errors import (
+from .._linalg import dot0
+from ..physics.energetics import Energetics
+from ..errors import (
     ActivegenError,
     check_finite,
     check_nonnegative,
     check_positive,
     forward_hint,
 )
-from .forces import fox_form, jacobian_norm
-from .processes import ActiveOU
-from .samplers import Method, Plan, StepGrid, Stepper, batched, register_method, sample
-from .stepping import (
+from ..physics.forces import fox_form, jacobian_norm
+from ..physics.processes import ActiveOU
+from .api import sample
+from .engine import StepGrid, Stepper, batched
+from .registry import Method, Plan, register_method
+from ..physics.stepping import (
     DT_MAX,
     STEPS_PER_TAU,
     active_update,
@@ -63,8 +65,8 @@ from .stepping import (
     thermal_amplitude,
     thermal_kick,
 )
-from .stepping import default_dt as stepping_default_dt
-from .targets import GaussianMixture
+from ..physics.stepping import default_dt as stepping_default_dt
+from ..physics.targets import GaussianMixture
 
 #: Validity budget of `ActivitySchedule.auto`: the target value of τ(t)·‖∇F‖ near t = 0.
 AUTO_EPS = 0.1
@@ -426,7 +428,7 @@ def scheduled_potential(score, p: ScheduledActiveOU, t_final: float, s_grid, dty
 def _energetics(req, plan) -> Energetics:
     """fox-schedule's potential on its grid; its position update moves x by ½(η + η′) h,
     as every active method's."""
-    from .scores import MixtureScore
+    from ..physics.scores import MixtureScore
 
     score = MixtureScore(req.target, plan.process, closed_form=req.closed_form)
     return Energetics(scheduled_potential(score, plan.process, req.t_final, plan.grid.s,
@@ -458,7 +460,7 @@ def _scheduled_process(target, process, opts, t_final: float) -> ScheduledActive
 def _build(req) -> Plan:
     """fox-schedule's plan: the scheduled process (automatic or from the options), its
     step grid and stepper."""
-    from .scores import MixtureScore
+    from ..physics.scores import MixtureScore
 
     if not isinstance(req.target, GaussianMixture):
         raise ActivegenError(

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import save_figure as _save_figure, write_json, write_text
-from .metrics import evaluate, log_slope
-from .processes import ActiveOU
-from .samplers import get_method, method_names, sample
-from .stepping import default_dt
-from .plots import draw_density_2d, plot_sweep
-from .samplers import VALIDITY_THRESHOLD
-from .targets import GaussianMixture, default_target_1d, default_target_2d
+from ..files import save_figure as _save_figure, write_json, write_text
+from ..analysis.metrics import evaluate, log_slope
+from ..physics.processes import ActiveOU
+from ..samplers import get_method, method_names, sample
+from ..physics.stepping import default_dt
+from ..figures.potential import draw_density_2d, plot_sweep
+from ..samplers import VALIDITY_THRESHOLD
+from ..physics.targets import GaussianMixture, default_target_1d, default_target_2d
 
 #: The scheme of the studies whose figures docs/ quotes (the τ sweeps and the validity map,
 #: the digits study, the learned gallery, the schedule, protocol and driver sweeps): the
@@ -66,7 +66,7 @@ def tau_sweep(
     if client is None:
         done = [sweep_cell(*c, progress=progress) for c in cells]
     else:
-        from .distributed import map_cells
+        from ..cluster.client import map_cells
 
         done = map_cells(client, sweep_cell, cells, name="tau-sweep")
     for c, (row, x) in zip(cells, done):
@@ -91,7 +91,7 @@ def tau_sweep(
 def sweep_cell(target, m, tau, sd, n, beta, d_thermal, d_active, t_final, driver,
                driver_correction, keep, progress=False):
     """One cell of `tau_sweep`: (row, the samples if `keep` else None)."""
-    from .drivers import DRIVERS
+    from ..physics.drivers import DRIVERS
 
     proc = ActiveOU(beta, d_thermal, d_active, tau)
     drv = DRIVERS[driver].from_effective(tau, d_active, target.dim)
@@ -130,7 +130,7 @@ def plot_densities(result: dict, path, target: GaussianMixture | None = None) ->
     """Generated against exact densities: one panel per (method, kept τ) of a sweep run
     with `keep_samples` (rows: methods, columns: τ); 1D a histogram with the exact density
     curve, 2D a 2D histogram with the exact density's contours (`plots.draw_samples`)."""
-    from .plots import draw_samples, pyplot, save_figure
+    from ..figures.potential import draw_samples, pyplot, save_figure
 
     kept = result["samples"]
     target = target or GaussianMixture.from_dict(result["target"])
@@ -342,7 +342,7 @@ def validity_map(
     if client is None:  # one at a time, logged as it goes
         results = (validity_cell(*a, progress=progress) for a in args)
     else:
-        from .distributed import map_cells
+        from ..cluster.client import map_cells
 
         results = iter(map_cells(client, validity_cell, args, name="validity-map"))
     cells = []
@@ -458,7 +458,7 @@ def plot_validity(result: dict, path, threshold: float | None = None, k: float =
     diagnostic τ‖∇F‖ (failing cells red), with the threshold as a vertical line."""
     from matplotlib.colors import LogNorm
 
-    from .plots import pyplot, save_figure
+    from ..figures.potential import pyplot, save_figure
 
     plt = pyplot()
     taus, sigmas = result["taus"], result["sigmas"]
@@ -506,7 +506,7 @@ def plot_validity(result: dict, path, threshold: float | None = None, k: float =
 def check_values(name: str, values) -> list[float]:
     """A non-empty list of finite numbers > 0 (persistence times τ, mode widths σ_min),
     checked before any work: one line naming the parameter and the valid range."""
-    from .errors import ActivegenError, check_real
+    from ..errors import ActivegenError, check_real
 
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
         raise ActivegenError(f"{name} must hold at least one value (each a finite number > 0)")
@@ -520,7 +520,7 @@ def check_values(name: str, values) -> list[float]:
 
 
 def _check_sweep(taus, methods, n, t_final):
-    from .errors import check_count, check_positive
+    from ..errors import check_count, check_positive
 
     check_count("n", n)
     check_values("taus", taus)
@@ -570,7 +570,7 @@ def run_validity_map(out_dir, taus=(0.025, 0.05, 0.1, 0.2), sigmas=(0.3, 0.4, 0.
                      client=None):
     """The validity map (`validity_map`; client: a Dask client) with its calibration, written as validity_map.md,
     .json and .png (`plot_validity`, the warning threshold drawn). Returns (result, md)."""
-    from .errors import check_count, check_positive
+    from ..errors import check_count, check_positive
 
     check_values("taus", taus)
     check_values("sigmas", sigmas)
@@ -612,7 +612,7 @@ def run_results(out_dir="docs/results", *, methods=("passive", "exact", "fox", "
     check_values("vm_taus", vm_taus)  # the validity map runs last: check it first
     check_values("vm_sigmas", vm_sigmas)
     _check_sweep(list(taus_1d) + list(taus_2d), methods, n, t_final)
-    from .errors import check_count
+    from ..errors import check_count
 
     check_count("n_2d", n_2d)
     check_count("vm_n", vm_n)

@@ -1,0 +1,1 @@
+"""Analysis: accuracy metrics with finite-sample floors, the digits' metrics, likelihoods."""
