@@ -57,7 +57,7 @@ def worker(method, d, k, dtype, n, chunk):
     import jax.numpy as jnp
 
     from activegen import ActiveOU, sample
-    from activegen.studies.tau_sweep import study_options
+    from activegen.studies.common import study_options
 
     tg, proc = mixture(k, d), ActiveOU(1.0, 0.0, 1.0, TAU)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

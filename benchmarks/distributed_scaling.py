@@ -16,7 +16,7 @@ import numpy as np
 
 from activegen import ActiveOU, sample
 from activegen.cluster.client import connect
-from activegen.studies.tau_sweep import STUDY_SCHEME
+from activegen.studies.common import STUDY_SCHEME
 from activegen.physics.targets import default_target_1d
 
 

@@ -128,7 +128,7 @@ def test_the_cycle_finder_finds_cycles():
 
 def test_every_list_of_methods_comes_from_the_registry():
     from activegen.cli import build_parser
-    from activegen.studies.tau_sweep import validity_methods
+    from activegen.studies.validity_map import validity_methods
 
     names = activegen.METHODS
     assert names[:3] == ("passive", "ode", "exact") and "refined" in names

@@ -174,7 +174,7 @@ def test_tau_sweep_2d_writes_density_figure(tmp_path):
 
 
 def test_validity_map_writes_files(tmp_path, capsys):
-    from activegen.studies.tau_sweep import VALIDITY_METHODS
+    from activegen.studies.validity_map import VALIDITY_METHODS
 
     out = tmp_path / "v"
     rc = main(["experiment", "validity-map", "--taus", "0.05,0.2", "--sigmas", "0.4,0.8",

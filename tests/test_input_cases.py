@@ -149,7 +149,7 @@ def test_evaluate_any_dimension(tmp_path, capsys, cheap_evaluate, spec):
 
 
 def test_evaluate_metric_text_for_many_coordinates():
-    from activegen.cli import _metric_text
+    from activegen.cli.evaluate import _metric_text
 
     assert _metric_text(0.12345) == "0.1235"
     assert _metric_text([0.1, 0.2]) == "[0.1000, 0.2000]"
@@ -199,7 +199,7 @@ def test_train_refuses_a_transposed_file_before_any_work(tmp_path, capsys):
 
 
 def test_train_refuses_data_above_the_memory_limit(monkeypatch):
-    from activegen.learning.model import check_training_data
+    from activegen.learning.training import check_training_data
 
     monkeypatch.setenv("ACTIVEGEN_MAX_MEMORY", "1e6")
     with pytest.raises(ActivegenError, match="100 rows × 200 columns.* above the memory limit"):
@@ -209,7 +209,7 @@ def test_train_refuses_data_above_the_memory_limit(monkeypatch):
 # -- 4. train --resume refuses what it cannot honour ---------------------------------------
 def test_train_resume_refuses_options_it_cannot_honour(tmp_path, capsys):
     from activegen.learning.datasets import two_moons
-    from activegen.learning.model import train
+    from activegen.learning.training import train
 
     m = str(tmp_path / "m")
     # 4 of 8 steps (stop_at): the resume below continues the same schedule (one compile)

@@ -17,15 +17,10 @@ import pytest
 from activegen import ActiveOU, GaussianMixture, MixtureScore, default_target_2d, sample, w1
 from activegen.cli import main
 from activegen.errors import ActivegenError
-from activegen.learning.model import (
-    LearnedScore,
-    ScoreNet,
-    energy_at,
-    hutchinson_grad_div,
-    load_model,
-    probe_derivs,
-    train,
-)
+from activegen.learning.derivatives import hutchinson_grad_div, probe_derivs
+from activegen.learning.model import LearnedScore, load_model
+from activegen.learning.network import ScoreNet, energy_at
+from activegen.learning.training import train
 
 PROC = ActiveOU(beta=1.0, d_thermal=0.0, d_active=1.0, tau=0.1)
 TINY = dict(width=16, depth=2, batch=64, steps=40, chunk=10, t_max=3.0)

@@ -10,7 +10,8 @@ from PIL import Image
 from activegen import ActiveOU, default_target_1d
 from activegen.cli import main
 from activegen.figures.potential import animate, animation_frames
-from activegen.lab.protocol import export_protocol, replay, save_protocol
+from activegen.lab.export import export_protocol
+from activegen.lab.protocol import replay, save_protocol
 from activegen.physics.targets import GaussianMixture
 
 SPEC_2D = {"weights": [0.4, 0.6], "means": [[-1.0, 0.0], [1.5, 0.5]], "stds": [0.7, 0.9]}

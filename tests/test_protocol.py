@@ -19,16 +19,9 @@ from activegen import (
     w1_floor,
 )
 from activegen.cli import main
-from activegen.lab.protocol import (
-    Protocol,
-    default_spacing,
-    export_protocol,
-    interpolate,
-    load_protocol,
-    replay,
-    save_protocol,
-    time_grid,
-)
+from activegen.lab.export import export_protocol
+from activegen.lab.grid import default_spacing, time_grid
+from activegen.lab.protocol import Protocol, interpolate, load_protocol, replay, save_protocol
 from activegen.physics.targets import GaussianMixture
 
 SPEC_2D = {"weights": [0.4, 0.6], "means": [[-1.0, 0.0], [1.5, 0.5]], "stds": [0.7, 0.9]}

@@ -22,7 +22,7 @@ from activegen import (
     w1,
     w1_floor,
 )
-from activegen.studies.tau_sweep import validity_target
+from activegen.studies.validity_map import validity_target
 from activegen.physics.forces import (
     fit_projection,
     force_fox,

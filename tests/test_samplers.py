@@ -226,7 +226,7 @@ def test_chunked_run_equals_one_run(method):
 def test_validity_warning_on_the_calibration_family(tau, fires):
     # the validity map's mixture σ = (0.4, 0.6): fox works at τ = 0.025 (τ‖∇F‖ ≈ 0.14) and is
     # worse than naive at τ = 0.1 (≈ 0.89); the threshold lies between (docs/results.md)
-    from activegen.studies.tau_sweep import validity_target
+    from activegen.studies.validity_map import validity_target
     from activegen.samplers import VALIDITY_THRESHOLD
 
     with warnings.catch_warnings(record=True) as rec:

@@ -12,7 +12,7 @@ import pytest
 
 from activegen import ActiveOU, ActivegenError, GaussianMixture, sample
 from activegen.cli import main
-from activegen.learning.model import train
+from activegen.learning.training import train
 from activegen.lab.tabulated import sample_tabulated
 from activegen.physics.targets import default_target_2d
 

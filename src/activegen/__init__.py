@@ -1,11 +1,11 @@
 """activegen: generative diffusion driven by active matter.
 
-The public API (docs/theory.md names; docs/architecture.md for the layers):
+The public API (docs/theory.md names; docs/architecture.md for the layers and sub-packages):
     ActiveOU                       forward process and its exact moments
     GaussianMixture                targets, their diffused and joint laws
     MixtureScore, ScoreDerivs      scores and their derivatives (analytic / autodiff)
     ScoreModel, Process, Driver    the interfaces a user's own score model, process or
-                                   self-propulsion provides (`interfaces`)
+                                   self-propulsion provides (`physics.interfaces`)
     FORCES, force_*, potential_*   F_0, F_F = −∇V_F, F_U = −∇V_U; force_projected (fox-sc)
     OUDriver, RunAndTumbleDriver, ActiveBrownianDriver, DRIVERS, register_driver
                                    self-propulsions
@@ -18,13 +18,23 @@ The public API (docs/theory.md names; docs/architecture.md for the layers):
     load_protocol, replay          protocol) and its replay from the file alone
     sample_tabulated               a method's force tabulated once, the ensemble run in
                                    its interpolation (the fast route for a learned score, d ≤ 2)
-    train, load_model, LearnedScore  learned scores from data (DSM; `learned`, `datasets`)
+    train, load_model, LearnedScore  learned scores from data (DSM; `learning`)
+
+The sub-packages (physics, samplers, learning, lab, analysis, figures, studies, cluster, cli)
+are attributes too, loaded on first use; so are the modules that moved into them, under their
+old names (`MOVED`: `activegen.digit_metrics` is `activegen.analysis.digit_metrics`).
 """
 
 from . import _xla
 
 _xla.configure()  # before any JAX computation: see _xla.py
 
+from .analysis.metrics import evaluate, hist_kl, log_slope, moment_errors, w1, w1_floor  # noqa: E402
+from .errors import ActivegenError, FirstOrderWarning  # noqa: E402
+from .lab.export import export_protocol  # noqa: E402
+from .lab.protocol import Protocol, load_protocol, replay, save_protocol  # noqa: E402
+from .lab.tabulated import sample_tabulated  # noqa: E402
+from .physics.activity_schedule import ActivitySchedule, ScheduledActiveOU  # noqa: E402
 from .physics.drivers import (  # noqa: E402
     DRIVERS,
     ActiveBrownianDriver,
@@ -32,7 +42,6 @@ from .physics.drivers import (  # noqa: E402
     RunAndTumbleDriver,
     register_driver,
 )
-from .errors import ActivegenError, FirstOrderWarning  # noqa: E402
 from .physics.forces import (  # noqa: E402
     FORCES,
     force_fox,
@@ -45,9 +54,9 @@ from .physics.forces import (  # noqa: E402
     potential_ucn,
 )
 from .physics.interfaces import Driver, Process, ScoreModel  # noqa: E402
-from .analysis.metrics import evaluate, hist_kl, log_slope, moment_errors, w1, w1_floor  # noqa: E402
 from .physics.processes import ActiveOU  # noqa: E402
-from .lab.protocol import Protocol, export_protocol, load_protocol, replay, save_protocol  # noqa: E402
+from .physics.scores import MixtureScore, ScoreDerivs, autodiff_derivs, mixture_derivs  # noqa: E402
+from .physics.targets import GaussianMixture, default_target_1d, default_target_2d  # noqa: E402
 from .samplers import (  # noqa: E402
     Method,
     Sampled,
@@ -59,10 +68,7 @@ from .samplers import (  # noqa: E402
     sample,
     sample_field,
 )
-from .samplers.schedule import ActivitySchedule, ScheduledActiveOU, sample_scheduled  # noqa: E402
-from .lab.tabulated import sample_tabulated  # noqa: E402
-from .physics.scores import MixtureScore, ScoreDerivs, autodiff_derivs, mixture_derivs  # noqa: E402
-from .physics.targets import GaussianMixture, default_target_1d, default_target_2d  # noqa: E402
+from .samplers.schedule import sample_scheduled  # noqa: E402
 
 __all__ = [
     "ActiveOU", "ActivegenError", "FirstOrderWarning", "FORCES", "GaussianMixture",
@@ -106,10 +112,14 @@ def __getattr__(name):
         return method_names()
     if name == "ACTIVE_METHODS":
         return method_names(where=lambda m: m.active)
-    if name in ("LearnedScore", "load_model", "train"):
-        from .learning import model as learned
+    if name in ("LearnedScore", "load_model"):
+        from .learning import model
 
-        return getattr(learned, name)
+        return getattr(model, name)
+    if name == "train":
+        from .learning.training import train
+
+        return train
     if name in MOVED:
         return importlib.import_module(f"{__name__}.{MOVED[name]}")
     # a public submodule not imported yet (a sub-package, cli, files, errors)

@@ -92,6 +92,17 @@ def discard_pending() -> None:
         _PENDING.discard(tmp)
 
 
+def track_pending(paths) -> None:
+    """Count `paths` among the unfinished writes (`discard_pending` removes them on Ctrl-C):
+    files written elsewhere that are committed together later (a cluster run's shards)."""
+    _PENDING.update(paths)
+
+
+def release_pending(paths) -> None:
+    """`paths` are no longer unfinished writes (committed, or removed by their writer)."""
+    _PENDING.difference_update(paths)
+
+
 def write_text(path, text: str) -> Path:
     """Write text to path atomically."""
     with atomic_path(path) as tmp:
@@ -110,7 +121,7 @@ def save_figure(fig, path, **kw) -> Path:
     return Path(path)
 
 
-def _seed_entry(seed):
+def seed_entry(seed):
     if seed is None or -(2**63) <= int(seed) < 2**63:
         return seed
     return str(int(seed))
@@ -137,7 +148,7 @@ def save_samples(path, result, *, seed=None, to_data=None, **meta) -> Path:
         np.savez(
             tmp,
             samples=samples,
-            seed=_seed_entry(seed),
+            seed=seed_entry(seed),
             info=json.dumps(info, default=_json_default),
             **{k: v for k, v in info.items() if isinstance(v, (int, float, str))},
             **per_particle,

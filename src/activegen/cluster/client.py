@@ -7,9 +7,9 @@ scheduler (`dask scheduler` / `dask worker`, dask-jobqueue), fails within `timeo
 seconds when it cannot be reached (default CONNECT_TIMEOUT) and within
 `worker_timeout()` seconds when it has no worker. Distributed's own log lines are kept
 off stderr (its shutdown chatter; the failures it reports reach the caller as exceptions,
-`samplers.cluster` turns those into one line). `map_cells` runs an experiment's cells as
+`cluster.workers.cluster_failure` turns those into one line). `map_cells` runs an experiment's cells as
 tasks and returns their results in order. The ensemble itself is distributed by
-`sample(..., client=...)` (`samplers/cluster.py`).
+`sample(..., client=...)` (`samplers/cluster.py`); the workers' set-up is `cluster.workers`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import logging
 import os
 
 from ..errors import ActivegenError, check_count
-from ..samplers.cluster import RETRIES, SHARE_ENV, _cluster_failure, setup_client
+from .workers import RETRIES, SHARE_ENV, cluster_failure, setup_client
 
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 5.0
@@ -83,7 +83,7 @@ def quiet_logs(level: int = logging.CRITICAL):
 
 def worker_env(n_workers: int) -> dict:
     """Environment of a local cluster's worker processes: one intra-op thread pool per
-    worker sized to its cores (affinity: `samplers.cluster`), no nested BLAS threads."""
+    worker sized to its cores (affinity: `cluster.workers`), no nested BLAS threads."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     per = max(1, (cores or 1) // n_workers)
     flags = os.environ.get("XLA_FLAGS", "")
@@ -136,7 +136,7 @@ def connect(workers: int | None = None, scheduler: str | None = None,
                     "ACTIVEGEN_WORKER_TIMEOUT sets the wait): start some with `dask worker "
                     f"{scheduler}`") from None
             except OSError as exc:
-                raise _cluster_failure(exc) from None
+                raise cluster_failure(exc) from None
             with _lost_cluster_is_one_line(any_oserror=True):
                 setup_client(client)
             with _lost_cluster_is_one_line():
@@ -151,7 +151,7 @@ def _lost_cluster_is_one_line(any_oserror: bool = False):
     try:
         yield
     except Exception as exc:
-        lost = _cluster_failure(exc, any_oserror=any_oserror)
+        lost = cluster_failure(exc, any_oserror=any_oserror)
         if lost is None:
             raise
         raise lost from exc

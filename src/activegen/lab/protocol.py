@@ -15,6 +15,10 @@ force is far from the data) and linear in t (clamped to the first/last time). Th
 the forward process's stationary law x ~ N(0, (D_T/β + D_A/(β(1+βτ))) I), η ~ N(0, D_A/τ)
 independent of x, as in the direct samplers (THEORY.md §2 E); it differs from p(x, T) only
 by the data's trace e^{−βT} (2.5·10⁻³ at the default βT = 6).
+
+This module: the `Protocol` (its tables and their interpolation), its file
+(`save_protocol`, `load_protocol`) and its replay; `lab.grid`: the grids, their defaults and
+checks; `lab.export`: `export_protocol`.
 """
 
 from __future__ import annotations
@@ -31,18 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ActivegenError, check_count, check_positive
+from ..errors import ActivegenError, check_positive
 from ..physics.processes import ActiveOU
 
 FORMAT = "activegen-protocol"
 #: 2: the metadata carry `checksum` (sha256 of the tables and the parameters), verified on load.
 VERSION = 2
-#: Default number of time points and spatial spacing in units of the narrowest mode width
-#: σ_min (docs/protocol.md: at these the replay of the 2D mixture is within the direct
-#: sampler's error); DEFAULT_SPACING when σ_min is unknown (a score model).
-DEFAULT_TIME_POINTS = 50
-SPACING_PER_MIN_STD = 0.25
-DEFAULT_SPACING = 0.1
+
 TIME_CONVENTION = (
     "times are forward times t in [0, T]; the generating particle at reverse time s "
     "(0 -> T) feels F(x, T - s); potential[k] and force[k] are V(x, times[k]) and "
@@ -53,23 +52,6 @@ OUTSIDE_GRID = (
     "linear in t, clamped outside [times[0], times[-1]]"
 )
 START = "x ~ N(0, stationary_variance I), eta ~ N(0, D_A/tau I) independent (stationary laws)"
-#: A spacing above COARSE_SPACING·σ_min is warned about (docs/protocol.md, "Accuracy against
-#: grid resolution": up to σ_min/3 the replay is within 3 % of the direct sampler, σ_min/1.5
-#: costs 7 %, 1.4 σ_min 60 %); for a model without σ_min, fewer than COARSE_CELLS cells
-#: across the grid's widest side (4× coarser than `tabulated.DEFAULT_CELLS` = 128).
-COARSE_SPACING = 0.5
-COARSE_CELLS = 32
-#: The grid must hold at least EXTENT_REFUSE of the data law and of the start (the
-#: stationary law) — below it the table is refused; below EXTENT_WARN a warning.
-EXTENT_REFUSE = 0.5
-EXTENT_WARN = 0.99
-#: The most numbers (times × points × (d + 2): V, F, ‖∇F₀‖) a table may hold.
-MAX_TABLE_ENTRIES = 100_000_000
-
-
-class CoarseGridWarning(UserWarning):
-    """The protocol's grid is coarse against the target's narrowest length scale, or does
-    not hold the bulk of the data and the start: the tabulated force will be poor."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,291 +160,11 @@ def interpolate(table, t, x):
 _interpolate_jit = jax.jit(interpolate)
 
 
-# -- grids ------------------------------------------------------------------------
-def time_grid(t_final: float, n: int, t0: float) -> np.ndarray:
-    """n forward times from 0 to T, uniform in log(t + t0): t_k = t0((1 + T/t0)^{k/(n−1)} − 1).
-
-    Spacing ≈ t0·log(1 + T/t0)/(n−1) near t = 0, where the potential changes fastest."""
-    check_positive("t_final", t_final)
-    check_positive("t0", t0)
-    if n < 2:
-        raise ActivegenError(f"the time grid needs at least 2 points, got {n}")
-    k = np.arange(n) / (n - 1)
-    t = t0 * np.expm1(k * math.log1p(t_final / t0))
-    t[-1] = t_final
-    return t
-
-
-def time_scale(process: ActiveOU, min_std: float | None = None) -> float:
-    """t0 = the fastest time scale of the potential: min(1/(β + 1/τ), σ_min²/(2D), 1/β)
-    (the rise of c(t), the diffusion across the narrowest mode, the trap)."""
-    scales = [1.0 / process.beta]
-    if process.tau > 0:
-        scales.append(1.0 / process.rate)
-    if min_std is not None:
-        scales.append(min_std**2 / (2.0 * process.diffusivity))
-    return float(min(scales))
-
-
-def default_spacing(min_std: float | None = None) -> float:
-    """σ_min/4 rounded down to 1, 2 or 5 × 10^k (DEFAULT_SPACING without σ_min)."""
-    if min_std is None:
-        return DEFAULT_SPACING
-    raw = SPACING_PER_MIN_STD * min_std
-    e = 10.0 ** math.floor(math.log10(raw))
-    return float(max(m for m in (1.0, 2.0, 5.0) if m * e <= raw * (1 + 1e-9)) * e)
-
-
-def default_extent(process: ActiveOU, target=None, dim: int | None = None):
-    """(lo, hi) per coordinate covering the target's modes within 4σ and the start
-    (the stationary law) within 5 standard deviations."""
-    r = 5.0 * math.sqrt(process.stationary_variance)
-    if target is None:
-        return -r * np.ones(dim), r * np.ones(dim)
-    lo, hi = target.extent(4.0)
-    return np.minimum(lo, -r), np.maximum(hi, r)
-
-
-def warn_coarse_spacing(spacing: float, min_std: float | None = None, span: float | None = None,
-                        flag: str = "spacing") -> bool:
-    """Warn (`CoarseGridWarning`) when the grid spacing is coarse against the narrowest
-    length scale: above COARSE_SPACING·σ_min (σ_min the narrowest mode width), or, with no
-    σ_min (a learned model), above span/COARSE_CELLS (span the widest side of the grid's
-    box). Returns whether it warned."""
-    import warnings
-
-    if min_std is not None and spacing > COARSE_SPACING * min_std:
-        warnings.warn(
-            f"{flag} {spacing:g} is {spacing / min_std:.3g} σ_min (σ_min = {min_std:.3g}, the "
-            f"narrowest mode's width): the tabulated force is coarse and the samples will be "
-            f"poor; a spacing up to σ_min/3 = {min_std / 3:.3g} keeps the replay within 3 % of "
-            f"the direct sampler (docs/protocol.md; default σ_min/4 = "
-            f"{default_spacing(min_std):g})", CoarseGridWarning, stacklevel=3)
-        return True
-    if min_std is None and span is not None and spacing > span / COARSE_CELLS:
-        warnings.warn(
-            f"{flag} {spacing:g} leaves {span / spacing:.3g} cells across the grid's widest "
-            f"side ({span:.3g}, fewer than {COARSE_CELLS}): the tabulated force is coarse "
-            f"and the samples will be poor (a model's tabulated default: the widest side / 128 = "
-            f"{span / 128:.3g}; docs/learned.md)", CoarseGridWarning, stacklevel=3)
-        return True
-    return False
-
-
-def _gaussian_box_mass(means, sds, weights, lo, hi) -> float:
-    """The mass of a Gaussian mixture (means (K, d), marginal sds (K, d)) inside the box
-    [lo, hi]: Σ_k w_k Π_i P(lo_i <= x_i <= hi_i) (exact for diagonal covariances)."""
-    from scipy.special import ndtr
-
-    per_axis = ndtr((np.asarray(hi) - means) / sds) - ndtr((np.asarray(lo) - means) / sds)
-    return float(np.sum(np.asarray(weights) * np.prod(per_axis, axis=1)))
-
-
-def _outside_box(x, lo, hi) -> float:
-    x = np.asarray(x, float)
-    return float(np.mean(np.any((x < lo) | (x > hi), axis=1)))
-
-
-def check_extent(score, process, lo, hi, target=None, draws: int = 4000) -> dict:
-    """The grid box [lo, hi] must hold the bulk of the data (p(x, t) at the start of the
-    time grid, from `draws` draws of the score model's `sample_marginal` where it has one)
-    and of the replay's start (the stationary law N(0, v I), exactly): below EXTENT_REFUSE
-    of either an `ActivegenError` (a grid away from the data replays as NaN), below
-    EXTENT_WARN a `CoarseGridWarning` (outside the grid the force is extrapolated
-    linearly). Returns {"data": fraction inside or None, "start": fraction inside}."""
-    import warnings
-
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    sd = math.sqrt(process.stationary_variance)
-    inside = {"start": _gaussian_box_mass(np.zeros((1, len(lo))), np.full((1, len(lo)), sd),
-                                          [1.0], lo, hi), "data": None}
-    if target is not None and hasattr(target, "covs"):  # a mixture: its exact marginals
-        sds = np.sqrt(np.diagonal(np.asarray(target.covs, float), axis1=1, axis2=2))
-        inside["data"] = _gaussian_box_mass(np.asarray(target.means, float), sds,
-                                            np.asarray(target.weights, float), lo, hi)
-    elif hasattr(score, "sample_marginal"):
-        t = max(float(getattr(score, "config", {}).get("t_min", 0.0)), 1e-6)
-        x = score.sample_marginal(jax.random.key(20240), draws, t)
-        inside["data"] = 1.0 - _outside_box(x, lo, hi)
-    low = {k: v for k, v in inside.items() if v is not None and v < EXTENT_WARN}
-    if not low:
-        return inside
-    box = " × ".join(f"[{a:g}, {b:g}]" for a, b in zip(lo, hi))
-    what = " and ".join(
-        f"{v:.1%} of the " + ("data (p(x, t) near t = 0)" if k == "data" else
-                               f"start (the stationary law N(0, {sd ** 2:.3g} I))")
-        for k, v in low.items())
-    if target is not None:
-        dlo, dhi = default_extent(process, target)
-        hint = ("; the default extent " + " × ".join(f"[{a:.3g}, {b:.3g}]" for a, b in
-                                                      zip(dlo, dhi))
-                + " holds the target's 4σ box and 5 sd of the start")
-    else:
-        hint = f"; cover at least ±{5 * sd:.3g} (5 sd of the start) and the data"
-    msg = f"the grid's extent {box} holds only {what}"
-    if min(low.values()) < EXTENT_REFUSE:
-        raise ActivegenError(
-            f"{msg}: a protocol's grid must hold the bulk of the data and of the start (at "
-            f"least {EXTENT_REFUSE:.0%}, {EXTENT_WARN:.0%} without a warning; away from them "
-            f"the extrapolated force gives NaN or wrong samples){hint}")
-    warnings.warn(f"{msg} (< {EXTENT_WARN:.0%}): outside the grid the force is extrapolated "
-                  f"linearly and the samples may be poor{hint}", CoarseGridWarning,
-                  stacklevel=3)
-    return inside
-
-
-def spatial_grid(lo, hi, spacing: float):
-    """(lo', spacing (d,), shape): a regular grid of the given spacing covering [lo, hi]
-    (lo' = lo rounded down to a multiple of the spacing)."""
-    spacing = check_positive("spacing", spacing)
-    lo = np.round(np.floor(np.asarray(lo, float) / spacing) * spacing, 12)
-    shape = np.ceil((np.asarray(hi, float) - lo) / spacing - 1e-9).astype(int) + 1
-    if np.any(shape < 2):
-        raise ActivegenError("the spatial grid needs at least 2 points per axis")
-    if np.prod(shape) > 4_000_000:
-        raise ActivegenError(
-            f"the spatial grid has {int(np.prod(shape))} points; use a larger spacing"
-        )
-    return lo, np.full(len(lo), spacing), tuple(int(s) for s in shape)
-
-
-# -- export -----------------------------------------------------------------------
-def _check_dim(dim: int):
+def check_dim(dim: int):
     if dim not in (1, 2):
         raise ActivegenError(
             f"a protocol is tabulated on a grid in d = 1 or 2 only; this target has d = {dim}"
         )
-
-
-def export_protocol(
-    model,
-    method: str,
-    process: ActiveOU,
-    *,
-    t_final: float = 6.0,
-    spacing: float | None = None,
-    time_points: int = DEFAULT_TIME_POINTS,
-    extent=None,
-    t0: float | None = None,
-    source: dict | None = None,
-    dtype=None,
-    progress: bool = False,
-) -> Protocol:
-    """Tabulate V and F = −∇V of a method's force (fox, ucn, naive, or one added with
-    `register_force`) on a grid (see module doc).
-
-    model: a GaussianMixture (analytic score) or a score model (`prepare`, `derivs`, `dim`).
-    extent: (lo, hi) per coordinate (default `default_extent`; required for a score model
-    without a target). spacing: default `default_spacing(σ_min)`. t0: the time grid's scale
-    (default `time_scale`).
-    """
-    from ..samplers import get_method, method_names
-    from ..physics.scores import as_score_model
-    from ..physics.targets import GaussianMixture
-
-    names = method_names(where=lambda m: m.force is not None)
-    spec = get_method(method) if method in names else None
-    if spec is None:
-        raise ActivegenError(f"method must be one of {', '.join(names)}; got {method!r}")
-    if process.tau <= 0:
-        raise ActivegenError("tau must be > 0: a protocol drives an active particle")
-    t_final = check_positive("t_final", t_final)
-    time_points = check_count("time_points", time_points)
-    score = as_score_model(model, process, closed_form=True)
-    _check_dim(score.dim)
-    target = model if isinstance(model, GaussianMixture) else getattr(model, "target", None)
-    if extent is None:
-        if target is None and not hasattr(model, "extent"):
-            raise ActivegenError("give the grid's extent (this score model has no target)")
-        if target is None:
-            lo, hi = (np.asarray(a, float) for a in model.extent())
-        else:
-            lo, hi = default_extent(process, target)
-    else:
-        lo, hi = (np.broadcast_to(np.asarray(a, float), (score.dim,)) for a in extent)
-        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(hi > lo)):
-            raise ActivegenError(f"the extent must have finite lo < hi, got {lo} .. {hi}")
-        check_extent(score, process, lo, hi, target)
-    min_std = getattr(target, "min_std", getattr(model, "min_std", None))
-    if spacing is None:
-        spacing = default_spacing(min_std)
-    else:
-        warn_coarse_spacing(check_positive("spacing", spacing), min_std,
-                            float(np.max(np.asarray(hi) - np.asarray(lo))))
-    lo, step, shape = spatial_grid(lo, hi, spacing)
-    if time_points < 2:
-        raise ActivegenError(f"time_points must be >= 2, got {time_points}")
-    # the table's size before anything is allocated (a time grid of 1e9 points is 8 GB)
-    per_time = int(np.prod(shape)) * (len(shape) + 2)  # V, F, ‖∇F₀‖ at each point
-    entries = time_points * per_time
-    if entries > MAX_TABLE_ENTRIES:
-        raise ActivegenError(
-            f"the table would hold {entries:.2e} numbers ({time_points} times × "
-            f"{'×'.join(map(str, shape))} points × {len(shape) + 2}; > {MAX_TABLE_ENTRIES:.0e}, "
-            f"{entries * 4 / 1e9:.1f} GB in float32): use a larger --spacing or fewer "
-            f"--time-points (at most {max(2, MAX_TABLE_ENTRIES // per_time)} on this grid)")
-    if t0 is None:
-        t0 = time_scale(process, min_std)
-    times = time_grid(t_final, time_points, t0)
-    dtype = dtype or jnp.result_type(float)
-    force, potential = spec.force.force, spec.force.potential
-    axes = [lo[i] + step[i] * np.arange(n) for i, n in enumerate(shape)]
-    pts = jnp.asarray(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(shape)),
-                      dtype)
-
-    from ..physics.forces import force_jacobian_norm
-    from ..samplers.engine import derivs_at
-
-    batched = getattr(score, "derivs_orders", False)  # e.g. a learned model's batched pass
-
-    def at_time(t):
-        st = score.prepare(t, dtype)
-        if batched:  # one pass over all points, particles last (the forces take (d, N))
-            dv = derivs_at(score, st, pts.T, spec.force.order)
-            return (potential(process, t, pts.T, dv), force(process, t, pts.T, dv).T,
-                    force_jacobian_norm(process, t, dv))
-        dv = jax.vmap(score.derivs, in_axes=(None, 0))(st, pts)
-        f = jax.vmap(force, in_axes=(None, None, 0, 0))(process, t, pts, dv)
-        v = jax.vmap(potential, in_axes=(None, None, 0, 0))(process, t, pts, dv)
-        return v, f, jax.vmap(force_jacobian_norm, in_axes=(None, None, 0))(process, t, dv)
-
-    if batched:  # every time in one compiled call
-        v, f, jn = jax.jit(lambda ts: jax.lax.map(at_time, ts))(jnp.asarray(times, dtype))
-        potential_arr = np.asarray(v, np.float32).reshape((len(times),) + shape)
-        force_arr = np.asarray(f, np.float32).reshape((len(times),) + shape + (len(shape),))
-        jn_arr = np.asarray(jn, np.float32).reshape((len(times),) + shape)
-    else:
-        at_time = jax.jit(at_time)
-        vs, fs, js = [], [], []
-        it = times
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(times, desc=f"export {method}", unit="t", leave=False)
-        for t in it:
-            v, f, jn = at_time(jnp.asarray(t, dtype))
-            vs.append(np.asarray(v, np.float32).reshape(shape))
-            fs.append(np.asarray(f, np.float32).reshape(shape + (len(shape),)))
-            js.append(np.asarray(jn, np.float32).reshape(shape))
-        potential_arr, force_arr, jn_arr = np.stack(vs), np.stack(fs), np.stack(js)
-    if not (np.all(np.isfinite(potential_arr)) and np.all(np.isfinite(force_arr))):
-        raise ActivegenError(
-            "the potential is not finite on the grid (a too large extent for float32? "
-            "try --x64 or a smaller extent)"
-        )
-    meta = dict(
-        format=FORMAT, version=VERSION, method=method, dim=len(shape),
-        beta=process.beta, tau=process.tau, d_active=process.d_active,
-        d_thermal=process.d_thermal, t_final=t_final,
-        grid=dict(lo=lo.tolist(), spacing=step.tolist(), shape=list(shape),
-                  hi=np.round(lo + step * (np.asarray(shape) - 1), 12).tolist()),
-        time_grid=dict(n=time_points, kind="geometric in t + t0", t0=t0),
-        time_convention=TIME_CONVENTION, interpolation=OUTSIDE_GRID, start=START,
-        stationary_variance=process.stationary_variance,
-        source=source or ({"kind": "target", "target": target.to_dict()} if target is not None
-                          else {"kind": "model"}),
-    )
-    return Protocol(lo, step, times, potential_arr, force_arr, meta, jn_arr)
 
 
 # -- files --------------------------------------------------------------------------
@@ -555,7 +257,7 @@ def load_protocol(path) -> Protocol:
     times, lo, sp = arrays["times"], arrays["lo"], arrays["spacing"]
     pot, force = arrays["potential"], arrays["force"]
     d = lo.shape[0] if lo.ndim == 1 else -1
-    _check_dim(d)
+    check_dim(d)
     if (sp.shape != (d,) or times.ndim != 1 or times.size < 2 or pot.ndim != d + 1
             or pot.shape[0] != times.size or force.shape != pot.shape + (d,)
             or any(s < 2 for s in pot.shape[1:])):

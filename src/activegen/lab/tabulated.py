@@ -3,7 +3,7 @@ in d ≤ 2 (docs/learned.md, "Tabulated force").
 
 `sample_tabulated(target, method, process, n, ...)` evaluates F = −∇V of `method` (fox, ucn,
 naive, or a force added with `register_force`) once on a grid — a regular spatial grid ×
-a time grid geometric in t + t0 (`protocol.export_protocol`) — and runs the ensemble in the
+a time grid geometric in t + t0 (`lab.export.export_protocol`) — and runs the ensemble in the
 table's multilinear interpolation F̂(x, T − s) (`samplers.sample_field`), started like
 `sample` from the target's p(x, T) (`sample_marginal`), not from the stationary law of a
 replayed protocol. The network (or the analytic score) is evaluated at the grid's points
@@ -14,7 +14,7 @@ an interpolation per particle-step. The error is the table's interpolation error
 
 The extent of a score model without a target covers draws of p(x, t) at the grid's first
 and last times (the data and the start), padded by a tenth of the span on each side; the
-default spacing is `protocol.default_spacing(σ_min)`, or for a model without σ_min the
+default spacing is `lab.grid.default_spacing(σ_min)`, or for a model without σ_min the
 largest span / DEFAULT_CELLS. The validity diagnostic's norm ‖∇F₀‖ is tabulated beside the force
 (`Protocol.jacobian_norm`, from the same derivatives) and interpolated at the particles, so a
 tabulated run warns where the direct one does.
@@ -29,7 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ActivegenError, check_count
-from .protocol import DEFAULT_TIME_POINTS, default_extent, export_protocol, interpolate
+from .export import export_protocol
+from .grid import DEFAULT_TIME_POINTS, default_extent
+from .protocol import interpolate
 
 #: Grid cells along the widest axis when the score has no narrowest scale (a learned model).
 DEFAULT_CELLS = 128
@@ -39,7 +41,7 @@ EXTENT_DRAWS = 4096
 
 def model_extent(score, process, t_final: float, seed: int = 0):
     """(lo, hi) per coordinate: draws of p(x, t) at t = t_min and T, padded by 10 % of the
-    span; at least the stationary law's 5 sd box (`protocol.default_extent`)."""
+    span; at least the stationary law's 5 sd box (`lab.grid.default_extent`)."""
     t_min = float(getattr(score, "config", {}).get("t_min", 0.0))
     key = jax.random.key(seed)
     xs = np.concatenate([np.asarray(score.sample_marginal(jax.random.fold_in(key, i), EXTENT_DRAWS,

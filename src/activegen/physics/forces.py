@@ -58,7 +58,7 @@ def potential_naive(p: ActiveOU, t, x, dv: ScoreDerivs):
 # -- effective potential V_F (Fox) ----------------------------------------------
 def fox_form(beta, d_bar, d2, x, dv: ScoreDerivs):
     """βx + (D̄ + βD_2) S + D_2 D̄ [∇(∇·S) + (∇S)S]: F_F with D_2 = τD_A, and the activity
-    schedule's force with D_2(s), D̄(s) of the scheduled noise (`schedule`)."""
+    schedule's force with D_2(s), D̄(s) of the scheduled noise (`samplers.schedule`)."""
     corr = dv.grad_div + hessian_score(dv)
     return beta * x + (d_bar + beta * d2) * dv.score + d2 * d_bar * corr
 

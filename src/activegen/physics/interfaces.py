@@ -43,7 +43,7 @@ class Process(Protocol):
     beta, d_thermal, d_active, tau: β, D_T, D_A, τ. mean_scale(t) = e^{−βt}; variance(t)
     = v(t) and cross_cov(t) = c(t) of (x_i, η_i) given x(0); d_eff(t) = D_T + c(t) (the
     x-marginal obeys ∂_t p = β∇·(xp) + D_eff Δp exactly); d_bar(t) = D_T + D_A + D_eff(t).
-    `processes.ActiveOU` and `schedule.ScheduledActiveOU` implement it."""
+    `processes.ActiveOU` and `activity_schedule.ScheduledActiveOU` implement it."""
 
     beta: float
     d_thermal: float

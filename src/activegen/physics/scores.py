@@ -13,7 +13,7 @@ tested equal and faster. The exact sampler additionally needs the joint score on
 A model may add `derivs_batch(state, xs)`, `score_batch`, `joint_score_batch` for a whole
 ensemble; batched arrays carry the particle axis last (xs of shape (d, N), hessian
 (d, d, N)), the layout the samplers run in (docs/performance.md). Learned models
-(`learned.LearnedScore`) implement the same interface.
+(`learning.model.LearnedScore`) implement the same interface.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class ScoreDerivs(NamedTuple):
     """log p, S = ∇log p (d,), ∇S (d,d), ∇(∇·S) (d,) at one point (batched: particle axis
     last, log_p (N,), score (d, N), hessian (d, d, N), grad_div (d, N)).
 
-    Optional fields for models that skip the full ∇S (large d, `learned.LearnedScore`
+    Optional fields for models that skip the full ∇S (large d, `learning.model.LearnedScore`
     with probes): hess_score = (∇S)S, jac_trace ≈ ∇·S and jac_fro2 ≈ ‖∇S‖_F² (probe
     estimates E zᵀ(∇S)z and E‖(∇S)z‖², E zzᵀ = I). hessian and grad_div are None where a
     caller asked for less (`derivs_batch(..., order=...)`)."""

@@ -180,7 +180,7 @@ def score_force(force: Force, score, p, t_final: float, dtype):
 
 
 def active_entropy_terms(req, drv, force_fn, log_density=None) -> dict:
-    """Energetics fields of the x-path entropy production (`activegen.energetics`): only at
+    """Energetics fields of the x-path entropy production (`physics.energetics`): only at
     D_T = 0 with the OU driver (a Gaussian path weight of η); {} otherwise."""
     p = req.process
     if p.d_thermal != 0 or not isinstance(drv, OUDriver):
@@ -355,7 +355,7 @@ def sample_field(
     init_x(key, n) -> (n, d) start. driver defaults to OUDriver(τ, D_A). Used to replay an
     exported protocol (a force tabulated on a grid). potential(t, x (N, d)) -> V (N,) with
     F = −∇V: with energetics=True the run's energetics in that potential are added to info
-    (`activegen.energetics`; scheme "euler" only). scheme: "heun" (second order, default
+    (`physics.energetics`; scheme "euler" only). scheme: "heun" (second order, default
     step `active_heun_default_dt`; the default) or "euler" (the first-order step of
     `active_stepper`; the default with energetics=True).
     """

@@ -307,7 +307,7 @@ def sample(
     O(chunk_size)); the samples are those of one run. **options: the method's own options
     (e.g. fox-schedule's tau_min, t_ramp; ode's ode_rtol). energetics: add the per-particle
     stochastic energetics `work`, `active_work`, `heat`, `potential_change` (and, for
-    `passive`, the entropy production) to info (`activegen.energetics`; methods whose
+    `passive`, the entropy production) to info (`physics.energetics`; methods whose
     particle moves in a potential only).
 
     On a Dask cluster (docs/distributed.md): client, a `dask.distributed.Client`, runs

@@ -87,7 +87,7 @@ def _build(req) -> Plan:
 
 def passive_energetics(req, plan) -> Energetics:
     """U = −½β|x|² − 2D_eff log p (the drift βx + 2D_eff S = −∇U), its bath D_eff(T − s)
-    and s_sys = −log p(x, T − s) (`activegen.energetics`)."""
+    and s_sys = −log p(x, T − s) (`physics.energetics`)."""
     score, p, t_final, dtype = req.score, req.process, req.t_final, req.dtype
 
     log_density = score_log_density(score, t_final, dtype)

@@ -92,7 +92,7 @@ SCHEMES = {
 }
 
 
-#: The scheme energetics runs use when none is asked for: `activegen.energetics` accumulates
+#: The scheme energetics runs use when none is asked for: `physics.energetics` accumulates
 #: the Sekimoto increments of the first-order steps only.
 ENERGETICS_SCHEME = "euler"
 

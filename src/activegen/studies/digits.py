@@ -1,7 +1,7 @@
 """`activegen experiment digits`: generate 8×8 digits with learned scores (docs/digits.md).
 
 For each τ: train (or reuse, from out/models/) the digits energy model of the x-marginal
-and the joint model (for `exact`) with `learned.DIGITS_TRAIN_DEFAULTS`; generate n digits
+and the joint model (for `exact`) with `learning.network.DIGITS_TRAIN_DEFAULTS`; generate n digits
 with each method at the same n, step and seed; score them with `digit_metrics.report`
 against the held-out images, beside the floor (training images of the same number);
 write digits.json, digits.md (the table) and one image grid per (τ, method).
@@ -19,7 +19,7 @@ from ..analysis import digit_metrics
 from ..learning.datasets import DIGITS_SHAPE, digits
 from ..errors import ActivegenError, check_count, check_positive
 from ..physics.processes import ActiveOU
-from .tau_sweep import STUDY_SCHEME
+from .common import STUDY_SCHEME
 from ..samplers import get_method
 
 #: an FD above this is reported as diverged (the samples left the images' range entirely)
@@ -35,7 +35,10 @@ def model_dir(out_dir, tau: float, joint: bool) -> Path:
 def digits_model(out_dir, tau: float, joint: bool, *, steps=None, log=print, **opts):
     """The trained digits model for τ (joint: for `exact`): loaded from out/models/ when
     it is there and complete, trained (and saved there) otherwise."""
-    from ..learning.model import CONFIG_FILE, data_defaults, load_model, train
+    from ..learning.checkpoint import CONFIG_FILE
+    from ..learning.model import load_model
+    from ..learning.network import data_defaults
+    from ..learning.training import train
 
     path = model_dir(out_dir, tau, joint)
     cfg = dict(data_defaults("digits"), **opts)
@@ -94,7 +97,7 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
     scheme="second-order": its heun or lawson scheme); t_min > 0: every method with the end game
     (`samplers.endgame`); train_steps: the models' DSM steps (default 20 000). Returns the
     result dict (also written to out_dir/digits.json)."""
-    from ..figures import potential as plots
+    from ..figures.samples import plot_images
     from ..physics.stepping import default_dt
 
     n = check_count("n", n)
@@ -133,7 +136,7 @@ def run_digits(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1500, seed: int 
                 png = out / f"digits_tau{tau:g}_{m}{tag}.png"
                 title = (f"{m}{label}, τ = {tau:g}: FD {rep['fd']:.3g} "
                          f"(floor {floor['fd']:.1f})")
-                plots.plot_images(np.clip(x, -3, 3), png, DIGITS_SHAPE, title)
+                plot_images(np.clip(x, -3, 3), png, DIGITS_SHAPE, title)
             result["cells"].append({"tau": tau, "method": m + label, "metrics": rep,
                                     "info": info, "train_seconds": secs})
             if log:

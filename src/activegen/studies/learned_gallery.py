@@ -21,10 +21,13 @@ import numpy as np
 
 from ..learning.datasets import BUILTIN, load_data
 from ..files import save_figure, write_json
-from ..learning.model import LearnedScore, ScoreNet, hutchinson_grad_div, train
+from ..learning.derivatives import hutchinson_grad_div
+from ..learning.model import LearnedScore
+from ..learning.network import ScoreNet
+from ..learning.training import train
 from ..analysis.metrics import w1
 from ..physics.processes import ActiveOU
-from .tau_sweep import study_options
+from .common import study_options
 from ..samplers import sample
 from ..physics.scores import MixtureScore
 from ..physics.targets import default_target_2d

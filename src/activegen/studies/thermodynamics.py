@@ -2,7 +2,7 @@
 
 For passive, naive, fox and fox-sc on the demo mixture (`targets.default_target_2d`) at each
 τ: the mean per sample of the heat Q, protocol work W, active work W_act, potential change ΔU
-(`activegen.energetics`), passive's entropy production, beside each method's accuracy (W1
+(`physics.energetics`), passive's entropy production, beside each method's accuracy (W1
 against exact draws, with its finite-sample floor). Also the likelihood of exact data under
 the model (probability-flow ODE) beside the entropy-rate bound. Writes thermodynamics.json,
 thermodynamics.md and thermodynamics.png to the output folder.
@@ -34,10 +34,10 @@ def run_thermodynamics(out_dir, *, taus=TAUS, methods=METHODS, n: int = 1000, se
                        progress: bool = False, echo=None) -> dict:
     """Run the experiment (module doc); returns the result dict (also written as JSON)."""
     from ..analysis.likelihood import entropy_rate_bound, log_likelihood
-    from ..figures.potential import plot_thermodynamics
+    from ..figures.sweeps import plot_thermodynamics
 
     from ..errors import check_count
-    from .tau_sweep import check_values
+    from .common import check_values
     from ..samplers import get_method
 
     taus = check_values("taus", taus)  # before any work
