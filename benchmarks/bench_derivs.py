@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from activegen import ActiveOU, GaussianMixture, sample
-from activegen.experiments import STUDY_SCHEME
+from activegen.studies.common import STUDY_SCHEME
 
 
 def eight_modes() -> GaussianMixture:

@@ -15,7 +15,7 @@ training); `--old` adds the previous route (per-point nested autodiff under vmap
     python benchmarks/bench_learned.py --width 32 --depth 2 --n-fourier 16
     python benchmarks/bench_learned.py --dims 2 --methods fox,naive --steps 600 --tabulate
 
---tabulate adds the learned force tabulated once on a grid (`activegen.tabulated`): the
+--tabulate adds the learned force tabulated once on a grid (`activegen.lab.tabulated`): the
 table's build (compile included) plus the run in its interpolation, against analytic fox's
 run, same N, steps and seed.
 """
@@ -53,7 +53,8 @@ def learned_model(target, proc, width, depth, n_fourier, seed=0):
     import jax
     import numpy as np
 
-    from activegen.learned import DEFAULTS, LearnedScore, ScoreNet, make_optimizer  # noqa: F401
+    from activegen.learning.model import LearnedScore  # noqa: F401
+    from activegen.learning.network import DEFAULTS, ScoreNet, make_optimizer  # noqa: F401
 
     d = target.dim
     x = np.asarray(target.sample(jax.random.key(seed), 2000))
@@ -87,7 +88,7 @@ class PerPoint:
     def score(self, st, x):
         import jax
 
-        from activegen.learned import energy_at
+        from activegen.learning.network import energy_at
 
         return -jax.grad(energy_at, argnums=1)(st, x)
 
@@ -97,7 +98,7 @@ class PerPoint:
 
 def rate(target, method, proc, n, steps, dt):
     from activegen import sample
-    from activegen.experiments import study_options
+    from activegen.studies.common import study_options
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -108,9 +109,9 @@ def rate(target, method, proc, n, steps, dt):
 
 def tabulated_rate(target, method, proc, n, steps, dt):
     """(particle-steps/s of the run in the tabulated force, the table's build seconds,
-    compile included): `activegen.tabulated.sample_tabulated`."""
-    from activegen.experiments import study_options
-    from activegen.tabulated import sample_tabulated
+    compile included): `activegen.lab.tabulated.sample_tabulated`."""
+    from activegen.studies.common import study_options
+    from activegen.lab.tabulated import sample_tabulated
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -126,7 +127,7 @@ def step_flops(score, method, proc, n):
     import jax.numpy as jnp
 
     from activegen._xla import unrolled_threefry
-    from activegen.experiments import study_options
+    from activegen.studies.common import study_options
     from activegen.samplers import build_plan
 
     tile = getattr(score, "tile", None)
@@ -154,7 +155,8 @@ def hutchinson_table(dims=(2, 8, 32), n=2000, probes=(1, 4), width=None, depth=N
     import jax.numpy as jnp
 
     from activegen import ActiveOU
-    from activegen.learned import DEFAULTS, hutchinson_variance
+    from activegen.learning.model import hutchinson_variance
+    from activegen.learning.network import DEFAULTS
 
     proc = ActiveOU(1.0, 0.0, 1.0, TAU)
     rows = []
@@ -217,7 +219,7 @@ def main():
 
     import activegen  # noqa: F401  (XLA settings)
     from activegen import ActiveOU
-    from activegen.learned import DEFAULTS
+    from activegen.learning.network import DEFAULTS
 
     if args.hutchinson:
         import activegen  # noqa: F401,F811
@@ -270,7 +272,7 @@ def main():
                                  direct_run_s=args.n * args.steps / rl))
     print(f"peak: {PEAK / 1e9:.0f} GFLOP/s (2 cores × 2.45 GHz × 32 float32 flops/cycle)")
     if tabs:
-        print("learned, force tabulated once (activegen.tabulated): seconds for the whole run")
+        print("learned, force tabulated once (activegen.lab.tabulated): seconds for the whole run")
         print(f"{'method':8s}{'d':>3s}{'analytic':>10s}{'direct':>9s}{'table':>8s}{'replay':>8s}"
               f"{'(table+replay)/analytic':>25s}")
         for t in tabs:

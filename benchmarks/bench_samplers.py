@@ -57,7 +57,7 @@ def worker(method, d, k, dtype, n, chunk):
     import jax.numpy as jnp
 
     from activegen import ActiveOU, sample
-    from activegen.experiments import study_options
+    from activegen.studies.common import study_options
 
     tg, proc = mixture(k, d), ActiveOU(1.0, 0.0, 1.0, TAU)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -126,8 +126,8 @@ def flops_per_particle_step(n=100_000):
 
     from activegen import ActiveOU, MixtureScore
     from activegen._xla import unrolled_threefry
-    from activegen.drivers import OUDriver
-    from activegen.forces import force_fox
+    from activegen.physics.drivers import OUDriver
+    from activegen.physics.forces import force_fox
     from activegen.samplers import score_field as _score_field
 
     tg, proc = mixture(8, 2), ActiveOU(1.0, 0.0, 1.0, TAU)

@@ -15,9 +15,9 @@ import jax
 import numpy as np
 
 from activegen import ActiveOU, sample
-from activegen.distributed import connect
-from activegen.experiments import STUDY_SCHEME
-from activegen.targets import default_target_1d
+from activegen.cluster.client import connect
+from activegen.studies.common import STUDY_SCHEME
+from activegen.physics.targets import default_target_1d
 
 
 def main():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from activegen import GaussianMixture, default_target_2d
-from activegen.experiments import tau_sweep
+from activegen.studies.tau_sweep import tau_sweep
 
 HERE = Path(__file__).resolve().parent
 

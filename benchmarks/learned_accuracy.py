@@ -10,7 +10,7 @@ draws of the same size).
     python benchmarks/learned_accuracy.py --archs 64x3x32,32x2x16,24x2x8 --sets 2d,1d
     python benchmarks/learned_accuracy.py --archs 16x2x16 --methods fox,fox:tab
 
-A method written M:tab runs M with its force tabulated on a grid (`activegen.tabulated`).
+A method written M:tab runs M with its force tabulated on a grid (`activegen.lab.tabulated`).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def run(sets, archs, steps, n, tau, t_final, dt, seed, standardize, methods):
     import numpy as np
 
     from activegen import ActiveOU, sample, w1
-    from activegen.experiments import study_options
-    from activegen.learned import train
+    from activegen.studies.common import study_options
+    from activegen.learning.training import train
 
     proc = ActiveOU(1.0, 0.0, 1.0, tau)
     out = {}
@@ -50,8 +50,8 @@ def run(sets, archs, steps, n, tau, t_final, dt, seed, standardize, methods):
     def quiet(target, method, *a, **k):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if method.endswith(TAB):  # the force tabulated once on a grid (activegen.tabulated)
-                from activegen.tabulated import sample_tabulated
+            if method.endswith(TAB):  # the force tabulated once on a grid (activegen.lab.tabulated)
+                from activegen.lab.tabulated import sample_tabulated
 
                 base = method[:-len(TAB)]
                 return sample_tabulated(target, base, *a, **study_options(base), **k)

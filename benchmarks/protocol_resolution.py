@@ -16,8 +16,10 @@ import warnings
 import numpy as np
 
 from activegen import ActiveOU, default_target_2d, evaluate, sample
-from activegen.experiments import STUDY_SCHEME
-from activegen.protocol import DEFAULT_TIME_POINTS, export_protocol, replay
+from activegen.studies.common import STUDY_SCHEME
+from activegen.lab.export import export_protocol
+from activegen.lab.grid import DEFAULT_TIME_POINTS
+from activegen.lab.protocol import replay
 
 # (spacing, time points, t0): spacing None = the default (σ_min/4 rounded); t0 None = the
 # default geometric time grid, 1e6 ≈ uniform in t

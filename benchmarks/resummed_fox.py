@@ -17,7 +17,8 @@ import numpy as np
 from scipy.stats import wasserstein_distance
 
 from activegen import ActiveOU, MixtureScore, sample_field
-from activegen.experiments import STUDY_SCHEME, validity_target
+from activegen.studies.common import STUDY_SCHEME
+from activegen.studies.validity_map import validity_target
 
 
 def run(s: float, tau: float, eps: float, n: int = 50_000, seed: int = 0) -> float:

@@ -1,5 +1,5 @@
-"""The activity-schedule sampler (`activegen.schedule`) against fox and exact on the
-validity-map mixtures (`experiments.validity_target`), D_T = 0, β = D_A = 1, T = 3:
+"""The activity-schedule sampler (`activegen.samplers.schedule`) against fox and exact on the
+validity-map mixtures (`studies.validity_map.validity_target`), D_T = 0, β = D_A = 1, T = 3:
 W1 to a 10⁶-draw reference, with the finite-sample floor (docs/schedule.md).
 
     python benchmarks/schedule_sweep.py --sigma 0.4 --tau 0.1 \
@@ -18,8 +18,9 @@ import jax
 import numpy as np
 
 from activegen import ActiveOU, sample, w1
-from activegen.experiments import study_options, validity_target
-from activegen.schedule import sample_scheduled
+from activegen.studies.common import study_options
+from activegen.studies.validity_map import validity_target
+from activegen.samplers.schedule import sample_scheduled
 
 
 def main():

@@ -1,5 +1,6 @@
-"""The package's layers: no import cycles, no module importing another's private names, and
-a force added from user code is a sampling method end to end (docs/architecture.md)."""
+"""The package's layers: no import cycles, no module importing another's private names, each
+sub-package importing only the layers below it, the public names resolving, and a force added
+from user code is a sampling method end to end (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,146 @@ def test_no_import_cycles_and_no_private_imports():
     assert not private, f"cross-module private imports: {private}"
 
 
+#: The cross-cutting top-level modules: any module may import them; they import only each other.
+BASE = {"errors", "files", "_xla", "_linalg", "_fastmath"}
+#: Each sub-package and the sub-packages it may import besides BASE (docs/architecture.md,
+#: "The layers"): physics at the bottom, cli at the top, nothing imports cli.
+LAYERS = {
+    "physics": set(),
+    "cluster": set(),
+    "samplers": {"physics", "cluster"},
+    "learning": {"physics"},
+    "lab": {"physics", "samplers"},
+    "analysis": {"physics", "learning"},
+    "figures": {"physics", "lab", "analysis"},
+    "studies": {"physics", "cluster", "samplers", "learning", "lab", "analysis", "figures"},
+    "cli": {"physics", "cluster", "samplers", "learning", "lab", "analysis", "figures",
+            "studies"},
+}
+
+
+def _layer(mod: str) -> str:
+    """activegen.physics.forces -> physics; activegen.errors -> errors; activegen -> ''."""
+    parts = mod.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_every_module_lies_in_a_layer():
+    for mod in _modules():
+        layer = _layer(mod)
+        assert layer in LAYERS or layer in BASE or mod in ("activegen", "activegen.__main__"), (
+            f"{mod}: a new sub-package or top-level module: add it to LAYERS or BASE here "
+            "and to docs/architecture.md")
+
+
+def test_each_layer_imports_only_the_layers_below():
+    edges, _ = _imports(_modules())
+    bad = []
+    for mod, deps in edges.items():
+        src = _layer(mod)
+        if mod in ("activegen", "activegen.__main__"):
+            continue
+        for dep in deps:
+            dst = _layer(dep)
+            if dst == src or dst in BASE:
+                if src in BASE and dst not in BASE:
+                    bad.append((mod, dep))
+                continue
+            if src in BASE or dst not in LAYERS.get(src, set()):
+                bad.append((mod, dep))
+    assert not bad, f"imports against the layers: {bad}"
+    # nothing imports the command line but the package's `python -m` entry
+    assert not [m for m, d in edges.items() if any(_layer(x) == "cli" for x in d)
+                and _layer(m) != "cli" and m != "activegen.__main__"]
+
+
+def test_the_layer_check_finds_a_wrong_import():
+    assert "samplers" not in LAYERS["physics"] and "cli" not in LAYERS["studies"]
+    assert all(src not in deps for src, deps in LAYERS.items())
+
+
+def test_the_public_names_resolve():
+    """Every name of activegen.__all__, the lazily loaded ones, the sub-packages, the old
+    module names kept as attributes (activegen.MOVED), the console script and `python -m`."""
+    import importlib
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    for name in activegen.__all__:
+        assert getattr(activegen, name) is not None, name
+    for name in ("METHODS", "ACTIVE_METHODS", "LearnedScore", "load_model", "train",
+                 "__version__"):
+        assert getattr(activegen, name) is not None, name
+    assert activegen.METHODS == ("passive", "ode", "exact", "fox", "ucn", "naive", "fox-sc",
+                                 "refined", "fox-schedule")
+    for name in LAYERS:
+        assert getattr(activegen, name) is importlib.import_module(f"activegen.{name}")
+    for old, new in activegen.MOVED.items():
+        assert getattr(activegen, old) is importlib.import_module(f"activegen.{new}"), old
+    assert activegen.digit_metrics.__name__ == "activegen.analysis.digit_metrics"
+    assert callable(activegen.targets.default_target_1d)
+    for bad in ("nope", "_private", "a.b", "learned", "experiments", "plots"):
+        assert not hasattr(activegen, bad), bad
+    script = [e for e in entry_points(group="console_scripts") if e.name == "activegen"]
+    assert script and script[0].value == "activegen.cli:main"
+    assert script[0].load() is activegen.cli.main
+    for mod in ("activegen", "activegen.cli"):
+        r = subprocess.run([sys.executable, "-m", mod, "--version"], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.startswith("activegen "), (mod, r.stderr)
+
+
+def _doc_references():
+    """(page, dotted name) of every `activegen.X.Y` and every `SUBPACKAGE.X.Y` in backticks of
+    README.md and docs/*.md, and (page, path) of every `DIR/NAME.py` of the package."""
+    import re
+
+    root = SRC.parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    top = "|".join(sorted(set(LAYERS) | BASE))
+    refs, paths = [], []
+    for page in pages:
+        text = page.read_text()
+        for m in re.finditer(r"\bactivegen(?:\.[A-Za-z_]\w*)+", text):
+            refs.append((page.name, m.group(0)))
+        for m in re.finditer(rf"`((?:{top})(?:\.[A-Za-z_]\w*)+)[`(]", text):
+            refs.append((page.name, "activegen." + m.group(1)))
+        for m in re.finditer(rf"`((?:(?:{top})/)?\w+\.py)`", text):
+            paths.append((page.name, m.group(1)))
+    refs = [(p, r) for p, r in refs if not r.endswith(".py")]  # a file: in `paths`
+    # a file named without its folder: one of the package's modules of that name
+    names = {f.name for f in SRC.rglob("*.py")}
+    paths = [(p, f) for p, f in paths if "/" in f or f in names or f.startswith("_")]
+    return refs, paths
+
+
+def test_the_module_paths_in_the_docs_resolve():
+    import importlib
+
+    refs, paths = _doc_references()
+    assert len(refs) > 50 and paths
+    missing = []
+    for page, dotted in refs:
+        parts = dotted.split(".")
+        obj = None
+        for k in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:k]))
+            except ImportError:
+                continue
+            try:
+                for a in parts[k:]:
+                    obj = getattr(obj, a)
+            except AttributeError:
+                obj = None
+            break
+        if obj is None:
+            missing.append((page, dotted))
+    missing += [(page, p) for page, p in paths if not (SRC / p).is_file()]
+    assert not missing, f"module paths in the docs that do not resolve: {missing}"
+
+
 def test_the_cycle_finder_finds_cycles():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
@@ -128,7 +269,7 @@ def test_the_cycle_finder_finds_cycles():
 
 def test_every_list_of_methods_comes_from_the_registry():
     from activegen.cli import build_parser
-    from activegen.experiments import validity_methods
+    from activegen.studies.validity_map import validity_methods
 
     names = activegen.METHODS
     assert names[:3] == ("passive", "ode", "exact") and "refined" in names
@@ -167,7 +308,7 @@ def test_a_force_registered_from_user_code_samples_and_exports_like_naive():
 
 
 def test_register_driver_makes_a_driver_available_by_name():
-    from activegen.drivers import DRIVERS, OUDriver, driver_and_process, register_driver
+    from activegen.physics.drivers import DRIVERS, OUDriver, driver_and_process, register_driver
 
     class SlowOU(OUDriver):
         pass

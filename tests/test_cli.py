@@ -161,7 +161,7 @@ def test_tau_sweep_2d_writes_density_figure(tmp_path):
 
 
 def test_validity_map_writes_files(tmp_path, capsys):
-    from activegen.experiments import VALIDITY_METHODS
+    from activegen.studies.validity_map import VALIDITY_METHODS
 
     out = tmp_path / "v"
     rc = main(["experiment", "validity-map", "--taus", "0.05,0.2", "--sigmas", "0.4,0.8",
@@ -246,7 +246,7 @@ def test_progress_bar_counts_steps_of_the_whole_ensemble(monkeypatch):
 
 
 def test_floor_limited_slope_is_marked():
-    from activegen.experiments import sweep_markdown, sweep_pivot_markdown
+    from activegen.studies.tau_sweep import sweep_markdown, sweep_pivot_markdown
 
     rows = [{"method": m, "tau": t, "seed": 0, "floor": {"w1": 0.01, "hist_kl": 0.0},
              "metrics": {"w1": w, "hist_kl": 0.0, "mean_error": 0.0, "cov_error": 0.0}}

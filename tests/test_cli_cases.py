@@ -15,12 +15,14 @@ import pytest
 from PIL import Image
 
 from activegen import ActiveOU, ActivegenError, default_target_1d, register_force
-from activegen import plots
+from activegen.figures import potential as plots
 from activegen.cli import build_parser, main
-from activegen.forces import force_naive, potential_naive
-from activegen.protocol import CoarseGridWarning, export_protocol, save_protocol
+from activegen.physics.forces import force_naive, potential_naive
+from activegen.lab.export import export_protocol
+from activegen.lab.grid import CoarseGridWarning
+from activegen.lab.protocol import save_protocol
 from activegen.samplers import unregister_method
-from activegen.targets import GaussianMixture
+from activegen.physics.targets import GaussianMixture
 
 SPEC_1D = {"weights": [0.3, 0.7], "means": [[-2.0], [1.5]], "stds": [0.8, 1.0]}
 SPEC_2D = {"weights": [0.4, 0.6], "means": [[-1.0, 0.0], [1.5, 0.5]], "stds": [0.7, 0.9]}
@@ -100,6 +102,8 @@ def test_animate_writes_the_frames_asked_for_and_limits_frames(files, tmp_path, 
 # -- 3. learned-model sample plots ------------------------------------------------------
 def test_learned_model_plot_has_labels_colour_bar_floor_and_the_requested_name(
         tmp_path, capsys, monkeypatch):
+    from activegen.figures import samples as plots
+
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(2000, 2)) * [1.0, 0.5]
     npz = tmp_path / "s.npz"  # the layout `sample --model` writes
@@ -192,7 +196,7 @@ def test_plot_potential_snapshots_and_times_are_checked(files, tmp_path, capsys,
 
 
 def _load(files):
-    from activegen.protocol import load_protocol
+    from activegen.lab.protocol import load_protocol
 
     return load_protocol(files / "p1.npz")
 
@@ -221,8 +225,8 @@ def test_bad_taus_sigmas_seeds_refused_when_parsed(tmp_path, capsys, argv, msg):
 
 
 def test_library_experiments_check_taus_before_any_work(tmp_path):
-    from activegen.experiments import run_results
-    from activegen.thermodynamics import run_thermodynamics
+    from activegen.studies.results import run_results
+    from activegen.studies.thermodynamics import run_thermodynamics
 
     with pytest.raises(ActivegenError, match="every value of vm_taus must be > 0"):
         run_results(tmp_path / "r", vm_taus=(0.0,), log=None)

@@ -5,7 +5,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from activegen.datasets import BUILTIN, Standardizer, image_points, load_array, load_data
+from activegen.learning.datasets import BUILTIN, Standardizer, image_points, load_array, load_data
 from activegen.errors import ActivegenError
 
 

@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from activegen import ActivegenError, digit_metrics, metrics
+from activegen import ActivegenError
+from activegen.analysis import digit_metrics
+from activegen.analysis import metrics
 from activegen.cli import main
-from activegen.datasets import digits, load_data
+from activegen.learning.datasets import digits, load_data
 
 
 def test_digits_split_and_scale():
@@ -110,7 +112,7 @@ def _mixture_2d(tmp_path):
 
 
 def test_range_report_warns_for_samples_outside_the_data():
-    from activegen.learned import LearnedScore
+    from activegen.learning.model import LearnedScore
 
     cfg = {"data": {"range": [-1.0, 1.0]}}
     m = type("M", (), {"config": cfg, "RANGE_MARGIN": 0.25, "RANGE_WARN": 0.01})()
@@ -124,7 +126,7 @@ def test_range_report_warns_for_samples_outside_the_data():
 def test_experiment_digits_pipeline_small(tmp_path, capsys):
     """run_digits end to end on a tiny network: a table row and an image grid per method,
     models reused on a second call; bad method names refused before any work."""
-    from activegen.digits_experiment import markdown, run_digits
+    from activegen.studies.digits import markdown, run_digits
 
     kw = dict(taus=[0.1], n=24, dt=0.05, train_steps=20, log=None,
               train_options=dict(width=16, depth=1, batch=64))
@@ -145,7 +147,7 @@ def test_experiment_digits_pipeline_small(tmp_path, capsys):
 
 
 def test_digits_table_marks_diverged_runs():
-    from activegen.digits_experiment import markdown
+    from activegen.studies.digits import markdown
 
     fl = {"fd": 3.4, "precision": 0.78, "recall": 0.74, "min_class": 0.097}
     ok = {"fd": 4.7, "precision": 0.75, "recall": 0.77, "min_class": 0.085, "memorisation": 0.9,

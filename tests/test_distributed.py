@@ -20,7 +20,7 @@ from activegen import ActiveOU, sample
 from activegen.cli import main
 from activegen.errors import ActivegenError, FirstOrderWarning
 from activegen.files import load_samples
-from activegen.targets import default_target_1d
+from activegen.physics.targets import default_target_1d
 
 pytest.importorskip("distributed")
 
@@ -34,7 +34,7 @@ def client(tmp_path_factory):
     workers compile each program once for the module; a replaced worker reads it)."""
     import jax
 
-    from activegen.distributed import connect
+    from activegen.cluster.client import connect
 
     old = (jax.config.jax_compilation_cache_dir,
            jax.config.jax_persistent_cache_min_compile_time_secs)
@@ -81,7 +81,7 @@ def test_fox_sc_full_block_on_a_one_core_worker(client):
     an Eigen dot, which splits a long contraction over the threads it has (this failed
     then; 50 000 particles to T = 1 were 1.2e-4 apart, docs/distributed.md)."""
     from activegen.samplers.engine import BLOCK
-    from activegen.targets import default_target_2d
+    from activegen.physics.targets import default_target_2d
 
     kw = dict(seed=5, t_final=0.2, warn=False)
     proc = ActiveOU(1.0, 0.0, 1.0, 0.05)
@@ -145,7 +145,7 @@ def test_killed_worker_is_replaced(client, tmp_path):
 @pytest.mark.skipif(not os.environ.get("ACTIVEGEN_SLOW"), reason="set ACTIVEGEN_SLOW=1 (~50 s)")
 def test_tau_sweep_cells_as_tasks(client):
     """An experiment's cells as tasks: the rows of the local run."""
-    from activegen.experiments import tau_sweep
+    from activegen.studies.tau_sweep import tau_sweep
 
     kw = dict(taus=[0.1], methods=["naive"], n=300, t_final=0.2, seed=[0, 1])
     here = tau_sweep(default_target_1d(), **kw)
@@ -159,7 +159,7 @@ def test_tau_sweep_cells_as_tasks(client):
 
 def test_bad_cluster_options(capsys, monkeypatch, tmp_path):
     """--workers 0 is refused; an unreachable scheduler fails within seconds, one line."""
-    import activegen.distributed as dist
+    import activegen.cluster.client as dist
 
     args = ["sample", "--target", str(tmp_path / "t.json"), "--method", "fox", "--tau",
             "0.1", "--out", str(tmp_path / "x.npz")]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from activegen import ActiveOU, ActivegenError, default_target_1d, sample
-from activegen.drivers import ActiveBrownianDriver, OUDriver, RunAndTumbleDriver
+from activegen.physics.drivers import ActiveBrownianDriver, OUDriver, RunAndTumbleDriver
 
 TAU, DA = 0.5, 0.8
 CASES = [

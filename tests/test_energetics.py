@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from activegen import ActiveOU, ActivegenError, GaussianMixture, MixtureScore, sample
-from activegen.drivers import RunAndTumbleDriver
-from activegen.energetics import ENERGETIC_KEYS, gaussian_means
-from activegen.forces import FORCES
+from activegen.physics.drivers import RunAndTumbleDriver
+from activegen.physics.energetics import ENERGETIC_KEYS, gaussian_means
+from activegen.physics.forces import FORCES
 
 MEAN, STD = 0.5, 0.8
 TARGET = GaussianMixture.from_stds([1.0], [[MEAN]], [[STD]])
@@ -88,7 +88,7 @@ def test_fox_sc_energetics_first_law_and_work_near_fox_on_a_2d_mixture():
     # collinear (∇(∇·S) ≈ 0), coefficients reach 10³-10⁴ and, before V_SC was gauge-fixed,
     # float32 made W, Q, ΔU of order 10³-10⁶. At small τ fox-sc's force is fox's to O(τ²):
     # the mean work and heat agree within 4 standard errors of the difference (same seed).
-    from activegen.targets import default_target_2d
+    from activegen.physics.targets import default_target_2d
 
     tg = default_target_2d()
     p = ActiveOU(beta=1.0, d_active=1.0, tau=0.1)
@@ -135,7 +135,7 @@ def test_active_work_bias_falls_with_the_step_at_first_order():
 
 
 def test_likelihood_equals_the_exact_mixture_log_density():
-    from activegen.likelihood import log_likelihood
+    from activegen.analysis.likelihood import log_likelihood
 
     with jax.enable_x64(True):
         tg = GaussianMixture.from_stds([0.4, 0.6], [[-1.0], [1.2]], [[0.3], [0.5]])

@@ -17,7 +17,7 @@ import pytest
 
 from activegen import ActiveOU, ActivegenError, GaussianMixture, sample
 from activegen.cli import main
-from activegen.energetics import ENERGETIC_KEYS, ENTROPY_KEYS
+from activegen.physics.energetics import ENERGETIC_KEYS, ENTROPY_KEYS
 from activegen.files import save_samples
 from activegen.samplers import Sampled
 
@@ -127,7 +127,7 @@ def _samples_file(tmp_path, target, n=2000):
 @pytest.fixture
 def cheap_evaluate(monkeypatch):
     """metrics.evaluate with a small exact reference (the subject is the printed line)."""
-    import activegen.metrics as metrics
+    import activegen.analysis.metrics as metrics
 
     full = metrics.evaluate
     monkeypatch.setattr(metrics, "evaluate", lambda x, target, seed=0: full(
@@ -149,7 +149,7 @@ def test_evaluate_any_dimension(tmp_path, capsys, cheap_evaluate, spec):
 
 
 def test_evaluate_metric_text_for_many_coordinates():
-    from activegen.cli import _metric_text
+    from activegen.cli.evaluate import _metric_text
 
     assert _metric_text(0.12345) == "0.1235"
     assert _metric_text([0.1, 0.2]) == "[0.1000, 0.2000]"
@@ -175,7 +175,7 @@ def test_train_on_overflowing_data_says_why_in_one_line(tmp_path, capsys):
 
 
 def test_standardizer_handles_data_near_float64s_range():
-    from activegen.datasets import Standardizer
+    from activegen.learning.datasets import Standardizer
 
     x = np.random.default_rng(0).normal(size=(100, 2)) * 1e300
     with warnings.catch_warnings():
@@ -199,7 +199,7 @@ def test_train_refuses_a_transposed_file_before_any_work(tmp_path, capsys):
 
 
 def test_train_refuses_data_above_the_memory_limit(monkeypatch):
-    from activegen.learned import check_training_data
+    from activegen.learning.training import check_training_data
 
     monkeypatch.setenv("ACTIVEGEN_MAX_MEMORY", "1e6")
     with pytest.raises(ActivegenError, match="100 rows × 200 columns.* above the memory limit"):
@@ -208,8 +208,8 @@ def test_train_refuses_data_above_the_memory_limit(monkeypatch):
 
 # -- 4. train --resume refuses what it cannot honour ---------------------------------------
 def test_train_resume_refuses_options_it_cannot_honour(tmp_path, capsys):
-    from activegen.datasets import two_moons
-    from activegen.learned import train
+    from activegen.learning.datasets import two_moons
+    from activegen.learning.training import train
 
     m = str(tmp_path / "m")
     # 4 of 8 steps (stop_at): the resume below continues the same schedule (one compile)
@@ -253,7 +253,7 @@ def test_likelihood_refuses_bad_tolerances_and_probes(tmp_path, capsys, extra, n
 
 
 def test_likelihood_library_checks_tolerance_and_probe_memory(monkeypatch):
-    from activegen.likelihood import log_likelihood
+    from activegen.analysis.likelihood import log_likelihood
 
     tg = GaussianMixture.load(T1)
     with pytest.raises(ActivegenError, match="atol must be > 0"):
@@ -288,8 +288,8 @@ def test_likelihood_on_empty_data_is_one_line(tmp_path, capsys, content, needle)
 
 # -- 6. a CSV whose first data row has a typo -----------------------------------------------
 def test_csv_header_only_when_no_field_is_a_number(tmp_path):
-    from activegen.datasets import load_array
-    from activegen.likelihood import load_data
+    from activegen.learning.datasets import load_array
+    from activegen.analysis.likelihood import load_data
 
     def csv(text):
         p = tmp_path / "d.csv"
@@ -375,9 +375,9 @@ def test_a_target_beyond_float32_is_refused_before_the_run(tmp_path, capsys):
 # -- 9. activegen.digit_metrics after `import activegen` -------------------------------------
 def test_digit_metrics_is_an_attribute_loaded_lazily():
     code = ("import sys, activegen\n"
-            "assert 'activegen.digit_metrics' not in sys.modules\n"
+            "assert 'activegen.analysis.digit_metrics' not in sys.modules\n"
             "assert callable(activegen.digit_metrics.report)\n"
-            "assert activegen.digit_metrics.__name__ == 'activegen.digit_metrics'\n"
+            "assert activegen.digit_metrics.__name__ == 'activegen.analysis.digit_metrics'\n"
             "for bad in ('nope', '_private', 'a.b'):\n"
             "    assert not hasattr(activegen, bad)\n"
             "print('ok')\n")

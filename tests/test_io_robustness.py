@@ -22,7 +22,7 @@ from activegen import ActivegenError, files
 from activegen.cli import main
 from activegen.files import atomic_path, load_samples, save_samples, write_json
 from activegen.samplers import Sampled
-from activegen.targets import default_target_1d
+from activegen.physics.targets import default_target_1d
 
 UMASK = 0o027  # files 0640, not mkstemp's 0600 nor the usual 0644
 
@@ -67,7 +67,7 @@ def test_atomic_writers_honour_the_umask(tmp_path, umask):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from activegen import learned
+    from activegen.learning import checkpoint as learned
 
     want = 0o666 & ~umask
     files.write_text(tmp_path / "a.md", "x")
@@ -196,7 +196,7 @@ def test_missing_truncated_and_non_finite_shards(tmp_path, capsys):
 def test_model_checksum_refuses_overwritten_weights(tmp_path, capsys):
     import jax.numpy as jnp
 
-    from activegen import learned
+    from activegen.learning import checkpoint as learned
 
     d = tmp_path / "m"
     cfg = {"kind": "energy", "process": {"beta": 1.0, "d_thermal": 0.0, "d_active": 1.0,
@@ -207,24 +207,24 @@ def test_model_checksum_refuses_overwritten_weights(tmp_path, capsys):
     assert stored["checksum"].startswith("sha256:") and "checksum" not in cfg
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        learned._read_config(d)  # verified, no warning
+        learned.read_config(d)  # verified, no warning
     weights = (d / "model.eqx").read_bytes()
     learned.save_checkpoint(tmp_path / "m2", {"w": 2 * jnp.ones(3)}, {"m": jnp.zeros(3)},
                             cfg, np.zeros((2, 1)))
     (d / "model.eqx").write_bytes((tmp_path / "m2" / "model.eqx").read_bytes())  # overwritten
     with pytest.raises(ActivegenError, match="does not match its checksum"):
-        learned._read_config(d)
+        learned.read_config(d)
     assert main(["sample", "--model", str(d), "--method", "fox", "--out",
                  str(tmp_path / "s.npz")]) == 2
     assert "does not match its checksum" in _err(capsys)
     (d / "model.eqx").write_bytes(weights)
     (d / "config.json").write_text(json.dumps({**stored, "step": 2}))  # config edited
     with pytest.raises(ActivegenError, match="does not match its checksum"):
-        learned._read_config(d)
+        learned.read_config(d)
     stored.pop("checksum")  # a model written before the checksum: loads, with a notice
     (d / "config.json").write_text(json.dumps(stored))
     with pytest.warns(UserWarning, match="carries no checksum"):
-        learned._read_config(d)
+        learned.read_config(d)
 
 
 # -- 4. write errors ---------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_full_disk_is_one_line_and_keeps_the_old_files(tmp_path, monkeypatch, ca
     import equinox as eqx
     import jax.numpy as jnp
 
-    from activegen import learned
+    from activegen.learning import checkpoint as learned
 
     res = Sampled(np.ones((4, 1)), None, None, {"method": "x"})
     out = tmp_path / "s.npz"
@@ -275,7 +275,7 @@ def test_full_disk_is_one_line_and_keeps_the_old_files(tmp_path, monkeypatch, ca
 
 # -- 5. refused before any work: worker counts, schedulers without workers ---------------------
 def test_too_many_workers_and_bad_worker_timeout(tmp_path, capsys, monkeypatch):
-    from activegen import distributed as dist
+    from activegen.cluster import client as dist
 
     cores = dist.available_cores()
     t = _target(tmp_path)
@@ -310,7 +310,7 @@ def client(tmp_path_factory):
     """One local worker (spawned under UMASK) with a fresh compilation cache."""
     import jax
 
-    from activegen.distributed import connect
+    from activegen.cluster.client import connect
 
     pytest.importorskip("distributed")
     old = (jax.config.jax_compilation_cache_dir,
@@ -392,6 +392,7 @@ def test_lost_cluster_and_full_disk_at_the_index_keep_the_earlier_run(tmp_path, 
     from distributed.comm.core import CommClosedError
     from distributed.scheduler import KilledWorker
 
+    from activegen.cluster.workers import cluster_failure
     from activegen.samplers import cluster
 
     out = tmp_path / "sh"
@@ -399,10 +400,10 @@ def test_lost_cluster_and_full_disk_at_the_index_keep_the_earlier_run(tmp_path, 
     worker = type("W", (), {"address": "tcp://w"})()
     for exc in (CommClosedError("in <TCP>: Stream is closed"), KilledWorker("task", worker, 3),
                 TimeoutError()):
-        msg = str(cluster.cluster_failure(exc, out))
+        msg = str(cluster_failure(exc, out))
         assert msg.startswith(f"the Dask cluster failed during the run ({type(exc).__name__}")
         assert "nothing written" in msg and "\n" not in msg
-    assert cluster.cluster_failure(ZeroDivisionError(), out) is None
+    assert cluster_failure(ZeroDivisionError(), out) is None
     earlier = _snapshot(out)
     mine = [str(out / f"shard-new-{j:06d}-{j + 1:06d}.npz") for j in range(5)]
     for f in mine:

@@ -17,15 +17,10 @@ import pytest
 from activegen import ActiveOU, GaussianMixture, MixtureScore, default_target_2d, sample, w1
 from activegen.cli import main
 from activegen.errors import ActivegenError
-from activegen.learned import (
-    LearnedScore,
-    ScoreNet,
-    energy_at,
-    hutchinson_grad_div,
-    load_model,
-    probe_derivs,
-    train,
-)
+from activegen.learning.derivatives import hutchinson_grad_div, probe_derivs
+from activegen.learning.model import LearnedScore, load_model
+from activegen.learning.network import ScoreNet, energy_at
+from activegen.learning.training import train
 
 PROC = ActiveOU(beta=1.0, d_thermal=0.0, d_active=1.0, tau=0.1)
 TINY = dict(width=16, depth=2, batch=64, steps=40, chunk=10, t_max=3.0)
@@ -234,8 +229,8 @@ def test_batched_derivs_equal_nested_autodiff(x64, kind, d, n_fourier):
 def test_probe_derivs_exact_over_all_sign_probes(x64):
     """With the 2^d Rademacher probes together (Σ zzᵀ/2^d = I exactly) the probe estimates of
     ∇·S, ‖∇S‖_F², ∇(∇·S) and (∇S)S are exact; so is the validity norm built from them."""
-    from activegen.forces import force_jacobian_norm
-    from activegen.scores import hessian_score
+    from activegen.physics.forces import force_jacobian_norm
+    from activegen.physics.scores import hessian_score
 
     d = 3
     m = _x64_model("energy", d)

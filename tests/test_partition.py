@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from activegen import ActiveOU, sample
 from activegen.samplers import get_method, method_names
 from activegen.samplers.engine import blocks as block_layout
-from activegen.targets import default_target_1d
+from activegen.physics.targets import default_target_1d
 
 N, BLOCK = 130, 50
 B, NB, _ = block_layout(N, None, BLOCK)  # 3 blocks of 44 particles (the last: 42)

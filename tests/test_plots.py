@@ -9,9 +9,10 @@ from PIL import Image
 
 from activegen import ActiveOU, default_target_1d
 from activegen.cli import main
-from activegen.plots import animate, animation_frames
-from activegen.protocol import export_protocol, replay, save_protocol
-from activegen.targets import GaussianMixture
+from activegen.figures.potential import animate, animation_frames
+from activegen.lab.export import export_protocol
+from activegen.lab.protocol import replay, save_protocol
+from activegen.physics.targets import GaussianMixture
 
 SPEC_2D = {"weights": [0.4, 0.6], "means": [[-1.0, 0.0], [1.5, 0.5]], "stds": [0.7, 0.9]}
 
@@ -83,7 +84,7 @@ def test_animate_gif_frames_and_still(files, tmp_path, capsys):
 
 
 def test_animate_1d_api_and_bad_suffix(files, tmp_path, capsys):
-    from activegen.protocol import load_protocol
+    from activegen.lab.protocol import load_protocol
 
     pr = load_protocol(files / "p1.npz")
     res = replay(pr, 50, seed=0, save_every=25)
@@ -103,7 +104,7 @@ def test_animate_1d_api_and_bad_suffix(files, tmp_path, capsys):
 
 
 def test_valid_region_holds_99_percent_of_the_density():
-    from activegen.plots import valid_region
+    from activegen.figures.potential import valid_region
 
     pr = export_protocol(default_target_1d(), "fox", ActiveOU(tau=0.1), t_final=1.0,
                          spacing=0.25, time_points=4)

@@ -19,17 +19,10 @@ from activegen import (
     w1_floor,
 )
 from activegen.cli import main
-from activegen.protocol import (
-    Protocol,
-    default_spacing,
-    export_protocol,
-    interpolate,
-    load_protocol,
-    replay,
-    save_protocol,
-    time_grid,
-)
-from activegen.targets import GaussianMixture
+from activegen.lab.export import export_protocol
+from activegen.lab.grid import default_spacing, time_grid
+from activegen.lab.protocol import Protocol, interpolate, load_protocol, replay, save_protocol
+from activegen.physics.targets import GaussianMixture
 
 SPEC_2D = {"weights": [0.4, 0.6], "means": [[-1.0, 0.0], [1.5, 0.5]], "stds": [0.7, 0.9]}
 PROC = ActiveOU(1.0, 0.0, 1.0, 0.1)
@@ -211,7 +204,7 @@ def test_bad_input_one_line_error_exit_2(files, capsys, argv, msg):
 
 def test_model_option_without_learned_module(files, capsys):
     try:
-        import activegen.learned  # noqa: F401
+        import activegen.learning  # noqa: F401
     except ImportError:
         assert main(["export-potential", "--model", "somewhere", "--method", "fox", "--tau",
                      "0.1", "--out", files["P"], "--no-progress"]) == 2

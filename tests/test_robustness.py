@@ -18,7 +18,8 @@ from activegen import ActiveOU, ActivegenError, GaussianMixture, default_target_
 from activegen.cli import main
 from activegen.errors import check_seed, memory_limit, seed_key
 from activegen.files import atomic_path, save_samples
-from activegen.protocol import export_protocol, load_protocol, save_protocol
+from activegen.lab.export import export_protocol
+from activegen.lab.protocol import load_protocol, save_protocol
 from activegen.samplers import Sampled, engine
 from activegen.samplers.validity import CoarseStepWarning
 
@@ -233,7 +234,7 @@ def test_save_samples_interrupted_leaves_the_old_file(tmp_path, monkeypatch):
 def test_checkpoint_is_one_set_interrupted_or_not(tmp_path, monkeypatch):
     import equinox as eqx
 
-    from activegen import learned
+    from activegen.learning import checkpoint as learned
 
     d = tmp_path / "m"
     net, opt = {"w": jnp.ones(3)}, {"m": jnp.zeros(3)}
@@ -282,7 +283,7 @@ def _fake_model(d, **cfg_over):
 
 
 def test_model_config_without_tau_and_resume_below_the_steps_done(tmp_path, capsys):
-    from activegen.learned import load_model
+    from activegen.learning.model import load_model
 
     _fake_model(tmp_path / "notau", process={"beta": 1.0, "d_thermal": 0.0, "d_active": 1.0})
     with pytest.raises(ActivegenError, match="tau"):
@@ -309,7 +310,7 @@ def test_engine_runs_in_segments_and_waits_for_each(monkeypatch):
 
 
 def test_ctrl_c_one_line_exit_130(tmp_path, capsys, monkeypatch):
-    import activegen.cli as cli
+    import activegen.cli.sample as cli
 
     def interrupted(args):
         raise KeyboardInterrupt

@@ -161,7 +161,7 @@ def test_rtp_driver_correction_restores_accuracy(ref1d):
     """Issue 4: fox driven by 1D run-and-tumble carries an O(τ) error from the telegraph
     term −τD_A²∂⁴q; the driver correction removes it. Measured at 10⁵ particles, τ = 0.1:
     uncorrected 0.048, corrected 0.015, OU-driven 0.027 (floor 0.006)."""
-    from activegen.drivers import RunAndTumbleDriver
+    from activegen.physics.drivers import RunAndTumbleDriver
 
     tg, ref = ref1d
     proc = ActiveOU(1.0, 0.0, 1.0, 0.1)
@@ -188,7 +188,7 @@ def test_abp_3d_driver_correction_on_a_generative_task():
     finite-sample floor."""
     from pathlib import Path
 
-    from activegen.drivers import ActiveBrownianDriver
+    from activegen.physics.drivers import ActiveBrownianDriver
 
     tg = GaussianMixture.load(Path(__file__).parents[1] / "examples" / "three_modes_3d.json")
     proc = ActiveOU(1.0, 0.0, 1.0, 0.1)
@@ -226,7 +226,7 @@ def test_chunked_run_equals_one_run(method):
 def test_validity_warning_on_the_calibration_family(tau, fires):
     # the validity map's mixture σ = (0.4, 0.6): fox works at τ = 0.025 (τ‖∇F‖ ≈ 0.14) and is
     # worse than naive at τ = 0.1 (≈ 0.89); the threshold lies between (docs/results.md)
-    from activegen.experiments import validity_target
+    from activegen.studies.validity_map import validity_target
     from activegen.samplers import VALIDITY_THRESHOLD
 
     with warnings.catch_warnings(record=True) as rec:

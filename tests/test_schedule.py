@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 
 from activegen import ActivegenError, ActiveOU, sample, w1, w1_floor
-from activegen.experiments import validity_target
-from activegen.schedule import (
+from activegen.studies.validity_map import validity_target
+from activegen.physics.activity_schedule import (
     ActivitySchedule,
     ScheduledActiveOU,
     reverse_memory,
-    sample_scheduled,
-    step_grid,
 )
+from activegen.samplers.schedule import sample_scheduled, step_grid
 
 SCHED = ActivitySchedule(0.2, 0.02, 0.3)
 

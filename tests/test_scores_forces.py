@@ -16,7 +16,7 @@ from activegen import (
     default_target_2d,
     mixture_derivs,
 )
-from activegen.targets import mixture_log_prob
+from activegen.physics.targets import mixture_log_prob
 
 
 def _random_mixture(seed, d, k):
@@ -126,7 +126,7 @@ def test_forces_reduce_to_passive_drift_at_tau_zero():
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_driver_correction_is_grad_laplacian_over_p(d):
     """δF = −κτD_A² ∇(Δp)/p, checked against autodiff of p itself."""
-    from activegen.forces import force_driver_correction
+    from activegen.physics.forces import force_driver_correction
 
     with jax.enable_x64(True):
         tg = _random_mixture(3 + d, d, 3)
@@ -143,7 +143,7 @@ def test_driver_correction_is_grad_laplacian_over_p(d):
 
 def test_diagonal_fast_path_equals_general():
     """The diagonal-covariance shortcut of the batched closed form gives the general result."""
-    from activegen.scores import mixture_derivs_batch
+    from activegen.physics.scores import mixture_derivs_batch
 
     tg = GaussianMixture.from_stds([0.3, 0.7], [[-1.0, 0.5, 0.0], [1.0, -0.5, 2.0]], [0.6, 1.1])
     assert tg.diagonal and not default_target_2d().diagonal

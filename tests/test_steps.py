@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from activegen import ActiveOU, GaussianMixture, log_slope, sample
-from activegen.drivers import OUDriver
-from activegen.forces import force_fox
+from activegen.physics.drivers import OUDriver
+from activegen.physics.forces import force_fox
 from activegen.samplers.active import active_heun_stepper, active_stepper, score_field
 from activegen.samplers.exact import exact_lawson_stepper, exact_stepper, exact_strang_stepper
 from activegen.samplers.passive import passive_heun_stepper, passive_stepper
-from activegen.scores import as_score_model
+from activegen.physics.scores import as_score_model
 
 MU, SIGMA, T = 2.0, 0.5, 1.0
 PROC = ActiveOU(1.0, 0.0, 1.0, 0.1)
@@ -40,7 +40,7 @@ class _ProbeDriver(OUDriver):
         return a * eta + sd * self.z[0]
 
     def step_integral(self, eta, h, key):
-        from activegen.stepping import ou_integral_coefficients
+        from activegen.physics.stepping import ou_integral_coefficients
 
         a, sd, m, c1, c2 = ou_integral_coefficients(h, self.tau, self.variance)
         return a * eta + sd * self.z[0], m * eta + c1 * self.z[0] + c2 * self.z[1]

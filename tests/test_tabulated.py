@@ -12,9 +12,9 @@ import pytest
 
 from activegen import ActiveOU, ActivegenError, GaussianMixture, sample
 from activegen.cli import main
-from activegen.learned import train
-from activegen.tabulated import sample_tabulated
-from activegen.targets import default_target_2d
+from activegen.learning.training import train
+from activegen.lab.tabulated import sample_tabulated
+from activegen.physics.targets import default_target_2d
 
 PROC = ActiveOU(tau=0.1)
 

@@ -84,23 +84,23 @@ def atomic_path(path):
         _PENDING.discard(tmp)
 
 
-def hold_pending(paths) -> None:
-    """Count files written outside `atomic_path` (a cluster run's shards) as unfinished
-    until `release_pending`: `discard_pending` removes them."""
-    _PENDING.update(map(str, paths))
-
-
-def release_pending(paths) -> None:
-    """The files are finished (kept on Ctrl-C from here on)."""
-    _PENDING.difference_update(map(str, paths))
-
-
 def discard_pending() -> None:
     """Remove the temporary files of unfinished atomic writes (before a hard exit)."""
     for tmp in list(_PENDING):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         _PENDING.discard(tmp)
+
+
+def track_pending(paths) -> None:
+    """Count `paths` among the unfinished writes (`discard_pending` removes them on Ctrl-C):
+    files written elsewhere that are committed together later (a cluster run's shards)."""
+    _PENDING.update(paths)
+
+
+def release_pending(paths) -> None:
+    """`paths` are no longer unfinished writes (committed, or removed by their writer)."""
+    _PENDING.difference_update(paths)
 
 
 def write_text(path, text: str) -> Path:

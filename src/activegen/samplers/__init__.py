@@ -1,11 +1,16 @@
 """Generative (reverse) samplers, run in reverse time s = T − t (docs/architecture.md).
+Above physics and cluster; nothing here imports learning, lab, analysis or studies.
 
     engine     one jit + lax.scan over a step grid; a method is a stepper (init, step)
     registry   every method described once (`Method`), `register_method`, `get_method`
     api        `sample(target, method, process, n, …, **options)`, `sample_field`
+    schemes    the time-stepping schemes (option `scheme`) and their default steps
     validity   the first-order and coarse-step warnings
-    passive, ode, exact, active (fox, ucn, naive, `register_force`), projected (fox-sc)
-               the built-in methods; `fox-schedule` is registered by `activegen.schedule`
+    endgame    the diffusion-model end game (`t_min`: stop early, one denoising step)
+    cluster    `sample(..., client=...)`: ranges of blocks as Dask tasks, shard directories
+    passive, ode, exact, active (fox, ucn, naive, `register_force`), projected (fox-sc),
+    schedule (fox-schedule)
+               the built-in methods, registered in this order (the order of METHODS)
 
 Inside the engine an ensemble is stored particles last, x and η of shape (d, N) per block
 (docs/performance.md: XLA CPU vectorises the fused force loops over particles only in this
@@ -13,9 +18,9 @@ layout); samples, trajectories and user fields are (N, d) at the boundaries. S i
 evaluated at forward time t = T − s.
 """
 
-from ..stepping import default_dt
+from ..physics.stepping import default_dt
 # registration order is the order of METHODS and the CLI's choices
-from . import passive, ode, exact, active, projected  # noqa: F401, I001  (register the methods)
+from . import passive, ode, exact, active, projected, schedule  # noqa: F401, I001  (register the methods)
 from .active import active_stepper, force_method, register_force, sample_field, score_field
 from .api import (
     Sampled,

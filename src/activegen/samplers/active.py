@@ -17,18 +17,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..drivers import OUDriver
-from ..energetics import Energetics
+from ..physics.drivers import OUDriver
+from ..physics.energetics import Energetics
 from ..errors import ActivegenError, check_process
-from ..forces import (
+from ..physics.forces import (
     FORCES,
     Force,
     force_driver_correction,
     force_jacobian_norm,
     saturate,
 )
-from ..stepping import active_update, linear_coefficients, thermal_amplitude, thermal_kick
-from ..stepping import default_dt as euler_default_dt
+from ..physics.stepping import active_update, linear_coefficients, thermal_amplitude, thermal_kick
+from ..physics.stepping import default_dt as euler_default_dt
 from .api import (
     Request,
     add_energetics,
@@ -180,7 +180,7 @@ def score_force(force: Force, score, p, t_final: float, dtype):
 
 
 def active_entropy_terms(req, drv, force_fn, log_density=None) -> dict:
-    """Energetics fields of the x-path entropy production (`activegen.energetics`): only at
+    """Energetics fields of the x-path entropy production (`physics.energetics`): only at
     D_T = 0 with the OU driver (a Gaussian path weight of η); {} otherwise."""
     p = req.process
     if p.d_thermal != 0 or not isinstance(drv, OUDriver):
@@ -200,7 +200,7 @@ def force_energetics(force: Force, driver_correction: bool):
                 f"{type(drv).__name__} is not a gradient (use driver_correction=False / "
                 "--no-driver-correction)"
             )
-        from ..targets import GaussianMixture
+        from ..physics.targets import GaussianMixture
 
         score, p, t_final, dtype = req.score, req.process, req.t_final, req.dtype
         log_density = (score_log_density(score, t_final, dtype)  # log p exact: the boundary
@@ -301,8 +301,8 @@ def check_force_shapes(force: Force, name: str, n: int = 5) -> None:
     with d = 1 and 2 and matching batched `ScoreDerivs`: refused (the d = 2 error) when it
     fails in both, by a wrong output shape or an error; a force written for one dimension
     only may fail in the other, and is checked again whenever it is traced (at first use)."""
-    from ..processes import ActiveOU
-    from ..scores import ScoreDerivs
+    from ..physics.processes import ActiveOU
+    from ..physics.scores import ScoreDerivs
 
     proc = ActiveOU(1.0, 0.0, 1.0, 0.1)
     f32 = jnp.float32
@@ -355,7 +355,7 @@ def sample_field(
     init_x(key, n) -> (n, d) start. driver defaults to OUDriver(τ, D_A). Used to replay an
     exported protocol (a force tabulated on a grid). potential(t, x (N, d)) -> V (N,) with
     F = −∇V: with energetics=True the run's energetics in that potential are added to info
-    (`activegen.energetics`; scheme "euler" only). scheme: "heun" (second order, default
+    (`physics.energetics`; scheme "euler" only). scheme: "heun" (second order, default
     step `active_heun_default_dt`; the default) or "euler" (the first-order step of
     `active_stepper`; the default with energetics=True).
     """

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..drivers import OUDriver
+from ..physics.drivers import OUDriver
 from ..errors import (
     ActivegenError,
     check_count,
@@ -29,9 +29,9 @@ from ..errors import (
     check_process,
     seed_key,
 )
-from ..energetics import finish, with_energetics
-from ..scores import as_score_model
-from ..stepping import default_dt
+from ..physics.energetics import finish, with_energetics
+from ..physics.scores import as_score_model
+from ..physics.stepping import default_dt
 from . import engine
 from .registry import Method, Plan, Request, get_method, method_names
 from .schemes import ENERGETICS_SCHEME, default_scheme
@@ -307,7 +307,7 @@ def sample(
     O(chunk_size)); the samples are those of one run. **options: the method's own options
     (e.g. fox-schedule's tau_min, t_ramp; ode's ode_rtol). energetics: add the per-particle
     stochastic energetics `work`, `active_work`, `heat`, `potential_change` (and, for
-    `passive`, the entropy production) to info (`activegen.energetics`; methods whose
+    `passive`, the entropy production) to info (`physics.energetics`; methods whose
     particle moves in a potential only).
 
     On a Dask cluster (docs/distributed.md): client, a `dask.distributed.Client`, runs

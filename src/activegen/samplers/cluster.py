@@ -12,10 +12,7 @@ switches the directory to the new run; only then are the shards of an earlier ru
 so a failed or interrupted run leaves the earlier one readable (`files.read_shard_index`
 validates an index on reading).
 
-Workers: `WorkerSetup` (a Dask worker plugin, registered by `setup_client`) gives each
-worker process the client's JAX settings (x64, the persistent compilation cache) and, on a
-local cluster (ACTIVEGEN_WORKER_SHARE = number of workers on the machine), its share of
-the cores (CPU affinity, so XLA sizes its thread pool to it).
+The workers' set-up (JAX settings, core shares) is `cluster.workers`.
 """
 
 from __future__ import annotations
@@ -29,93 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import files
+from ..cluster.workers import RETRIES, cluster_failure, configure_worker, jax_settings, setup_client
 from ..errors import ActivegenError
 from .engine import blocks as block_layout
 from .validity import warn_coarse_step, warn_first_order
 
-#: Reruns of a failed task (a lost worker's tasks are rescheduled by Dask in any case).
-RETRIES = 3
 #: The shard directory's index (written last: a directory without it holds no finished run).
 INDEX = "index.json"  # = files.INDEX
-#: Environment variable of a local cluster's workers: how many share this machine's cores.
-SHARE_ENV = "ACTIVEGEN_WORKER_SHARE"
-
-_CONFIGURED: dict = {}
-
-
-def jax_settings() -> dict:
-    """The client's JAX settings that workers copy (x64, compilation cache)."""
-    import jax
-
-    return {"x64": bool(jax.config.jax_enable_x64),
-            "cache_dir": jax.config.jax_compilation_cache_dir,
-            "cache_min_s": jax.config.jax_persistent_cache_min_compile_time_secs}
-
-
-def _pin_cores(worker_name) -> list[int] | None:
-    """This process's share of the cores on a local cluster of ACTIVEGEN_WORKER_SHARE
-    workers (worker names 0 … N−1): CPU affinity of every thread it has."""
-    share = os.environ.get(SHARE_ENV)
-    if not share or not hasattr(os, "sched_setaffinity"):
-        return None
-    try:
-        i, n = int(worker_name), int(share)
-    except (TypeError, ValueError):
-        return None
-    cores = sorted(os.sched_getaffinity(0))
-    k = max(1, len(cores) // n)
-    start = (i * k) % len(cores)
-    mine = cores[start:start + k]
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            os.sched_setaffinity(int(tid), mine)
-    except OSError:
-        return None
-    return mine
-
-
-def configure_worker(settings: dict, worker_name=None) -> dict:
-    """Apply the client's JAX settings in this (worker) process; the core share once,
-    before JAX starts its backend (idempotent)."""
-    import jax
-
-    if settings.get("x64") is not None and jax.config.jax_enable_x64 != settings["x64"]:
-        jax.config.update("jax_enable_x64", settings["x64"])
-    if not _CONFIGURED:
-        _CONFIGURED["cores"] = _pin_cores(worker_name)
-        path = settings.get("cache_dir")
-        if path:
-            try:
-                Path(path).mkdir(parents=True, exist_ok=True)
-                jax.config.update("jax_compilation_cache_dir", path)
-                jax.config.update("jax_persistent_cache_min_compile_time_secs",
-                                  settings.get("cache_min_s", 0.5))
-            except OSError:
-                pass  # not writable on this machine: compile without the cache
-        _CONFIGURED["cache_dir"] = path
-    return dict(_CONFIGURED)
-
-
-def _plugin_class():
-    from distributed import WorkerPlugin
-
-    class WorkerSetup(WorkerPlugin):
-        """Runs `configure_worker` in every worker, including those that replace lost ones."""
-
-        name = "activegen-setup"
-
-        def __init__(self, settings):
-            self.settings = settings
-
-        def setup(self, worker):
-            configure_worker(self.settings, worker.name)
-
-    return WorkerSetup
-
-
-def setup_client(client) -> None:
-    """Register the worker setup (the client's JAX settings) on `client`'s workers."""
-    client.register_plugin(_plugin_class()(jax_settings()), name="activegen-setup")
 
 
 def pack_key(key):
@@ -160,9 +78,7 @@ def run_task(sample_fn, job: dict, first: int, count: int, settings: dict, shard
                     **options)
     if shard is None:
         return res
-    from ..files import save_samples
-
-    save_samples(shard, res, seed=seed, **meta)
+    files.save_samples(shard, res, seed=seed, **meta)
     return res._replace(samples=None, trajectory=None,
                         info={**res.info, "shard_n": int(res.samples.shape[0])})
 
@@ -203,8 +119,6 @@ def _commit_shards(out: Path, index: dict, mine: list[str]) -> None:
     """Write the index atomically (the switch to the new run), then remove what the
     directory holds besides it and the new shards: an earlier run's shards and the
     leftovers of interrupted runs (shards and temporary files)."""
-    from .. import files
-
     try:
         with files.atomic_path(out / INDEX) as tmp:
             tmp.write_text(json.dumps(index, indent=2))
@@ -216,30 +130,6 @@ def _commit_shards(out: Path, index: dict, mine: list[str]) -> None:
     keep = {s["file"] for s in index["shards"]}
     _drop(f for pat in ("shard-*.npz", ".shard-*.npz") for f in out.glob(pat)
           if f.name not in keep)
-
-
-def cluster_failure(exc, out=None, any_oserror: bool = True) -> ActivegenError | None:
-    """One line for a cluster that failed under the run (the scheduler gone, a worker
-    lost for good, a connection closed), or None for another exception. any_oserror:
-    count every OSError as the cluster's (where only the cluster is being talked to), not
-    only distributed's CommClosedError."""
-    from concurrent.futures import CancelledError
-
-    try:
-        from distributed.comm.core import CommClosedError
-        from distributed.scheduler import KilledWorker
-    except ImportError:  # pragma: no cover - a dependency
-        CommClosedError = KilledWorker = CancelledError
-    if not isinstance(exc, (OSError if any_oserror else CommClosedError, CancelledError,
-                            KilledWorker)):
-        return None
-    try:
-        text = (str(exc).strip().splitlines() or [""])[0][:200]
-    except Exception:  # noqa: BLE001 - an exception whose text cannot be made
-        text = ""
-    kept = (f"; {out} keeps what it held before" if out is not None else "")
-    return ActivegenError(f"the Dask cluster failed during the run ({type(exc).__name__}"
-                          + (f": {text}" if text else "") + f"); nothing written{kept}")
 
 
 def _merge_info(parts, counts, n: int, wall_s: float, n_tasks: int, n_workers: int) -> dict:
@@ -280,17 +170,15 @@ def sample_on_cluster(client, sample_fn, job: dict, spec, plan, req, *, progress
     meta = {}
     if hasattr(req.target, "to_dict"):
         meta["target"] = json.dumps(req.target.to_dict())
-    from ..files import hold_pending, release_pending, seed_entry
-
     packed = {**job, "method": _method_ref(spec), "key": pack_key(job["key"]), "meta": meta,
-              "seed": seed_entry(seed)}
+              "seed": files.seed_entry(seed)}
     setup_client(client)
     settings = jax_settings()
     out = None if shards is None else _prepare_shards(shards)
     token = uuid.uuid4().hex[:8]
     names = [shard_name(j0, c, token) for j0, c in ranges]
     mine = [] if out is None else [str(out / f) for f in names]
-    hold_pending(mine)  # removed on Ctrl-C (`files.discard_pending`) until committed
+    files.track_pending(mine)  # removed on Ctrl-C (`files.discard_pending`) until committed
     futures = []
     try:
         futures = [
@@ -323,7 +211,7 @@ def sample_on_cluster(client, sample_fn, job: dict, spec, plan, req, *, progress
                 client.cancel(futures)
             except Exception:  # noqa: BLE001 - the cluster may be gone
                 pass
-        release_pending(mine)
+        files.release_pending(mine)
         _drop(mine)
         lost = cluster_failure(exc, out)
         if lost is not None:
@@ -332,7 +220,7 @@ def sample_on_cluster(client, sample_fn, job: dict, spec, plan, req, *, progress
     sampled = type(parts[0])
     if out is not None:
         index = {"format": "activegen-shards/1", "n": req.n, "d": req.dim, "block_size": b,
-                 "seed": seed_entry(seed),
+                 "seed": files.seed_entry(seed),
                  "shards": [{"file": f, "first_block": j0, "n_blocks": c, "n": k}
                             for (j0, c), k, f in zip(ranges, counts, names)],
                  "info": info, **meta}

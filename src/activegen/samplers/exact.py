@@ -16,9 +16,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ..drivers import OUDriver
+from ..physics.drivers import OUDriver
 from ..errors import ActivegenError
-from ..stepping import joint_ou_matrices, thermal_amplitude, thermal_kick
+from ..physics.stepping import joint_ou_matrices, thermal_amplitude, thermal_kick
 from .api import uniform_grid
 from .engine import Stepper, batched
 from .registry import Method, Plan, register_method

@@ -82,7 +82,7 @@ def solve_flow(score, p, key, n, t_final, dtype, save_every_time, rtol, chunk_si
 
 
 def _build(req) -> Plan:
-    from ..stepping import default_dt
+    from ..physics.stepping import default_dt
 
     rtol = req.options["ode_rtol"]
     dt = default_dt(req.process.tau) if req.dt is None else req.dt

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from .._linalg import dot0
-from ..energetics import Energetics
-from ..stepping import linear_coefficients
+from ..physics.energetics import Energetics
+from ..physics.stepping import linear_coefficients
 from .api import uniform_grid
 from .engine import Stepper, batched, score_log_density
 from .registry import Method, Plan, register_method
@@ -87,7 +87,7 @@ def _build(req) -> Plan:
 
 def passive_energetics(req, plan) -> Energetics:
     """U = −½β|x|² − 2D_eff log p (the drift βx + 2D_eff S = −∇U), its bath D_eff(T − s)
-    and s_sys = −log p(x, T − s) (`activegen.energetics`)."""
+    and s_sys = −log p(x, T − s) (`physics.energetics`)."""
     score, p, t_final, dtype = req.score, req.process, req.t_final, req.dtype
 
     log_density = score_log_density(score, t_final, dtype)

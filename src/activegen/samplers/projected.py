@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..energetics import Energetics
+from ..physics.energetics import Energetics
 from ..errors import ActivegenError
-from ..forces import (
+from ..physics.forces import (
     fit_projection,
     force_jacobian_norm,
     force_projected,

@@ -30,7 +30,7 @@ import dataclasses
 from typing import Callable
 
 from ..errors import ActivegenError
-from ..stepping import default_dt, tau_step
+from ..physics.stepping import default_dt, tau_step
 
 #: Default second-order step: Δs = min(τ/HEUN_STEPS_PER_TAU, HEUN_DT_MAX) (measured,
 #: docs/performance.md "Accuracy per step").
@@ -92,7 +92,7 @@ SCHEMES = {
 }
 
 
-#: The scheme energetics runs use when none is asked for: `activegen.energetics` accumulates
+#: The scheme energetics runs use when none is asked for: `physics.energetics` accumulates
 #: the Sekimoto increments of the first-order steps only.
 ENERGETICS_SCHEME = "euler"
 
