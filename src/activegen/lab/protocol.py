@@ -24,11 +24,8 @@ checks; `lab.export`: `export_protocol`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import itertools
 import json
 import math
-import zipfile
 from pathlib import Path
 
 import jax
@@ -37,8 +34,9 @@ import numpy as np
 
 from ..errors import ActivegenError, check_positive
 from ..physics.processes import ActiveOU
+from . import lookup
 
-FORMAT = "activegen-protocol"
+FORMAT = lookup.FORMAT
 #: 2: the metadata carry `checksum` (sha256 of the tables and the parameters), verified on load.
 VERSION = 2
 
@@ -130,31 +128,9 @@ class Protocol:
 
 
 def interpolate(table, t, x):
-    """Linear in t, multilinear in x of values (n_t, n_1, …, n_d, *rest) at points x (N, d).
-
-    Inside the grid: Σ over the 2^(d+1) corners of the enclosing cell of the product of
-    the hat weights; outside: the edge cell's multilinear form, i.e. linear extrapolation
-    in x (exact for affine fields) and clamping in t.
-    """
-    times, lo, spacing, values = table
-    d = x.shape[-1]
-    n = jnp.asarray(values.shape[1: d + 1])
-    it = jnp.clip(jnp.searchsorted(times, t, side="right") - 1, 0, times.shape[0] - 2)
-    wt = jnp.clip((t - times[it]) / (times[it + 1] - times[it]), 0.0, 1.0)
-    u = (x - lo) / spacing
-    i = jnp.clip(jnp.floor(u), 0, n - 2).astype(jnp.int32)
-    f = u - i
-    rest = values.ndim - d - 1
-    out = 0.0
-    for ct in (0, 1):
-        w_t = wt if ct else 1.0 - wt
-        for corner in itertools.product((0, 1), repeat=d):
-            w = w_t
-            for k, c in enumerate(corner):
-                w = w * (f[:, k] if c else 1.0 - f[:, k])
-            idx = (it + ct,) + tuple(i[:, k] + c for k, c in enumerate(corner))
-            out = out + w.reshape(w.shape + (1,) * rest) * values[idx]
-    return out
+    """`lookup.interpolate` with jax.numpy (traceable): linear in t, multilinear in x,
+    linearly extrapolated outside the grid."""
+    return lookup.interpolate(table, t, x, jnp)
 
 
 _interpolate_jit = jax.jit(interpolate)
@@ -172,27 +148,14 @@ def sidecar_path(path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-_TABLES = ("times", "lo", "spacing", "potential", "force")
+_TABLES = lookup.TABLES
+checksum = lookup.checksum
 
 
-def checksum(arrays: dict, meta: dict) -> str:
-    """"sha256:<hex>" of the tables (dtype, shape and bytes of times, lo, spacing,
-    potential, force) and of the metadata (canonical JSON, without `checksum` and the
-    sidecar's `arrays`): ties the tables to their parameters (β, τ, D_A, D_T, T, method,
-    grid, source)."""
-    h = hashlib.sha256()
-    for name in _TABLES:
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
-        h.update(a.tobytes())
-    rest = {k: v for k, v in meta.items() if k not in ("checksum", "arrays")}
-    h.update(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
-    return "sha256:" + h.hexdigest()
-
-
-def save_protocol(protocol: Protocol, path) -> tuple[Path, Path]:
+def save_protocol(protocol: Protocol, path, extra: dict | None = None) -> tuple[Path, Path]:
     """Write PROTOCOL.npz (times, lo, spacing, potential, force, meta as JSON text) and the
-    JSON sidecar PROTOCOL.json (the same metadata, plus the array shapes)."""
+    JSON sidecar PROTOCOL.json (the same metadata, plus the array shapes). extra: more
+    arrays written beside them, not read back (a lab export's force_pN, potential_kT)."""
     path = Path(path)
     if path.suffix != ".npz":
         raise ActivegenError(f"a protocol file must end in .npz, got {str(path)!r}")
@@ -204,8 +167,10 @@ def save_protocol(protocol: Protocol, path) -> tuple[Path, Path]:
     meta["arrays"] = {"times": list(protocol.times.shape),
                       "potential": list(protocol.potential.shape),
                       "force": list(protocol.force.shape)}
+    extra = {k: np.asarray(v) for k, v in (extra or {}).items()}
+    meta["arrays"].update({k: list(v.shape) for k, v in extra.items()})
     with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **tables, meta=json.dumps(meta))
+        np.savez_compressed(tmp, **tables, **extra, meta=json.dumps(meta))
     side = write_json(sidecar_path(path), meta)
     return path, side
 
@@ -213,31 +178,10 @@ def save_protocol(protocol: Protocol, path) -> tuple[Path, Path]:
 def load_protocol(path) -> Protocol:
     """Read and validate a protocol .npz (the sidecar is not needed)."""
     path = Path(path)
-    if path.suffix != ".npz":
-        raise ActivegenError(f"a protocol file must end in .npz, got {str(path)!r}")
-    if not path.is_file():
-        raise ActivegenError(f"protocol file not found: {path}")
-    if not zipfile.is_zipfile(path):
-        raise ActivegenError(f"{path} is not an .npz archive (not an activegen protocol)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: np.asarray(z[k]) for k in ("times", "lo", "spacing", "potential",
-                                                     "force", "meta")}
-        meta = json.loads(str(arrays.pop("meta")))
-    except KeyError as exc:
-        raise ActivegenError(f"{path} is not an activegen protocol (missing {exc})") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:  # not a zip / JSON
-        raise ActivegenError(f"{path} is not a readable protocol: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ActivegenError(f"{path} is not an activegen protocol (format mismatch)")
-    if "checksum" not in meta:
-        raise ActivegenError(
-            f"protocol {path} carries no checksum (written by an older activegen, or "
-            "edited): export it again")
-    if meta["checksum"] != checksum(arrays, meta):
-        raise ActivegenError(
-            f"protocol {path} does not match its checksum: its tables or parameters were "
-            "changed after export (refusing to replay it; export it again)")
+        arrays, meta = lookup.read_protocol(path)
+    except lookup.ProtocolFileError as exc:
+        raise ActivegenError(str(exc)) from None
     for key in ("method", "beta", "tau", "d_active", "d_thermal", "t_final"):
         if key not in meta:
             raise ActivegenError(f"protocol {path} lacks '{key}' in its metadata")
@@ -275,6 +219,14 @@ def load_protocol(path) -> Protocol:
     return proto
 
 
+def _clipped(field, cap):
+    def clipped(t, x):
+        f, jn = field(t, x)
+        return lookup.clip_norm(f, cap, jnp), jn
+
+    return clipped
+
+
 # -- replay -------------------------------------------------------------------------
 def stationary_init(process: ActiveOU, dim: int, dtype=None):
     """init_x(key, n): x ~ N(0, (D_T/β + D_A/(β(1+βτ))) I), the forward stationary law."""
@@ -288,19 +240,24 @@ def stationary_init(process: ActiveOU, dim: int, dtype=None):
 
 def replay(protocol: Protocol, n: int, key=None, *, seed: int | None = None,
            dt: float | None = None, save_every: int | None = None, dtype=None,
-           progress: bool = False, energetics: bool = False, scheme: str | None = None):
+           progress: bool = False, energetics: bool = False, scheme: str | None = None,
+           max_force: float | None = None):
     """Generate n samples from the protocol alone (module doc): `samplers.sample_field`
     with the interpolated force and the stationary start (scheme: as there, default heun).
     Returns a `Sampled`.
     energetics: add the run's energetics in the interpolated potential V̂ (the heat's force
     part is −∇V̂ along each step, which differs from the interpolated F̂ by the grid's
-    interpolation error)."""
+    interpolation error). max_force: |F̂| clipped to it (model units; an actuator's limit,
+    `lookup.clip_norm`: unchanged, bit for bit, where |F̂| <= max_force)."""
     from ..samplers import sample_field
 
     p = protocol.process
     vtab = protocol._table(protocol.potential, dtype)
+    field = protocol.force_field(dtype)
+    if max_force is not None:
+        field = _clipped(field, max_force)
     res = sample_field(
-        protocol.force_field(dtype), stationary_init(p, protocol.dim, dtype), p, n, key,
+        field, stationary_init(p, protocol.dim, dtype), p, n, key,
         seed=seed, t_final=protocol.t_final, dt=dt, save_every=save_every, dim=protocol.dim,
         dtype=dtype, progress=progress, desc=f"protocol ({protocol.meta['method']})",
         potential=lambda t, x: interpolate(vtab, t, x), energetics=energetics, scheme=scheme,

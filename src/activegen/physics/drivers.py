@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from ..errors import ActivegenError, check_positive
 from .processes import ActiveOU
-from .stepping import ou_coefficients, ou_integral_coefficients, ou_step
+from .stepping import ou_coefficients, ou_integral_coefficients, ou_integral_step, ou_step
 
 
 def _uniform_directions(key, shape, dtype):
@@ -77,10 +77,7 @@ class OUDriver(_ActiveNoise):
     def step_integral(self, eta, h: float, key):
         """(η_h, ∫_0^h η ds) drawn jointly and exactly (`stepping.ou_integral_coefficients`);
         η_h is the `step` of the same key."""
-        a, sd, m, c1, c2 = ou_integral_coefficients(h, self.tau, self.variance)
-        xi1 = jax.random.normal(key, eta.shape, eta.dtype)
-        xi2 = jax.random.normal(jax.random.fold_in(key, 1), eta.shape, eta.dtype)
-        return a * eta + sd * xi1, m * eta + c1 * xi1 + c2 * xi2
+        return ou_integral_step(eta, ou_integral_coefficients(h, self.tau, self.variance), key)
 
     #: Gaussian noise: no fourth-order term in the x-marginal equation.
     kappa = 0.0

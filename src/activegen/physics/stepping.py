@@ -93,6 +93,16 @@ def ou_integral_coefficients(h: float, tau: float, variance: float):
             2.0 * tau * math.sqrt(variance * _u_minus_tanh(u)))
 
 
+def ou_integral_step(eta, coefficients, key):
+    """(η_h, ∫_0^h η ds) = (a η + σ ξ1, τ(1 − a) η + c1 ξ1 + c2 ξ2) with the coefficients
+    (a, σ, τ(1 − a), c1, c2) of `ou_integral_coefficients` (floats, or traced values of a
+    table), ξ1 from key, ξ2 from fold_in(key, 1)."""
+    a, sd, m, c1, c2 = coefficients
+    xi1 = jax.random.normal(key, eta.shape, eta.dtype)
+    xi2 = jax.random.normal(jax.random.fold_in(key, 1), eta.shape, eta.dtype)
+    return a * eta + sd * xi1, m * eta + c1 * xi1 + c2 * xi2
+
+
 def linear_coefficients(beta: float, h: float):
     """(e^{βh}, φ = (e^{βh} − 1)/(βh), (e^{2βh} − 1)/(2β h)) of the exact step of dx = βx ds:
     the propagator, the mean weight of a constant forcing, the variance weight of white
