@@ -1,6 +1,6 @@
 """Command-line interface: `activegen sample | evaluate | train | likelihood | demo |
 experiment tau-sweep | validity-map | results | learned-gallery | thermodynamics | digits | plot |
-animate | export-potential`.
+animate | export-potential | lab check`.
 
 One module per command (or command group) with its `add_parser(sub)` and its `cmd_*` run
 function; `options` holds what they share. `main` parses, runs the command in a worker
@@ -15,11 +15,11 @@ import warnings
 from pathlib import Path
 
 from ..errors import ActivegenError
-from . import animate, demo, evaluate, experiment, export, likelihood, plot, sample, train
+from . import animate, demo, evaluate, experiment, export, lab, likelihood, plot, sample, train
 from . import options as opt
 
 #: The commands in the order `activegen --help` lists them.
-COMMANDS = (sample, likelihood, evaluate, train, demo, experiment, export, plot, animate)
+COMMANDS = (sample, likelihood, evaluate, train, demo, experiment, export, lab, plot, animate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,6 +27,10 @@ def add_parser(sub) -> None:
     s.add_argument("--protocol", default=None,
                    help="PROTOCOL.npz from export-potential: replay it (no target, method or "
                         "process options: the protocol carries them)")
+    s.add_argument("--lab", default=None,
+                   help="--protocol only: LAB.json (docs/lab.md): replay as its feedback loop "
+                        "would (held force, latency, localisation noise, force limit; without "
+                        "a feedback block the ideal replay); energetics in k_BT")
     s.add_argument("--method", default=None, choices=method_names(),
                    help="required with --target/--model")
     opt.add_process_options(s, defaults=False, tau_help=opt.TAU_HELP.replace(
@@ -109,6 +113,9 @@ def cmd_sample(args) -> int:
                              "or --scheduler ADDRESS")
     if src == "protocol":
         return _sample_protocol(args, out)
+    if args.lab is not None:
+        raise ActivegenError("--lab replays a --protocol (export it with export-potential "
+                             "--lab)")
     if args.method is None:
         raise ActivegenError(f"--method is required with --{src}")
     if src == "model":
@@ -193,9 +200,29 @@ def _sample_protocol(args, out) -> int:
     if args.dt is not None:
         check_positive("--dt", args.dt)
     opt.x64(args)
-    res = replay(proto, args.n, seed=args.seed, dt=args.dt, save_every=args.save_every,
-                 progress=not args.no_progress, energetics=args.energetics,
-                 scheme=args.scheme)
+    lab = None
+    if args.lab is not None:
+        from ..lab.units import check_lab_protocol, load_lab
+
+        lab = load_lab(args.lab)
+        check_lab_protocol(lab, proto.meta)
+    fb = lab.feedback if lab is not None else None
+    if fb is not None and fb.samples_the_position:
+        res = _replay_loop(args, proto, lab)
+    else:
+        cap = None if fb is None or fb.max_force_pN is None else fb.max_force_pN / lab.gamma
+        if cap is not None and args.energetics:
+            raise ActivegenError("--energetics cannot be used with a lab's max_force_pN (the "
+                                 "clipped force has no potential)")
+        res = replay(proto, args.n, seed=args.seed, dt=args.dt, save_every=args.save_every,
+                     progress=not args.no_progress, energetics=args.energetics,
+                     scheme=args.scheme, max_force=cap)
+    if lab is not None and args.energetics:
+        from ..physics.energetics import ENERGETIC_KEYS
+
+        for k in ENERGETIC_KEYS:
+            res.info[k] = lab.energy_kT(res.info[k])
+        res.info["energy_unit"] = "k_BT"
     from ..files import save_samples
 
     src = proto.meta.get("source", {})
@@ -206,6 +233,27 @@ def _sample_protocol(args, out) -> int:
     print(f"replayed {args.protocol} ({proto.meta['method']}, τ = {proto.meta['tau']:g}): "
           f"wrote {res.samples.shape[0]} samples (d = {res.samples.shape[1]}) to {out}")
     return 0
+
+
+def _replay_loop(args, proto, lab):
+    """`sample --protocol P --lab L` with a feedback loop (`lab.feedback.loop_replay`)."""
+    from ..lab.feedback import lab_loop, loop_replay
+
+    for name, bad in (("energetics", args.energetics), ("dt", args.dt is not None),
+                      ("scheme", args.scheme is not None),
+                      ("chunk-size", args.chunk_size is not None),
+                      ("block-size", args.block_size is not None)):
+        if bad:
+            raise ActivegenError(f"--{name} cannot be used with a lab's feedback loop (its "
+                                 "steps are set by the update period and the latency)")
+    res = loop_replay(proto, [lab_loop(proto, lab)], args.n, seed=args.seed,
+                      save_every=args.save_every, progress=not args.no_progress)
+    loop = res.info["loops"][0]
+    print(f"feedback loop: update every {loop['update_period'] * 1e3:.4g} ms, latency "
+          f"{loop['latency'] * 1e3:.4g} ms, localisation noise "
+          f"{loop['position_noise'] * 1e3:.4g} nm, force limit "
+          + ("none" if loop["max_force"] is None else f"{loop['max_force'] * lab.gamma:.4g} pN"))
+    return res
 
 
 def _load_model_for_sampling(args):

@@ -16,7 +16,9 @@ force arrives (s < δ) the force of the start position is held.
 
 Several loops run side by side in one compiled program (`lab check`'s scan): loop v's
 particles are the rows v·d … v·d + d − 1 of the engine's (V·d, N) state, each with its own
-noises, period, latency, localisation noise and force limit.
+period, latency, localisation noise and force limit and all with the same noises (the start,
+η, the thermal and the localisation draws: common random numbers, so that the loops differ
+by their imperfections alone).
 """
 
 from __future__ import annotations
@@ -106,9 +108,12 @@ def loop_stepper(protocol: Protocol, s_grid, loops, dtype):
     cap_pts = None if np.all(np.isinf(cap)) else jnp.asarray(cap, dtype)
     x_sd, eta_sd = math.sqrt(p.stationary_variance), math.sqrt(p.d_active / p.tau)
 
+    def tiled(z):  # one draw (d, N) shared by every loop (common random numbers)
+        return jnp.tile(z, (nv, 1))
+
     def loop_force(x, s, key):  # x (V·d, N) -> each loop's computed force, (V·d, N)
         n = x.shape[1]
-        y = x + noise_r * jax.random.normal(key, x.shape, x.dtype)
+        y = x + noise_r * tiled(jax.random.normal(key, (d, n), x.dtype))
         pts = y.reshape(nv, d, n).transpose(0, 2, 1).reshape(nv * n, d)
         f = interpolate(ftab, t_final - s, pts)
         if cap_pts is not None:
@@ -117,9 +122,9 @@ def loop_stepper(protocol: Protocol, s_grid, loops, dtype):
 
     def init(key, n):
         k1, k2, k3 = jax.random.split(key, 3)
-        x = x_sd * jax.random.normal(k1, (nv * d, n), dtype)
+        x = tiled(x_sd * jax.random.normal(k1, (d, n), dtype))
         f0 = loop_force(x, 0.0, k3)
-        return {"x": x, "eta": eta_sd * jax.random.normal(k2, x.shape, dtype), "f": f0,
+        return {"x": x, "eta": eta_sd * jax.random.normal(k2, (d, n), dtype), "f": f0,
                 "buf": jnp.broadcast_to(f0, (slots,) + x.shape)}
 
     def step(c, i, s, hi, key):
@@ -133,10 +138,9 @@ def loop_stepper(protocol: Protocol, s_grid, loops, dtype):
         due = jnp.take_along_axis(buf, slot[None], axis=0)[0]
         f = jnp.where((late >= 0) & (late % m_r == 0), due, c["f"])
         eta_new, inc = ou_integral_step(c["eta"], tuple(cf[i] for cf in coef), k_eta)
-        x_new = x + f * hi + inc
         if p.d_thermal > 0:
-            x_new = thermal_kick(x_new, amp[i], k_th)
-        return {"x": x_new, "eta": eta_new, "f": f, "buf": buf}
+            inc = thermal_kick(inc, amp[i], k_th)
+        return {"x": x + f * hi + tiled(inc), "eta": eta_new, "f": f, "buf": buf}
 
     effective = [dict(update_period=float(mi * h[0]), latency=float(li * h[0]),
                       position_noise=lp.noise, max_force=lp.cap)
@@ -225,3 +229,22 @@ def zoh_stationary_variance(k: float, period: float, latency: float, d_thermal: 
         raise ActivegenError(f"the loop is unstable at k = {k:g}, period {period:g}, "
                              f"latency {latency:g} (no stationary variance)")
     return float(solve_discrete_lyapunov(M, G @ G.T)[0, 0])
+
+
+def default_period(protocol: Protocol) -> float:
+    """The update period of a loop whose lab gives none: the ideal replay's default step
+    (`schemes.active_heun_default_dt(τ)`, at most `validity.trap_step_limit(β)`)."""
+    from ..samplers.schemes import active_heun_default_dt
+    from ..samplers.validity import trap_step_limit
+
+    p = protocol.process
+    return min(active_heun_default_dt(p.tau), trap_step_limit(p.beta), protocol.t_final)
+
+
+def lab_loop(protocol: Protocol, lab) -> Loop:
+    """The `Loop` of a lab's feedback block in model units (µm, s; the force limit over γ);
+    an absent period is `default_period`."""
+    fb = lab.feedback
+    return Loop(period=fb.update_period_s or default_period(protocol),
+                latency=fb.latency_s or 0.0, noise=fb.position_noise_um or 0.0,
+                cap=None if fb.max_force_pN is None else fb.max_force_pN / lab.gamma)

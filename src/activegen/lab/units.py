@@ -106,8 +106,8 @@ class Lab:
 
     @property
     def gamma(self) -> float:
-        """γ = 6πηr in pN·s/µm (η in Pa·s = 10⁻⁶ pN·s/µm², r in µm)."""
-        return 6.0 * math.pi * self.viscosity_Pa_s * 1e-6 * self.radius_um
+        """γ = 6πηr in pN·s/µm (η in Pa·s = pN·s/µm², r in µm)."""
+        return 6.0 * math.pi * self.viscosity_Pa_s * self.radius_um
 
     @property
     def kT(self) -> float:
