@@ -37,6 +37,7 @@ from .derivatives import (
     TILE_CHANNELS,
     energy_derivs_batch,
     energy_batch,
+    psi_derivs_batch,
     n_channels,
     particle_map,
     point_key,
@@ -50,6 +51,7 @@ from .network import (
     ScoreNet,
     conditioning,
     energy_at,
+    has_psi,
     n_params,
     process_of,
     score_at,
@@ -58,17 +60,29 @@ from .network import (
 )
 
 
+#: the Ψ route above EXACT_HESSIAN_MAX_D estimates ‖∇S‖_F² for the validity diagnostic (an
+#: ensemble mean) with one probe at every PSI_PROBE_EVERY-th particle: 1/16 of a
+#: Hessian-vector product per particle
+PSI_PROBE_EVERY = 16
+
+
 class LearnedScore:
     """A trained model behind the `scores` interface (and, for marginal="joint", the joint
     interface of method exact). Its coordinates are the data's own, unless it was trained
     with standardize=True (then z = (x − mean)/scale; `to_data`/`from_data` map between the
     two, the identity otherwise).
 
-    hutchinson = K > 0 replaces the exact ∇(∇·S) by the K-probe estimator and ∇S by probe
-    products (`probe_derivs`), probes drawn from a key derived from (seed, t, x).
+    Routes to ∇(∇·S) (`route`, recorded in a run's info): "psi" for models with the Ψ head
+    (THEORY.md §5: S, ∇Ψ and (∇S)S, no third derivative, any d; the default), "taylor" (the
+    exact batched pass carrying ∇Δ through the network, d ≤ EXACT_HESSIAN_MAX_D) and
+    "probes" (Hutchinson estimates, any d). hutchinson = K > 0 replaces the exact ∇(∇·S) by
+    the K-probe estimator and ∇S by probe products (`probe_derivs`), probes drawn from a key
+    derived from (seed, t, x). Order 3 (`forces.Force.order` of ucn, which needs the full
+    ∇S) always takes the third-derivative routes.
     """
 
-    def __init__(self, net: ScoreNet, config: dict, data, path=None, hutchinson: int | None = None):
+    def __init__(self, net: ScoreNet, config: dict, data, path=None, hutchinson: int | None = None,
+                 route: str | None = None):
         self.net = net
         self.config = config
         self.data = jnp.asarray(data, jnp.float32)
@@ -82,8 +96,14 @@ class LearnedScore:
         self._cond = conditioning(config)
         self.tile = "auto"  # or an explicit tile size, None for untiled (`_tile`)
         self._score_map = particle_map(self._score_inner)
+        if route not in (None, "psi", "derivatives"):
+            raise ActivegenError(f"route must be 'psi' or 'derivatives', got {route!r}")
+        if route == "psi" and not has_psi(config):
+            raise ActivegenError("route 'psi' needs a model trained with the Psi head "
+                                 "(retrain with the current activegen)")
+        self._psi = has_psi(config) and route != "derivatives" and hutchinson in (None, 0)
         self._derivs_map = {o: particle_map(lambda st, xs, o=o: self._derivs_inner(st, xs, o))
-                            for o in (0, 1, 2)}
+                            for o in (0, 1, 2, 3)}
 
     #: `derivs_batch` takes `order` (the samplers ask only for what a method needs)
     derivs_orders = True
@@ -96,6 +116,13 @@ class LearnedScore:
     @property
     def kind(self) -> str:
         return self.config["kind"]
+
+    @property
+    def route(self) -> str:
+        """How ∇(∇·S) is computed for the forces of order 2: "psi", "taylor" or "probes"."""
+        if self._psi:
+            return "psi"
+        return "probes" if self.uses_probes() else "taylor"
 
     def _need(self, marginal, what):
         if self.config["marginal"] != marginal:
@@ -157,8 +184,8 @@ class LearnedScore:
         probe estimates (`probe_derivs`) with K (at least DIAG_PROBES) Rademacher probes."""
         self._need("x", "the score derivatives")
         order = int(order)
-        if order not in (0, 1, 2):
-            raise ActivegenError(f"order must be 0, 1 or 2, got {order}")
+        if order not in (0, 1, 2, 3):
+            raise ActivegenError(f"order must be 0, 1, 2 or 3, got {order}")
         return self._derivs_map[order](state, xs)
 
     def _score_inner(self, state: TimeState, xs):
@@ -169,6 +196,13 @@ class LearnedScore:
 
     def _derivs_inner(self, state: TimeState, xs, order: int) -> ScoreDerivs:
         d = xs.shape[0]
+        if order in (2, 3) and self._psi and (order == 2 or d <= EXACT_HESSIAN_MAX_D):
+            z = None
+            if d > EXACT_HESSIAN_MAX_D:
+                m = -(-xs.shape[1] // PSI_PROBE_EVERY)
+                z = jax.random.rademacher(point_key(state.key, xs[:, 0]), (d, m), dtype=xs.dtype)
+            return psi_derivs_batch(state, xs, z)
+        order = min(order, 2)
         exact = energy_derivs_batch if self.kind == "energy" else vector_derivs_batch
         if order == 0 or not self.uses_probes(d):
             return tiled(lambda y: exact(state, y, order), xs,
@@ -333,11 +367,11 @@ class LearnedScore:
         return n_params(self.net)
 
 
-def load_model(path, hutchinson: int | None = None) -> LearnedScore:
+def load_model(path, hutchinson: int | None = None, route: str | None = None) -> LearnedScore:
     """The LearnedScore stored in MODEL_DIR (see `save_checkpoint`)."""
     cfg = read_config(path)
     net, _, data = load_state(path, cfg)
-    return LearnedScore(net, cfg, data, path=str(path), hutchinson=hutchinson)
+    return LearnedScore(net, cfg, data, path=str(path), hutchinson=hutchinson, route=route)
 
 
 def hutchinson_variance(model, t, xs, n_probes: int = 1, n_draws: int = 32, seed: int = 0) -> dict:

@@ -13,6 +13,11 @@ Parametrisations (`kind`), both with the Gaussian part of the marginal of the tr
 * "vector": S_θ(x,t) = −P_t y − N_θ(A_t y, t)/√v with a d-vector output; ∇S and ∇(∇·S) by
   autodiff of S_θ (∇S not symmetric, no log p: log_p is reported as 0).
 
+The Ψ head (`psi`, energy models of the x-marginal; THEORY.md §5, docs/learned.md): a second
+scalar output of the same network, Ψ_θ(x,t) = |P_t y|² − tr P_t + N_θ,2(A_t y, t)/v (the
+Gaussian part's Δp/p plus a learned residual), fitted to Ψ = Δp/p = E[|x − m y|²/v² − d/v | x]
+(`training.dsm_loss`). With it the effective potential needs no third derivative of E.
+
 N_θ is an MLP with SiLU activations (smooth: the effective potential needs third x-derivatives
 of E) on fixed random Fourier features [z, sin Bz, cos Bz] of its input (frequencies up to
 `fourier_max` = 4: without them the MLP's spectral bias left modes of width ~0.1 unresolved,
@@ -41,7 +46,7 @@ MARGINALS = ("x", "joint")
 DEFAULTS = dict(
     kind="energy", marginal="x", width=16, depth=2, n_freq=6,
     t_min=1e-3, t_max=6.0, batch=512, lr=2e-3, warmup=100, steps=3000, chunk=100,
-    seed=0, hutchinson=0, n_fourier=16, fourier_max=4.0,
+    seed=0, hutchinson=0, n_fourier=16, fourier_max=4.0, psi=True,
 )
 
 #: the training options `activegen train` uses when not given (`data_defaults`)
@@ -70,7 +75,8 @@ class ScoreNet(eqx.Module):
     """MLP N_θ(z, t) on the input features φ(z) = [z, sin Bz, cos Bz] (fixed random Fourier
     features, frequencies log-spaced up to `fourier_max`: smooth, and they lift the MLP's
     spectral bias so that modes narrower than the data scale are resolved); hidden layers
-    h ← SiLU(W h + U emb(t) + b); output width 1 (energy) or d (vector)."""
+    h ← SiLU(W h + U emb(t) + b); output width 1 (energy) or d (vector), plus one for the Ψ
+    head (`psi`)."""
 
     layers: list
     time_layers: list
@@ -78,7 +84,7 @@ class ScoreNet(eqx.Module):
     freqs: jax.Array
 
     def __init__(self, dim: int, kind: str, width: int, depth: int, n_freq: int, key,
-                 n_fourier: int = 0, fourier_max: float = 16.0):
+                 n_fourier: int = 0, fourier_max: float = 16.0, psi: bool = False):
         keys = jax.random.split(key, 2 * depth + 2)
         n_emb = 2 * n_freq + 1
         scales = jnp.geomspace(1.0, fourier_max, n_fourier) if n_fourier else jnp.ones((0,))
@@ -87,7 +93,7 @@ class ScoreNet(eqx.Module):
         self.layers = [eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys[:depth])]
         self.time_layers = [eqx.nn.Linear(n_emb, width, use_bias=False, key=k)
                             for k in keys[depth:2 * depth]]
-        out = eqx.nn.Linear(width, 1 if kind == "energy" else dim, key=keys[-1])
+        out = eqx.nn.Linear(width, (1 if kind == "energy" else dim) + int(psi), key=keys[-1])
         # start near the Gaussian part: a small output layer
         self.out = eqx.tree_at(lambda m: m.weight, out, out.weight * 0.1)
 
@@ -123,6 +129,7 @@ class TimeState(NamedTuple):
     whiten: jax.Array
     out_scale: jax.Array
     key: jax.Array
+    psi_scale: jax.Array | None = None
 
 
 def variance_fn(process: ActiveOU, marginal: str):
@@ -144,7 +151,7 @@ def conditioning(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def time_state(net, cfg, process, t, key=None, cond=None) -> TimeState:
     """Σ_t = m²Σ + var I = Q diag(m²λ + var) Qᵀ: P_t = Q diag(1/(m²λ + var)) Qᵀ,
     A_t = Q diag((m²λ + var)^(−1/2)) Qᵀ, out_scale = σ̄_t/√var (energy) or 1/√var (vector)
-    with σ̄_t² = m² mean(λ) + var (μ = 0, Σ = I: the old σ_t² = m² + var)."""
+    with σ̄_t² = m² mean(λ) + var (μ = 0, Σ = I: the old σ_t² = m² + var); psi_scale = 1/var."""
     t = jnp.asarray(t)
     mu, q, lam = conditioning(cfg) if cond is None else cond
     var = variance_fn(process, cfg["marginal"])(t)
@@ -160,13 +167,30 @@ def time_state(net, cfg, process, t, key=None, cond=None) -> TimeState:
     scale = sbar / sd if cfg["kind"] == "energy" else 1.0 / sd
     if key is None:
         key = jax.random.key(0)
-    return TimeState(net, net.time_biases(emb), m * jnp.asarray(mu, dt), prec, whiten, scale, key)
+    return TimeState(net, net.time_biases(emb), m * jnp.asarray(mu, dt), prec, whiten, scale, key,
+                     1.0 / var)
 
 
 def energy_at(st: TimeState, x):
     """E_θ(x,t) = ½ yᵀP_t y + out_scale · N_θ(A_t y, t), y = x − m(t)μ  (≈ −log p + const)."""
     y = x - st.center
     return 0.5 * jnp.dot(y, st.prec @ y) + st.out_scale * st.net.apply(st.biases, st.whiten @ y)[0]
+
+
+def energy_psi_at(st: TimeState, x):
+    """(E_θ, Ψ_θ) at one point from one network pass: E_θ as `energy_at`,
+    Ψ_θ(x,t) = |P_t y|² − tr P_t + N_θ,2(A_t y, t)/var  (≈ Δp/p; models with the Ψ head)."""
+    y = x - st.center
+    py = st.prec @ y
+    out = st.net.apply(st.biases, st.whiten @ y)
+    return (0.5 * jnp.dot(y, py) + st.out_scale * out[0],
+            jnp.dot(py, py) - jnp.trace(st.prec) + st.psi_scale * out[-1])
+
+
+def has_psi(cfg) -> bool:
+    """Whether a model configuration has the Ψ head (energy models of the x-marginal trained
+    with psi, the default since it existed; older models have none)."""
+    return bool(cfg.get("psi", False)) and cfg["kind"] == "energy" and cfg["marginal"] == "x"
 
 
 def vector_score_at(st: TimeState, x):
