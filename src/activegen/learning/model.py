@@ -255,6 +255,39 @@ class LearnedScore:
             return autodiff_derivs(lambda y: -energy_at(state, y), x)
         return vector_derivs(lambda y: vector_score_at(state, y), x)
 
+    def end_game_t_min(self, threshold: float, n: int = 256, n_times: int = 25) -> float:
+        """The default end-game time of a first-order method on this model (docs/learned.md,
+        'Near t = 0'): the smallest t on a log grid over [t_min, t_max] of training above
+        which the ensemble mean of τ‖βI + D̄∇S‖_F/√d (τ times the rms eigenvalue of ∇F_0)
+        on the model's own marginal p(x, t)
+        (n draws of `sample_marginal`, fixed key) stays ≤ threshold. Data on a thin
+        manifold (images) give ∇S ~ 1/v(t) in the degenerate directions, and the first-order
+        force fails below this t; a mixture of full-rank modes gives the grid's first point."""
+        from ..physics.forces import force_jacobian_norm
+
+        p = self.process
+        if p.tau == 0:
+            return float(self.config["t_min"])
+        times = np.geomspace(self.config["t_min"], self.config["t_max"], n_times)
+
+        def scale(t, key):
+            k1, k2 = jax.random.split(key)
+            x0 = self.data[jax.random.randint(k1, (n,), 0, self.data.shape[0])].T
+            xs = p.mean_scale(t) * x0 + jnp.sqrt(p.variance(t)) * jax.random.normal(k2, x0.shape)
+            dv = self._derivs_map[1](self.prepare(t), xs)
+            return p.tau * jnp.mean(force_jacobian_norm(p, t, dv)) / math.sqrt(self.dim)
+
+        key = jax.random.key(int(self.config["seed"]) + 7)
+        vals = np.asarray(jax.jit(lambda ts: jax.lax.map(lambda t: scale(t, key), ts))(
+            jnp.asarray(times, jnp.float32)))
+        self._end_game_scan = (times, vals)
+        bad = np.flatnonzero(~(vals <= threshold))
+        if bad.size == 0:
+            return float(times[0])
+        if bad[-1] == times.size - 1:
+            return float(times[-1])
+        return float(times[bad[-1] + 1])
+
     def sample_marginal(self, key, n: int, t, dtype=None):
         """m(t)·x_0 + √v(t)·ε with x_0 drawn from the stored (standardised) training set:
         the exact p(x,t) of the empirical data law."""

@@ -17,9 +17,21 @@ The Ψ head (THEORY.md §5) is fitted in the same loss by second-order Tweedie r
 Ψ = Δp/p = E[|x_t − m x_0|²/v² − d/v | x_t] = E[(|ε|² − d)/v | x_t], so with the same
 weighting by v (the target's variance is 2d/v²)
 
-    L_Ψ(θ) = E | v Ψ_θ(x_t, t) − (|ε|² − d) |²,     L = L_S + ½ L_Ψ,
+    L_Ψ(θ) = E | v Ψ_θ(x_t, t) − (|ε|² − d) |²,
 
-whose minimiser is Ψ_θ = Δp/p (a posterior mean, learned exactly as the score is).
+whose minimiser is Ψ_θ = Δp/p (a posterior mean, learned exactly as the score is). Its
+target's noise does not shrink with t (the posterior of x_0 at small t is nearly the
+prior's noise: the signal vΨ is O(v), the noise O(√(2d))), so small t is also fitted to
+the energy's own Δp/p = |∇E|² − ΔE (exact trace up to d = EXACT_TRACE_MAX_D, one
+Rademacher probe above; not differentiated: it teaches Ψ, not E):
+
+    L_C(θ) = E v |Ψ_θ − [|∇E_θ|² − ΔE_θ]|²,     L = L_S + ½ (L_Ψ + L_C),
+
+weighted by v, not v² as L_Ψ: at time t the fit is the mean of the two targets weighted 1/v
+for L_C against 1 for L_Ψ, so L_C decides as t → 0 and L_Ψ is an equal partner at t ~ 1.
+
+Ψ_θ then carries the energy's second derivatives where the regression is blind, and the
+force needs only its gradient, not E's third derivatives (docs/learned.md).
 
 The joint score (marginal="joint", for method exact; `model`): with the exact
 parametrisation of the joint law through z = x − kη, the joint DSM loss on (x_t, η_t) equals
@@ -74,8 +86,11 @@ def _sample_times(key, n, t_min, t_max):
     return jnp.where(jax.random.bernoulli(k3, 0.5, (n,)), u, lg)
 
 
-#: the weight of the Ψ regression in the loss (module doc)
+#: the weight of the Ψ terms in the loss (module doc)
 PSI_WEIGHT = 0.5
+#: the energy's own Δp/p in the consistency term: the exact Hessian trace up to this d, one
+#: Rademacher probe above
+EXACT_TRACE_MAX_D = 8
 
 
 def dsm_loss(net, cfg, process, x0, key):
@@ -89,14 +104,24 @@ def dsm_loss(net, cfg, process, x0, key):
     var = variance_fn(process, cfg["marginal"])(t)
     xt = process.mean_scale(t)[:, None] * x0 + jnp.sqrt(var)[:, None] * eps
     if has_psi(cfg):
-        def one(ti, xi):  # S = −∇E and Ψ from one pass
-            g, psi = jax.grad(energy_psi_at, argnums=1, has_aux=True)(
-                time_state(net, cfg, process, ti), xi)
-            return -g, psi
+        d = x0.shape[1]
+        probes = jax.random.rademacher(jax.random.fold_in(key, 1), x0.shape, x0.dtype)
 
-        s, psi = jax.vmap(one)(t, xt)
-        target = jnp.sum(eps * eps, -1) - x0.shape[1]
-        loss_psi = PSI_WEIGHT * jnp.mean((var * psi - target) ** 2)
+        def one(ti, xi, zi):  # S = −∇E and Ψ from one pass; the energy's own Δp/p
+            st = time_state(net, cfg, process, ti)
+            grad_e = lambda y: jax.grad(energy_psi_at, argnums=1, has_aux=True)(st, y)  # noqa: E731
+            if d <= EXACT_TRACE_MAX_D:
+                g, psi = grad_e(xi)
+                lap = jnp.trace(jax.jacfwd(lambda y: grad_e(y)[0])(xi))
+            else:
+                (g, psi), (hz, _) = jax.jvp(grad_e, (xi,), (zi,))
+                lap = jnp.dot(zi, hz)
+            return -g, psi, jax.lax.stop_gradient(jnp.dot(g, g) - lap)
+
+        s, psi, own = jax.vmap(one)(t, xt, probes)
+        target = jnp.sum(eps * eps, -1) - d
+        loss_psi = PSI_WEIGHT * (jnp.mean((var * psi - target) ** 2)
+                                 + jnp.mean(var * (psi - own) ** 2))
     else:
         score_fn = score_at(cfg["kind"])
         s = jax.vmap(lambda ti, xi: score_fn(time_state(net, cfg, process, ti), xi))(t, xt)
