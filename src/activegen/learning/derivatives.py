@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from .._fastmath import sincos
 from ..physics.scores import ScoreDerivs, psi_derivs
-from .network import TimeState
+from .network import TimeState, psi_state
 
 #: order-1 requests (∇S for the validity diagnostic only) use probes above this dimension
 EXACT_HESSIAN_MAX_D = 8
@@ -179,18 +179,18 @@ def energy_psi_batch(st: TimeState, xs):
     """(E_θ, Ψ_θ) at points xs (d, N) -> ((N,), (N,)) from one value pass of a model with
     the Ψ head (`network.energy_psi_at`): Ψ_θ = |P_t y|² − tr P_t + N_θ,2/var."""
     y, py, gauss = _gauss(st, xs)
-    out = _net_channels(st, y, -1)[:, 0]
     pyy = sum(p * p for p in py) if isinstance(py, list) else jnp.sum(py * py, 0)
-    return gauss + st.out_scale * out[0], pyy - jnp.trace(st.prec) + st.psi_scale * out[-1]
+    return (gauss + st.out_scale * _net_channels(st, y, -1)[0, 0],
+            pyy - jnp.trace(st.prec) + st.psi_scale * _net_channels(psi_state(st), y, -1)[0, 0])
 
 
 def psi_derivs_batch(st: TimeState, xs, probe=None) -> ScoreDerivs:
     """ScoreDerivs at xs (d, N) from E_θ and the Ψ head, no third derivative
     (THEORY.md §5, `scores.psi_derivs`).
 
-    d ≤ EXACT_HESSIAN_MAX_D: one batched forward pass carrying value, gradient and Hessian
-    channels of both heads (`_net_channels` at order 1): S, ∇S (exact, so the diagnostic and
-    ucn have it), Ψ and ∇Ψ. Above: S = −∇E and ∇Ψ by two reverse passes sharing one forward
+    d ≤ EXACT_HESSIAN_MAX_D: batched forward passes carrying value, gradient and Hessian
+    channels of E (`_net_channels` at order 1: S and ∇S exact, so the diagnostic and ucn have
+    it) and value and gradient channels of the Ψ network (order 0: Ψ and ∇Ψ). Above: S = −∇E and ∇Ψ by two reverse passes sharing one forward
     pass, (∇S)S by one Hessian-vector product (a Jacobian-vector product of S along S);
     ∇S is not formed. probe (d, M), M ≤ N, if given: ‖∇S‖_F² ≈ |(∇S)z|² at the first M
     points, with E zzᵀ = I (the validity diagnostic), repeated to N: only its ensemble mean
@@ -199,9 +199,8 @@ def psi_derivs_batch(st: TimeState, xs, probe=None) -> ScoreDerivs:
     if d <= EXACT_HESSIAN_MAX_D:
         y, py, gauss = _gauss(st, xs)
         c, cp = st.out_scale, st.psi_scale
-        ch = _net_channels(st, y, 1)
-        v, g, h, _ = _split(ch[0], d, 1)
-        pv, pg, _, _ = _split(ch[-1], d, 1)
+        v, g, h, _ = _split(_net_channels(st, y, 1)[0], d, 1)
+        pv, pg, _, _ = _split(_net_channels(psi_state(st), y, 0)[0], d, 0)
         ppy = [sum(st.prec[i, j] * py[j] for j in range(d)) for i in range(d)]
         score = jnp.stack([-(py[i] + c * g[i]) for i in range(d)])
         hess = jnp.stack([jnp.stack([-(st.prec[i, j] + c * h[i, j]) for j in range(d)])

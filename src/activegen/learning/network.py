@@ -14,9 +14,11 @@ Parametrisations (`kind`), both with the Gaussian part of the marginal of the tr
   autodiff of S_θ (∇S not symmetric, no log p: log_p is reported as 0).
 
 The Ψ head (`psi`, energy models of the x-marginal; THEORY.md §5, docs/learned.md): a second
-scalar output of the same network, Ψ_θ(x,t) = |P_t y|² − tr P_t + N_θ,2(A_t y, t)/v (the
-Gaussian part's Δp/p plus a learned residual), fitted to Ψ = Δp/p = E[|x − m y|²/v² − d/v | x]
-(`training.dsm_loss`). With it the effective potential needs no third derivative of E.
+network of the same shape, Ψ_θ(x,t) = |P_t y|² − tr P_t + M_θ(A_t y, t)/v (the Gaussian
+part's Δp/p plus a learned residual), fitted to Ψ = Δp/p = E[|x − m y|²/v² − d/v | x]
+(`training.dsm_loss`). With it the effective potential needs no third derivative of E. It
+is a separate network (ScoreNet.psi_net, its own time biases and optimiser state), so E
+trains exactly as without it.
 
 N_θ is an MLP with SiLU activations (smooth: the effective potential needs third x-derivatives
 of E) on fixed random Fourier features [z, sin Bz, cos Bz] of its input (frequencies up to
@@ -75,13 +77,14 @@ class ScoreNet(eqx.Module):
     """MLP N_θ(z, t) on the input features φ(z) = [z, sin Bz, cos Bz] (fixed random Fourier
     features, frequencies log-spaced up to `fourier_max`: smooth, and they lift the MLP's
     spectral bias so that modes narrower than the data scale are resolved); hidden layers
-    h ← SiLU(W h + U emb(t) + b); output width 1 (energy) or d (vector), plus one for the Ψ
-    head (`psi`)."""
+    h ← SiLU(W h + U emb(t) + b); output width 1 (energy) or d (vector). psi: a second
+    network of the same shape for the Ψ head (`psi_net`, its key folded from `key`)."""
 
     layers: list
     time_layers: list
     out: eqx.nn.Linear
     freqs: jax.Array
+    psi_net: "ScoreNet | None" = None
 
     def __init__(self, dim: int, kind: str, width: int, depth: int, n_freq: int, key,
                  n_fourier: int = 0, fourier_max: float = 16.0, psi: bool = False):
@@ -93,9 +96,11 @@ class ScoreNet(eqx.Module):
         self.layers = [eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys[:depth])]
         self.time_layers = [eqx.nn.Linear(n_emb, width, use_bias=False, key=k)
                             for k in keys[depth:2 * depth]]
-        out = eqx.nn.Linear(width, (1 if kind == "energy" else dim) + int(psi), key=keys[-1])
+        out = eqx.nn.Linear(width, 1 if kind == "energy" else dim, key=keys[-1])
         # start near the Gaussian part: a small output layer
         self.out = eqx.tree_at(lambda m: m.weight, out, out.weight * 0.1)
+        self.psi_net = (ScoreNet(dim, "energy", width, depth, n_freq, jax.random.fold_in(key, 1),
+                                 n_fourier, fourier_max) if psi else None)
 
     def time_biases(self, emb):
         """Per-layer biases U_l emb(t) + b_l (computed once per time)."""
@@ -130,6 +135,7 @@ class TimeState(NamedTuple):
     out_scale: jax.Array
     key: jax.Array
     psi_scale: jax.Array | None = None
+    psi_biases: list | None = None
 
 
 def variance_fn(process: ActiveOU, marginal: str):
@@ -167,8 +173,14 @@ def time_state(net, cfg, process, t, key=None, cond=None) -> TimeState:
     scale = sbar / sd if cfg["kind"] == "energy" else 1.0 / sd
     if key is None:
         key = jax.random.key(0)
+    psi_b = None if net.psi_net is None else net.psi_net.time_biases(emb)
     return TimeState(net, net.time_biases(emb), m * jnp.asarray(mu, dt), prec, whiten, scale, key,
-                     1.0 / var)
+                     1.0 / var, psi_b)
+
+
+def psi_state(st: TimeState) -> TimeState:
+    """The state of the Ψ head's network M_θ (its weights and time biases in place of N_θ's)."""
+    return st._replace(net=st.net.psi_net, biases=st.psi_biases)
 
 
 def energy_at(st: TimeState, x):
@@ -178,13 +190,14 @@ def energy_at(st: TimeState, x):
 
 
 def energy_psi_at(st: TimeState, x):
-    """(E_θ, Ψ_θ) at one point from one network pass: E_θ as `energy_at`,
-    Ψ_θ(x,t) = |P_t y|² − tr P_t + N_θ,2(A_t y, t)/var  (≈ Δp/p; models with the Ψ head)."""
+    """(E_θ, Ψ_θ) at one point: E_θ as `energy_at`,
+    Ψ_θ(x,t) = |P_t y|² − tr P_t + M_θ(A_t y, t)/var  (≈ Δp/p; models with the Ψ head)."""
     y = x - st.center
     py = st.prec @ y
-    out = st.net.apply(st.biases, st.whiten @ y)
-    return (0.5 * jnp.dot(y, py) + st.out_scale * out[0],
-            jnp.dot(py, py) - jnp.trace(st.prec) + st.psi_scale * out[-1])
+    z = st.whiten @ y
+    return (0.5 * jnp.dot(y, py) + st.out_scale * st.net.apply(st.biases, z)[0],
+            jnp.dot(py, py) - jnp.trace(st.prec)
+            + st.psi_scale * st.net.psi_net.apply(st.psi_biases, z)[0])
 
 
 def has_psi(cfg) -> bool:
@@ -206,12 +219,23 @@ def score_at(kind):
 
 
 def make_optimizer(cfg):
-    """Adam, warm-up then cosine decay to 1% over cfg['steps'], gradient clipping at 1."""
+    """Adam, warm-up then cosine decay to 1% over cfg['steps'], gradient clipping at 1; with
+    the Ψ head, E's network and the Ψ network each clipped and stepped on their own (E then
+    trains exactly as in a model without the head)."""
     warm = min(cfg["warmup"], max(1, cfg["steps"] // 10))
     sched = optax.warmup_cosine_decay_schedule(
         0.0, cfg["lr"], warm, max(cfg["steps"], warm + 1), end_value=0.01 * cfg["lr"]
     )
-    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
+    base = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
+    if not has_psi(cfg):
+        return base
+
+    def labels(params):
+        lab = jax.tree.map(lambda _: "e", params)
+        return eqx.tree_at(lambda p: p.psi_net, lab,
+                           replace_fn=lambda sub: jax.tree.map(lambda _: "psi", sub))
+
+    return optax.multi_transform({"e": base, "psi": base}, labels)
 
 
 def process_of(cfg) -> ActiveOU:

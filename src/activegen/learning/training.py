@@ -25,10 +25,11 @@ prior's noise: the signal vΨ is O(v), the noise O(√(2d))), so small t is also
 the energy's own Δp/p = |∇E|² − ΔE (exact trace up to d = EXACT_TRACE_MAX_D, one
 Rademacher probe above; not differentiated: it teaches Ψ, not E):
 
-    L_C(θ) = E v |Ψ_θ − [|∇E_θ|² − ΔE_θ]|²,     L = L_S + ½ (L_Ψ + L_C),
+    L_C(θ) = E (v/d) |Ψ_θ − [|∇E_θ|² − ΔE_θ]|²,     L = L_S + ½ (L_Ψ + L_C),
 
-weighted by v, not v² as L_Ψ: at time t the fit is the mean of the two targets weighted 1/v
-for L_C against 1 for L_Ψ, so L_C decides as t → 0 and L_Ψ is an equal partner at t ~ 1.
+weighted by v, not v² as L_Ψ: at time t the fit is the mean of the two targets weighted
+1/(vd) for L_C against 1 for L_Ψ, so L_C decides as t → 0. Ψ_θ is a network of its own
+(`network.ScoreNet.psi_net`, its own optimiser), so L_Ψ and L_C do not change E's training.
 
 Ψ_θ then carries the energy's second derivatives where the regression is blind, and the
 force needs only its gradient, not E's third derivatives (docs/learned.md).
@@ -121,7 +122,7 @@ def dsm_loss(net, cfg, process, x0, key):
         s, psi, own = jax.vmap(one)(t, xt, probes)
         target = jnp.sum(eps * eps, -1) - d
         loss_psi = PSI_WEIGHT * (jnp.mean((var * psi - target) ** 2)
-                                 + jnp.mean(var * (psi - own) ** 2))
+                                 + jnp.mean(var * (psi - own) ** 2) / d)
     else:
         score_fn = score_at(cfg["kind"])
         s = jax.vmap(lambda ti, xi: score_fn(time_state(net, cfg, process, ti), xi))(t, xt)
