@@ -81,7 +81,7 @@ def _psi_model(d, seed=0):
     net = eqx.tree_at(lambda n: n.out.weight, net, net.out.weight * 10.0)
     net = eqx.tree_at(lambda n: n.psi_net.out.weight, net, net.psi_net.out.weight * 10.0)
     net = jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_array(a) else a, net)
-    return LearnedScore(net, cfg, np.zeros((4, d)))
+    return LearnedScore(net, cfg, np.zeros((4, d)), route="psi")
 
 
 @pytest.mark.parametrize("d", [2, 10])
@@ -119,12 +119,16 @@ def test_psi_route_equals_autodiff_of_the_same_network(x64, d):
 
 
 def test_routes_recorded_and_old_models_keep_theirs():
-    """A model with the Ψ head samples fox on the Ψ route by default (info["route"]), the
-    third-derivative route on request; a model without the head (trained before it) keeps
-    the third-derivative route."""
+    """A model with the Ψ head samples fox on the Ψ route where asked (info["route"]) and by
+    default above d = 8, the exact third-derivative pass by default at d ≤ 8 and on request; a
+    model without the head (trained before it) keeps the third-derivative route."""
     m = _psi_model(2)
-    m = LearnedScore(jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_array(a) else a, m.net),
-                     m.config, m.data)
+    net32 = jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_array(a) else a, m.net)
+    assert LearnedScore(net32, m.config, m.data).route == "taylor"
+    m = LearnedScore(net32, m.config, m.data, route="psi")
+    big = _psi_model(10)
+    assert LearnedScore(big.net, big.config, big.data).route == "psi"
+    assert LearnedScore(big.net, big.config, big.data, hutchinson=2).route == "probes"
     kw = dict(seed=0, t_final=0.2, dt=0.05, t_min=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -163,7 +167,7 @@ def test_learned_psi_head_fits_the_closed_form():
     Gaussian part alone (the fit of the data's mean and covariance, the residual set to 0),
     so the learned residual carries the modes (measured 0.35×, 0.75×)."""
     data = np.asarray(MIX.sample(jax.random.key(0), 20_000))
-    model, _ = train(data, process=PROC, steps=2000, batch=256, seed=0, t_max=3.0)
+    model, _ = train(data, process=PROC, steps=2000, batch=256, seed=0, t_max=3.0, psi=True)
     from activegen.learning.derivatives import energy_psi_batch
 
     for t, factor in ((0.3, 0.6), (1.0, 0.85)):

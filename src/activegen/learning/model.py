@@ -73,9 +73,10 @@ class LearnedScore:
     two, the identity otherwise).
 
     Routes to ∇(∇·S) (`route`, recorded in a run's info): "psi" for models with the Ψ head
-    (THEORY.md §5: S, ∇Ψ and (∇S)S, no third derivative, any d; the default), "taylor" (the
-    exact batched pass carrying ∇Δ through the network, d ≤ EXACT_HESSIAN_MAX_D) and
-    "probes" (Hutchinson estimates, any d). hutchinson = K > 0 replaces the exact ∇(∇·S) by
+    (THEORY.md §5: S, ∇Ψ and (∇S)S, no third derivative, any d; the default above
+    d = EXACT_HESSIAN_MAX_D, route="psi" to force it), "taylor" (the exact batched pass
+    carrying ∇Δ through the network, d ≤ EXACT_HESSIAN_MAX_D) and "probes" (Hutchinson
+    estimates, any d); route="derivatives" refuses the Ψ route. hutchinson = K > 0 replaces the exact ∇(∇·S) by
     the K-probe estimator and ∇S by probe products (`probe_derivs`), probes drawn from a key
     derived from (seed, t, x). Order 3 (`forces.Force.order` of ucn, which needs the full
     ∇S) always takes the third-derivative routes.
@@ -101,7 +102,11 @@ class LearnedScore:
         if route == "psi" and not has_psi(config):
             raise ActivegenError("route 'psi' needs a model trained with the Psi head "
                                  "(retrain with the current activegen)")
-        self._psi = has_psi(config) and route != "derivatives" and hutchinson in (None, 0)
+        # the Ψ route by default only where the exact pass does not reach (d > 8: the
+        # alternative is probes); at d ≤ 8 the exact third-derivative pass measured more
+        # accurate at the same cost (docs/learned.md, 'The Ψ route')
+        self._psi = has_psi(config) and hutchinson in (None, 0) and (
+            route == "psi" or (route is None and int(config["data"]["d"]) > EXACT_HESSIAN_MAX_D))
         self._derivs_map = {o: particle_map(lambda st, xs, o=o: self._derivs_inner(st, xs, o))
                             for o in (0, 1, 2, 3)}
 
