@@ -53,7 +53,9 @@ def add_parser(sub) -> None:
                         "automatic: (τ − τ_min)/ε, docs/schedule.md)")
     s.add_argument("--t-min", type=opt.number, default=None,
                    help="end game: stop at forward time t_min > 0 and take one denoising step "
-                        "x + v S with the score (docs/digits.md; not with --energetics)")
+                        "x + v S with the score (docs/digits.md; not with --energetics). "
+                        "Default 0, except a first-order method on a learned model: the time "
+                        "its own validity scan gives (docs/learned.md); 0 turns it off")
     s.add_argument("--scheme", default=None, choices=tuple(SCHEMES),
                    help="time-stepping scheme (default the method's: heun for passive and the "
                         "active methods and a protocol replay, lawson for exact; euler with "
@@ -146,7 +148,7 @@ def cmd_sample(args) -> int:
                          t_final=args.t_final, dt=args.dt, save_every=args.save_every,
                          progress=not args.no_progress, chunk_size=args.chunk_size,
                          driver=driver, driver_correction=not args.no_driver_correction,
-                         client=client, energetics=args.energetics, t_min=args.t_min or 0.0,
+                         client=client, energetics=args.energetics, t_min=args.t_min,
                          shards=out if shards else None, **options)
     if shards:
         print(f"wrote {args.n} samples (d = {target.dim}) as {res.info['tasks']} shards and "

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ActivegenError
-from .network import DEFAULTS, ScoreNet, make_optimizer
+from .network import DEFAULTS, ScoreNet, has_psi, make_optimizer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.eqx"
@@ -25,7 +25,8 @@ LOSS_FILE = "loss.csv"
 
 def skeleton(cfg):
     net = ScoreNet(cfg["data"]["d"], cfg["kind"], cfg["width"], cfg["depth"], cfg["n_freq"],
-                   jax.random.key(cfg["seed"]), cfg["n_fourier"], cfg["fourier_max"])
+                   jax.random.key(cfg["seed"]), cfg["n_fourier"], cfg["fourier_max"],
+                   psi=has_psi(cfg))
     return net, make_optimizer(cfg)
 
 
@@ -160,6 +161,7 @@ def read_config(path) -> dict:
     if not isinstance(cfg["data"], dict) or not isinstance(cfg["data"].get("d"), int):
         raise ActivegenError(f"{f}: 'data' must give the dimension d")
     _verify_checksum(path, cfg)  # before defaults fill in keys
+    cfg.setdefault("psi", False)  # models saved before the Ψ head have none
     for k, v in DEFAULTS.items():
         cfg.setdefault(k, v)
     return cfg

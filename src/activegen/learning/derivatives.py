@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from .._fastmath import sincos
-from ..physics.scores import ScoreDerivs
-from .network import TimeState
+from ..physics.scores import ScoreDerivs, psi_derivs
+from .network import TimeState, psi_state
 
 #: order-1 requests (∇S for the validity diagnostic only) use probes above this dimension
 EXACT_HESSIAN_MAX_D = 8
@@ -173,6 +173,57 @@ def energy_batch(st: TimeState, xs):
     """E_θ at points xs (d, N) -> (N,): the value channel of the batched pass."""
     y, _, gauss = _gauss(st, xs)
     return gauss + st.out_scale * _net_channels(st, y, -1)[0, 0]
+
+
+def energy_psi_batch(st: TimeState, xs):
+    """(E_θ, Ψ_θ) at points xs (d, N) -> ((N,), (N,)) from one value pass of a model with
+    the Ψ head (`network.energy_psi_at`): Ψ_θ = |P_t y|² − tr P_t + N_θ,2/var."""
+    y, py, gauss = _gauss(st, xs)
+    pyy = sum(p * p for p in py) if isinstance(py, list) else jnp.sum(py * py, 0)
+    return (gauss + st.out_scale * _net_channels(st, y, -1)[0, 0],
+            pyy - jnp.trace(st.prec) + st.psi_scale * _net_channels(psi_state(st), y, -1)[0, 0])
+
+
+def psi_derivs_batch(st: TimeState, xs, probe=None) -> ScoreDerivs:
+    """ScoreDerivs at xs (d, N) from E_θ and the Ψ head, no third derivative
+    (THEORY.md §5, `scores.psi_derivs`).
+
+    d ≤ EXACT_HESSIAN_MAX_D: batched forward passes carrying value, gradient and Hessian
+    channels of E (`_net_channels` at order 1: S and ∇S exact, so the diagnostic and ucn have
+    it) and value and gradient channels of the Ψ network (order 0: Ψ and ∇Ψ). Above: S = −∇E and ∇Ψ by two reverse passes sharing one forward
+    pass, (∇S)S by one Hessian-vector product (a Jacobian-vector product of S along S);
+    ∇S is not formed. probe (d, M), M ≤ N, if given: ‖∇S‖_F² ≈ |(∇S)z|² at the first M
+    points, with E zzᵀ = I (the validity diagnostic), repeated to N: only its ensemble mean
+    means something."""
+    d, n = xs.shape
+    if d <= EXACT_HESSIAN_MAX_D:
+        y, py, gauss = _gauss(st, xs)
+        c, cp = st.out_scale, st.psi_scale
+        v, g, h, _ = _split(_net_channels(st, y, 1)[0], d, 1)
+        pv, pg, _, _ = _split(_net_channels(psi_state(st), y, 0)[0], d, 0)
+        ppy = [sum(st.prec[i, j] * py[j] for j in range(d)) for i in range(d)]
+        score = jnp.stack([-(py[i] + c * g[i]) for i in range(d)])
+        hess = jnp.stack([jnp.stack([-(st.prec[i, j] + c * h[i, j]) for j in range(d)])
+                          for i in range(d)])
+        psi = sum(q * q for q in py) - jnp.trace(st.prec) + cp * pv
+        grad_psi = jnp.stack([2.0 * ppy[i] + cp * pg[i] for i in range(d)])
+        hs = jnp.stack([sum(hess[i, j] * score[j] for j in range(d)) for i in range(d)])
+        return psi_derivs(-(gauss + c * v), score, grad_psi, hs, psi)._replace(hessian=hess)
+
+    def grads(u):
+        (e, psi), pull = jax.vjp(lambda w: energy_psi_batch(st, w), u)
+        one, zero = jnp.ones_like(e), jnp.zeros_like(e)
+        return -pull((one, zero))[0], pull((zero, one))[0], e, psi
+
+    score, grad_psi, e, psi = grads(xs)
+    grad_s = lambda u: grads(u)[0]  # noqa: E731
+    hs = jax.jvp(grad_s, (xs,), (score,))[1]
+    fro2 = None
+    if probe is not None:
+        m = probe.shape[1]
+        hz = jax.jvp(grad_s, (xs[:, :m],), (probe,))[1]
+        fro2 = jnp.resize(jnp.sum(hz * hz, 0), (n,))
+    return psi_derivs(-e, score, grad_psi, hs, psi, fro2)
 
 
 def energy_derivs_batch(st: TimeState, xs, order: int = 2) -> ScoreDerivs:

@@ -37,6 +37,7 @@ from .derivatives import (
     TILE_CHANNELS,
     energy_derivs_batch,
     energy_batch,
+    psi_derivs_batch,
     n_channels,
     particle_map,
     point_key,
@@ -50,6 +51,7 @@ from .network import (
     ScoreNet,
     conditioning,
     energy_at,
+    has_psi,
     n_params,
     process_of,
     score_at,
@@ -58,17 +60,30 @@ from .network import (
 )
 
 
+#: the Ψ route above EXACT_HESSIAN_MAX_D estimates ‖∇S‖_F² for the validity diagnostic (an
+#: ensemble mean) with one probe at every PSI_PROBE_EVERY-th particle: 1/16 of a
+#: Hessian-vector product per particle
+PSI_PROBE_EVERY = 16
+
+
 class LearnedScore:
     """A trained model behind the `scores` interface (and, for marginal="joint", the joint
     interface of method exact). Its coordinates are the data's own, unless it was trained
     with standardize=True (then z = (x − mean)/scale; `to_data`/`from_data` map between the
     two, the identity otherwise).
 
-    hutchinson = K > 0 replaces the exact ∇(∇·S) by the K-probe estimator and ∇S by probe
-    products (`probe_derivs`), probes drawn from a key derived from (seed, t, x).
+    Routes to ∇(∇·S) (`route`, recorded in a run's info): "psi" for models with the Ψ head
+    (THEORY.md §5: S, ∇Ψ and (∇S)S, no third derivative, any d; the default above
+    d = EXACT_HESSIAN_MAX_D, route="psi" to force it), "taylor" (the exact batched pass
+    carrying ∇Δ through the network, d ≤ EXACT_HESSIAN_MAX_D) and "probes" (Hutchinson
+    estimates, any d); route="derivatives" refuses the Ψ route. hutchinson = K > 0 replaces the exact ∇(∇·S) by
+    the K-probe estimator and ∇S by probe products (`probe_derivs`), probes drawn from a key
+    derived from (seed, t, x). Order 3 (`forces.Force.order` of ucn, which needs the full
+    ∇S) always takes the third-derivative routes.
     """
 
-    def __init__(self, net: ScoreNet, config: dict, data, path=None, hutchinson: int | None = None):
+    def __init__(self, net: ScoreNet, config: dict, data, path=None, hutchinson: int | None = None,
+                 route: str | None = None):
         self.net = net
         self.config = config
         self.data = jnp.asarray(data, jnp.float32)
@@ -82,8 +97,18 @@ class LearnedScore:
         self._cond = conditioning(config)
         self.tile = "auto"  # or an explicit tile size, None for untiled (`_tile`)
         self._score_map = particle_map(self._score_inner)
+        if route not in (None, "psi", "derivatives"):
+            raise ActivegenError(f"route must be 'psi' or 'derivatives', got {route!r}")
+        if route == "psi" and not has_psi(config):
+            raise ActivegenError("route 'psi' needs a model trained with the Psi head "
+                                 "(retrain with the current activegen)")
+        # the Ψ route by default only where the exact pass does not reach (d > 8: the
+        # alternative is probes); at d ≤ 8 the exact third-derivative pass measured more
+        # accurate at the same cost (docs/learned.md, 'The Ψ route')
+        self._psi = has_psi(config) and hutchinson in (None, 0) and (
+            route == "psi" or (route is None and int(config["data"]["d"]) > EXACT_HESSIAN_MAX_D))
         self._derivs_map = {o: particle_map(lambda st, xs, o=o: self._derivs_inner(st, xs, o))
-                            for o in (0, 1, 2)}
+                            for o in (0, 1, 2, 3)}
 
     #: `derivs_batch` takes `order` (the samplers ask only for what a method needs)
     derivs_orders = True
@@ -96,6 +121,13 @@ class LearnedScore:
     @property
     def kind(self) -> str:
         return self.config["kind"]
+
+    @property
+    def route(self) -> str:
+        """How ∇(∇·S) is computed for the forces of order 2: "psi", "taylor" or "probes"."""
+        if self._psi:
+            return "psi"
+        return "probes" if self.uses_probes() else "taylor"
 
     def _need(self, marginal, what):
         if self.config["marginal"] != marginal:
@@ -157,8 +189,8 @@ class LearnedScore:
         probe estimates (`probe_derivs`) with K (at least DIAG_PROBES) Rademacher probes."""
         self._need("x", "the score derivatives")
         order = int(order)
-        if order not in (0, 1, 2):
-            raise ActivegenError(f"order must be 0, 1 or 2, got {order}")
+        if order not in (0, 1, 2, 3):
+            raise ActivegenError(f"order must be 0, 1, 2 or 3, got {order}")
         return self._derivs_map[order](state, xs)
 
     def _score_inner(self, state: TimeState, xs):
@@ -169,6 +201,13 @@ class LearnedScore:
 
     def _derivs_inner(self, state: TimeState, xs, order: int) -> ScoreDerivs:
         d = xs.shape[0]
+        if order in (2, 3) and self._psi and (order == 2 or d <= EXACT_HESSIAN_MAX_D):
+            z = None
+            if d > EXACT_HESSIAN_MAX_D:
+                m = -(-xs.shape[1] // PSI_PROBE_EVERY)
+                z = jax.random.rademacher(point_key(state.key, xs[:, 0]), (d, m), dtype=xs.dtype)
+            return psi_derivs_batch(state, xs, z)
+        order = min(order, 2)
         exact = energy_derivs_batch if self.kind == "energy" else vector_derivs_batch
         if order == 0 or not self.uses_probes(d):
             return tiled(lambda y: exact(state, y, order), xs,
@@ -220,6 +259,39 @@ class LearnedScore:
         if self.kind == "energy":
             return autodiff_derivs(lambda y: -energy_at(state, y), x)
         return vector_derivs(lambda y: vector_score_at(state, y), x)
+
+    def end_game_t_min(self, threshold: float, n: int = 256, n_times: int = 25) -> float:
+        """The default end-game time of a first-order method on this model (docs/learned.md,
+        'Near t = 0'): the smallest t on a log grid over [t_min, t_max] of training above
+        which the ensemble mean of τ‖βI + D̄∇S‖_F/√d (τ times the rms eigenvalue of ∇F_0)
+        on the model's own marginal p(x, t)
+        (n draws of `sample_marginal`, fixed key) stays ≤ threshold. Data on a thin
+        manifold (images) give ∇S ~ 1/v(t) in the degenerate directions, and the first-order
+        force fails below this t; a mixture of full-rank modes gives the grid's first point."""
+        from ..physics.forces import force_jacobian_norm
+
+        p = self.process
+        if p.tau == 0:
+            return float(self.config["t_min"])
+        times = np.geomspace(self.config["t_min"], self.config["t_max"], n_times)
+
+        def scale(t, key):
+            k1, k2 = jax.random.split(key)
+            x0 = self.data[jax.random.randint(k1, (n,), 0, self.data.shape[0])].T
+            xs = p.mean_scale(t) * x0 + jnp.sqrt(p.variance(t)) * jax.random.normal(k2, x0.shape)
+            dv = self._derivs_map[1](self.prepare(t), xs)
+            return p.tau * jnp.mean(force_jacobian_norm(p, t, dv)) / math.sqrt(self.dim)
+
+        key = jax.random.key(int(self.config["seed"]) + 7)
+        vals = np.asarray(jax.jit(lambda ts: jax.lax.map(lambda t: scale(t, key), ts))(
+            jnp.asarray(times, jnp.float32)))
+        self._end_game_scan = (times, vals)
+        bad = np.flatnonzero(~(vals <= threshold))
+        if bad.size == 0:
+            return float(times[0])
+        if bad[-1] == times.size - 1:
+            return float(times[-1])
+        return float(times[bad[-1] + 1])
 
     def sample_marginal(self, key, n: int, t, dtype=None):
         """m(t)·x_0 + √v(t)·ε with x_0 drawn from the stored (standardised) training set:
@@ -333,11 +405,11 @@ class LearnedScore:
         return n_params(self.net)
 
 
-def load_model(path, hutchinson: int | None = None) -> LearnedScore:
+def load_model(path, hutchinson: int | None = None, route: str | None = None) -> LearnedScore:
     """The LearnedScore stored in MODEL_DIR (see `save_checkpoint`)."""
     cfg = read_config(path)
     net, _, data = load_state(path, cfg)
-    return LearnedScore(net, cfg, data, path=str(path), hutchinson=hutchinson)
+    return LearnedScore(net, cfg, data, path=str(path), hutchinson=hutchinson, route=route)
 
 
 def hutchinson_variance(model, t, xs, n_probes: int = 1, n_draws: int = 32, seed: int = 0) -> dict:

@@ -13,6 +13,27 @@ with t drawn half uniform on [t_min, T] and half log-uniform (the small-t region
 score varies fastest and the sampler ends, gets more samples). Minimisers satisfy
 S_θ = ∇ log p(·, t) for every t.
 
+The Ψ head (THEORY.md §5) is fitted in the same loss by second-order Tweedie regression:
+Ψ = Δp/p = E[|x_t − m x_0|²/v² − d/v | x_t] = E[(|ε|² − d)/v | x_t], so with the same
+weighting by v (the target's variance is 2d/v²)
+
+    L_Ψ(θ) = E | v Ψ_θ(x_t, t) − (|ε|² − d) |²,
+
+whose minimiser is Ψ_θ = Δp/p (a posterior mean, learned exactly as the score is). Its
+target's noise does not shrink with t (the posterior of x_0 at small t is nearly the
+prior's noise: the signal vΨ is O(v), the noise O(√(2d))), so small t is also fitted to
+the energy's own Δp/p = |∇E|² − ΔE (exact trace up to d = EXACT_TRACE_MAX_D, one
+Rademacher probe above; not differentiated: it teaches Ψ, not E):
+
+    L_C(θ) = E (v/d) |Ψ_θ − [|∇E_θ|² − ΔE_θ]|²,     L = L_S + ½ (L_Ψ + L_C),
+
+weighted by v, not v² as L_Ψ: at time t the fit is the mean of the two targets weighted
+1/(vd) for L_C against 1 for L_Ψ, so L_C decides as t → 0. Ψ_θ is a network of its own
+(`network.ScoreNet.psi_net`, its own optimiser), so L_Ψ and L_C do not change E's training.
+
+Ψ_θ then carries the energy's second derivatives where the regression is blind, and the
+force needs only its gradient, not E's third derivatives (docs/learned.md).
+
 The joint score (marginal="joint", for method exact; `model`): with the exact
 parametrisation of the joint law through z = x − kη, the joint DSM loss on (x_t, η_t) equals
 (1 + k²) times the DSM loss of S_z on z_t = m x_0 + √u ε, which is what is minimised (the
@@ -49,8 +70,10 @@ from .network import (
     KINDS,
     MARGINALS,
     make_optimizer,
+    has_psi,
     n_params,
     process_of,
+    energy_psi_at,
     score_at,
     time_state,
     variance_fn,
@@ -64,22 +87,47 @@ def _sample_times(key, n, t_min, t_max):
     return jnp.where(jax.random.bernoulli(k3, 0.5, (n,)), u, lg)
 
 
+#: the weight of the Ψ terms in the loss (module doc)
+PSI_WEIGHT = 0.5
+#: the energy's own Δp/p in the consistency term: the exact Hessian trace up to this d, one
+#: Rademacher probe above
+EXACT_TRACE_MAX_D = 8
+
+
 def dsm_loss(net, cfg, process, x0, key):
-    """L = mean |√var(t) S_θ(x_t, t) + ε|², x_t = m x_0 + √var ε (var = v, or u for the
-    joint model's z); one t per data point."""
+    """L = mean |√var(t) S_θ(x_t, t) + ε|² (+ ½ mean |var Ψ_θ − (|ε|² − d)|² with the Ψ
+    head), x_t = m x_0 + √var ε (var = v, or u for the joint model's z); one t per data
+    point."""
     n = x0.shape[0]
     kt, ke = jax.random.split(key)
     t = _sample_times(kt, n, cfg["t_min"], cfg["t_max"])
     eps = jax.random.normal(ke, x0.shape, x0.dtype)
     var = variance_fn(process, cfg["marginal"])(t)
     xt = process.mean_scale(t)[:, None] * x0 + jnp.sqrt(var)[:, None] * eps
-    score_fn = score_at(cfg["kind"])
+    if has_psi(cfg):
+        d = x0.shape[1]
+        probes = jax.random.rademacher(jax.random.fold_in(key, 1), x0.shape, x0.dtype)
 
-    def one(ti, xi):
-        return score_fn(time_state(net, cfg, process, ti), xi)
+        def one(ti, xi, zi):  # S = −∇E and Ψ from one pass; the energy's own Δp/p
+            st = time_state(net, cfg, process, ti)
+            grad_e = lambda y: jax.grad(energy_psi_at, argnums=1, has_aux=True)(st, y)  # noqa: E731
+            if d <= EXACT_TRACE_MAX_D:
+                g, psi = grad_e(xi)
+                lap = jnp.trace(jax.jacfwd(lambda y: grad_e(y)[0])(xi))
+            else:
+                (g, psi), (hz, _) = jax.jvp(grad_e, (xi,), (zi,))
+                lap = jnp.dot(zi, hz)
+            return -g, psi, jax.lax.stop_gradient(jnp.dot(g, g) - lap)
 
-    s = jax.vmap(one)(t, xt)
-    return jnp.mean(jnp.sum((jnp.sqrt(var)[:, None] * s + eps) ** 2, -1))
+        s, psi, own = jax.vmap(one)(t, xt, probes)
+        target = jnp.sum(eps * eps, -1) - d
+        loss_psi = PSI_WEIGHT * (jnp.mean((var * psi - target) ** 2)
+                                 + jnp.mean(var * (psi - own) ** 2) / d)
+    else:
+        score_fn = score_at(cfg["kind"])
+        s = jax.vmap(lambda ti, xi: score_fn(time_state(net, cfg, process, ti), xi))(t, xt)
+        loss_psi = 0.0
+    return jnp.mean(jnp.sum((jnp.sqrt(var)[:, None] * s + eps) ** 2, -1)) + loss_psi
 
 
 _STEP_CACHE: dict = {}
@@ -89,7 +137,7 @@ def _make_step_cached(cfg, process):
     """The compiled step for one (architecture, optimisation, process) configuration, reused
     across train calls (e.g. a resume in the same session)."""
     keys = ("kind", "marginal", "width", "depth", "n_freq", "t_min", "t_max", "batch", "lr",
-            "warmup", "steps", "seed", "data", "n_fourier", "fourier_max")
+            "warmup", "steps", "seed", "data", "n_fourier", "fourier_max", "psi")
     sig = json.dumps({k: cfg.get(k) for k in keys + ("conditioning",)}, sort_keys=True) + repr(process)
     if sig not in _STEP_CACHE:
         if len(_STEP_CACHE) > 8:
@@ -140,6 +188,7 @@ def _check_cfg(cfg):
         raise ActivegenError("a joint (x, eta) score needs tau > 0")
     if cfg["marginal"] == "joint" and cfg["kind"] != "energy":
         raise ActivegenError("the joint score is learned with kind 'energy' only")
+    cfg["psi"] = has_psi(cfg)
     if isinstance(cfg["hutchinson"], bool) or int(cfg["hutchinson"]) < 0:
         raise ActivegenError(f"hutchinson must be an integer >= 0, got {cfg['hutchinson']!r}")
 

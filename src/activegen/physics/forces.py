@@ -252,7 +252,9 @@ def theta_fox(p: ActiveOU, t, d: int):
 class Force(NamedTuple):
     """A force F(process, t, x, derivs) and its potential V with F = −∇_x V; `order`: the
     highest derivative of S it needs besides the validity diagnostic's ∇S (0: S only,
-    2: ∇(∇·S)), passed to score models whose `derivs_batch` takes `order`."""
+    2: ∇(∇·S), 3: ∇(∇·S) and the full matrix ∇S), passed to score models whose
+    `derivs_batch` takes `order` (a learned model with the Ψ head forms ∇(∇·S) without ∇S
+    at order 2)."""
 
     force: Callable
     potential: Callable
@@ -262,5 +264,5 @@ class Force(NamedTuple):
 FORCES: dict[str, Force] = {
     "naive": Force(force_naive, potential_naive, order=1),
     "fox": Force(force_fox, potential_fox),
-    "ucn": Force(force_ucn, potential_ucn),
+    "ucn": Force(force_ucn, potential_ucn, order=3),
 }

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .._linalg import matvec
 from ..errors import ActivegenError
 from .processes import ActiveOU
 from .targets import GaussianMixture, MixtureState, mixture_log_prob
@@ -48,8 +49,10 @@ class ScoreDerivs(NamedTuple):
 
     @property
     def div(self):
-        """∇·S = tr ∇S (the probe estimate where ∇S was not formed)."""
-        if self.hessian is None:
+        """∇·S: jac_trace where a route gives it (probes; Ψ − |S|² on a learned model's Ψ
+        route, so that V_F's correction is the one its force is the gradient of), else
+        tr ∇S."""
+        if self.jac_trace is not None:
             return self.jac_trace
         return jnp.trace(self.hessian)
 
@@ -60,6 +63,27 @@ def hessian_score(dv: ScoreDerivs):
         return dv.hess_score
     h, s = dv.hessian, dv.score
     return jnp.stack([sum(h[i, j] * s[j] for j in range(s.shape[0])) for i in range(h.shape[0])])
+
+
+def psi_derivs(log_p, score, grad_psi, hess_score, psi, jac_fro2=None) -> ScoreDerivs:
+    """ScoreDerivs from Ψ = Δp/p (THEORY.md §5; a learned model's Ψ head): since
+    Δp/p = ∇·S + |S|²,  ∇·S = Ψ − |S|²  and  ∇(∇·S) = ∇Ψ − 2(∇S)S, so the forces' terms
+    ∇(∇·S + ½|S|²) = ∇Ψ − (∇S)S and the driver's ∇(Δp)/p − ΨS = ∇Ψ need no third derivative.
+    ∇S itself is not formed (hessian None); jac_fro2 ≈ ‖∇S‖_F² for the validity diagnostic."""
+    return ScoreDerivs(log_p, score, None, grad_psi - 2.0 * hess_score, hess_score,
+                       psi - jnp.sum(score * score, 0), jac_fro2)
+
+
+def mixture_psi(state: MixtureState, x):
+    """Ψ = Δp/p of a Gaussian mixture at one point x (d,): Σ_k r_k (|P_k(x − c_k)|² − tr P_k),
+    r_k the posterior weights (Δ of a Gaussian over the Gaussian, averaged); the closed form
+    the learned Ψ head is tested against."""
+    diff = x - state.means
+    pd = matvec(state.prec, diff)
+    d = x.shape[-1]
+    comp = state.log_w - 0.5 * (state.logdet + jnp.sum(diff * pd, -1) + d * math.log(2 * math.pi))
+    r = jax.nn.softmax(comp)
+    return jnp.sum(r * (jnp.sum(pd * pd, -1) - jnp.trace(state.prec, axis1=-2, axis2=-1)))
 
 
 def autodiff_derivs(log_prob, x) -> ScoreDerivs:

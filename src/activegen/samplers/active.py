@@ -144,7 +144,7 @@ def score_field(force, score, p, dtype, kappa: float = 0.0, order: int = 2):
     derivatives the force needs (`forces.Force.order`; a learned model computes only those)."""
 
     def field(t, x, eta):
-        dv = derivs_at(score, score.prepare(t, dtype), x, 2 if kappa else order)
+        dv = derivs_at(score, score.prepare(t, dtype), x, max(order, 2) if kappa else order)
         f = force(p, t, x, dv)  # the forces take (d, N) ensembles as they are
         if kappa:
             f = f + saturate(force_driver_correction(p, kappa, t, x, dv), f)

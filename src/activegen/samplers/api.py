@@ -34,6 +34,7 @@ from ..physics.scores import as_score_model
 from ..physics.stepping import default_dt
 from . import engine
 from .registry import Method, Plan, Request, get_method, method_names
+from .endgame import default_t_min
 from .schemes import ENERGETICS_SCHEME, default_scheme
 from .validity import (
     CoarseStepWarning,
@@ -219,16 +220,19 @@ def _check_t_min(t_min, t_final: float, energetics: bool) -> float:
 def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
                dt: float | None = None, closed_form: bool = True, driver=None,
                driver_correction: bool = True, dtype=None, energetics: bool = False,
-               t_min: float = 0.0, **options) -> tuple[Method, Request, Plan]:
+               t_min: float | None = None, **options) -> tuple[Method, Request, Plan]:
     """Validate a request and build its plan without running it: (Method, Request, Plan).
     `plan.stepper` is the method's (init, step) pair on one block of particles (d, N), as
     `sample` runs it (benchmarks read one step's cost from it). n, t_final, dt as checked
     by `check_run`; the other arguments as `sample`'s."""
     spec = get_method(method)
+    if t_min is None:
+        t_min = default_t_min(spec, target, energetics)
     if "scheme" in spec.options and "scheme" not in options:
+        # a learned model stopped before t = 0 (the end game) is bounded like a mixture
         options = {**options, "scheme": default_scheme(
             spec.options["scheme"], energetics=energetics,
-            bounded=getattr(target, "min_std", None) is not None)}
+            bounded=getattr(target, "min_std", None) is not None or t_min > 0)}
     opts = _options(spec, options)
     check_process(process)
     if driver is not None and not spec.active:
@@ -291,7 +295,7 @@ def sample(
     task_blocks: int | None = None,
     retries: int = 3,
     shards=None,
-    t_min: float = 0.0,
+    t_min: float | None = None,
     **options,
 ) -> Sampled:
     """Generate n samples of `target` with the reverse sampler `method` (a registered name
@@ -320,7 +324,9 @@ def sample(
 
     t_min: the diffusion-model end game (`samplers.endgame`): generation stops at forward
     time t_min > 0 and every sample takes one denoising step x̂ = (x + v S)/m with the score
-    at t_min (info["t_min"], info["denoise_jump"]: the mean jump length).
+    at t_min (info["t_min"], info["denoise_jump"]: the mean jump length). None: the
+    default (`endgame.default_t_min`: 0, or for a first-order method on a learned model the
+    time its own validity scan gives; such a run then also takes the second-order scheme).
     """
     n, t_final, dt, key, save_every, chunk_size = check_run(
         n, t_final, dt, key, seed, save_every, chunk_size)
@@ -346,7 +352,8 @@ def sample(
         job = dict(target=target, method=spec, process=process, n=n, key=key, t_final=t_final,
                    dt=dt, save_every=save_every, closed_form=closed_form, driver=driver,
                    driver_correction=driver_correction, dtype=req.dtype,
-                   chunk_size=chunk_size, block_size=block_size, options=opts, t_min=t_min)
+                   chunk_size=chunk_size, block_size=block_size, options=opts,
+                   t_min=req.t_min)
         return sample_on_cluster(client, sample, job, spec, plan, req, progress=progress,
                                  warn=warn, task_blocks=task_blocks, retries=retries,
                                  shards=shards, seed=seed)
@@ -361,6 +368,9 @@ def sample(
                      "use a larger --t-min")
         res.info.update(t_min=req.t_min, denoise_jump=jump)
         res = res._replace(samples=x)
+    route = getattr(req.score, "route", None)
+    if route is not None and spec.first_order:
+        res.info["route"] = route
     if isinstance(method, str) and method != spec.name:  # an alias: refined is fox-sc
         res.info["method_requested"] = method  # (plot samples titles the run with it)
     return res

@@ -25,6 +25,20 @@ import numpy as np
 
 from .engine import derivs_at
 
+#: the end game's default: stop where τ times the rms eigenvalue of ∇F_0 on the model's own
+#: marginal reaches this (`LearnedScore.end_game_t_min`; chosen on digits, docs/learned.md)
+END_GAME_THRESHOLD = 1.0
+
+
+def default_t_min(spec, target, energetics: bool) -> float:
+    """t_min when none is given: 0, except for a first-order method stepped on a uniform grid
+    on a score model that scans its own validity (`end_game_t_min`, a learned model) and no
+    energetics (the jump does no work the energetics could count)."""
+    scan = getattr(target, "end_game_t_min", None)
+    if scan is None or energetics or not spec.first_order or spec.analytic_only:
+        return 0.0
+    return scan(END_GAME_THRESHOLD)
+
 
 def tweedie_denoise(score, process, t: float, x, dtype):
     """x̂_0 = (x + v(t) S(x, t)) / m(t) for samples x (n, d) at forward time t; returns
