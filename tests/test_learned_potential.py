@@ -178,3 +178,20 @@ def test_learned_psi_head_fits_the_closed_form():
         gauss = energy_psi_batch(st._replace(psi_scale=0.0 * st.psi_scale), xs)[1]
         rms = lambda a: float(jnp.sqrt(jnp.mean((a - ref) ** 2) / jnp.mean(ref ** 2)))  # noqa: E731
         assert rms(psi) < factor * rms(gauss), (t, rms(psi), rms(gauss))
+
+
+def test_cli_train_learns_psi_where_the_route_needs_it(tmp_path):
+    """`train` learns the Ψ head by default above d = 8 (the Ψ route's domain), not at d ≤ 8;
+    --psi / --no-psi override; the model's fox run records its route."""
+    import json
+
+    from activegen.cli import main
+
+    rng = np.random.default_rng(0)
+    for d, flag, want in ((10, [], True), (10, ["--no-psi"], False), (2, [], False), (2, ["--psi"], True)):
+        np.save(tmp_path / f"x{d}.npy", rng.normal(size=(300, d)).astype(np.float32))
+        out = tmp_path / f"m{d}{''.join(flag)}"
+        assert main(["train", "--data", str(tmp_path / f"x{d}.npy"), "--tau", "0.05", "--steps", "5",
+                     "--width", "8", "--depth", "1", "--batch", "32", "--out", str(out),
+                     "--no-progress", *flag]) == 0
+        assert json.loads((out / "config.json").read_text())["psi"] is want

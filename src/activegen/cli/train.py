@@ -33,10 +33,10 @@ def add_parser(sub) -> None:
     tr.add_argument("--kind", choices=("energy", "vector"), default="energy",
                     help="scalar energy E(x,t) (S = -grad E) or a vector score network")
     tr.add_argument("--joint", action="store_true", help="learn the joint (x, eta) score (method exact)")
-    tr.add_argument("--psi", action="store_true",
+    tr.add_argument("--psi", action=argparse.BooleanOptionalAction, default=None,
                     help="also learn Psi = Laplacian(p)/p (a second network): the first-order "
                          "methods then need no third derivatives (docs/learned.md, 'The Psi "
-                         "route'); energy models of the x-marginal")
+                         "route'); energy models of the x-marginal; default: above d = 8")
     tr.add_argument("--width", type=int, default=None, help="hidden width (default 16; digits 256)")
     tr.add_argument("--depth", type=int, default=None, help="hidden layers (default 2; digits 3)")
     tr.add_argument("--n-fourier", type=int, default=None,
@@ -84,7 +84,7 @@ def cmd_train(args) -> int:
         opts = {k: dflt[k] if v is None else v for k, v in given.items()}
         check_positive("--t-max", opts["t_max"])
         opts.update(kind=args.kind, marginal="joint" if args.joint else "x", seed=args.seed,
-                    psi=bool(args.psi))
+                    psi=args.psi)
         model, rep = train(x, out, process=proc, progress=not args.no_progress,
                            source=args.data, standardize=args.standardize, **opts)
     print(f"trained {rep['steps']} steps in {rep['seconds']:.1f} s ({rep['n_params']} parameters, "

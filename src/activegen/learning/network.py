@@ -48,7 +48,7 @@ MARGINALS = ("x", "joint")
 DEFAULTS = dict(
     kind="energy", marginal="x", width=16, depth=2, n_freq=6,
     t_min=1e-3, t_max=6.0, batch=512, lr=2e-3, warmup=100, steps=3000, chunk=100,
-    seed=0, hutchinson=0, n_fourier=16, fourier_max=4.0, psi=False,
+    seed=0, hutchinson=0, n_fourier=16, fourier_max=4.0, psi=None,
 )
 
 #: the training options `activegen train` uses when not given (`data_defaults`)

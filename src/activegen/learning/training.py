@@ -64,6 +64,7 @@ from .checkpoint import (
     write_config,
 )
 from .datasets import IMAGE_SHAPES, Standardizer, check_data
+from .derivatives import EXACT_HESSIAN_MAX_D
 from .model import LearnedScore
 from .network import (
     DEFAULTS,
@@ -253,7 +254,8 @@ def train(
     on z (τ, D_A, β then mean other things: recorded as config["standardized"]);
     out: model folder (checkpoints after every chunk of steps), or None (in memory).
     options: any of DEFAULTS (kind, marginal, width, depth, n_freq, t_min, t_max, batch,
-    lr, warmup, steps = the schedule's total, chunk, seed, hutchinson). With resume the
+    lr, warmup, steps = the schedule's total, chunk, seed, hutchinson, psi: the Ψ head, by
+    default where the force's route needs it, d > EXACT_HESSIAN_MAX_D). With resume the
     stored configuration is used; `steps` may be raised (the cosine schedule then stretches).
     stop_at: end this call after that many steps in all (checkpointed; the schedule is
     unchanged, so a later resume continues exactly as one uninterrupted run).
@@ -298,6 +300,8 @@ def train(
         zdata = std.forward(x).astype(np.float32)
         cfg = dict(DEFAULTS)
         cfg.update(options)
+        if cfg["psi"] is None:  # what the force needs: Ψ where the exact pass does not reach
+            cfg["psi"] = x.shape[1] > EXACT_HESSIAN_MAX_D
         cfg["process"] = dict(beta=process.beta, d_thermal=process.d_thermal,
                               d_active=process.d_active, tau=process.tau)
         cfg["data"] = {"source": str(source), "n": int(x.shape[0]), "d": int(x.shape[1]),
