@@ -77,10 +77,10 @@ class OUDriver(_ActiveNoise):
     def step_integral(self, eta, h: float, key):
         """(η_h, ∫_0^h η ds) drawn jointly and exactly (`stepping.ou_integral_coefficients`);
         η_h is the `step` of the same key."""
-        a, sd, m, c1, c2 = ou_integral_coefficients(h, self.tau, self.variance)
-        xi1 = jax.random.normal(key, eta.shape, eta.dtype)
+        a, sd, w, c2 = ou_integral_coefficients(h, self.tau, self.variance)
+        eta_new = ou_step(eta, a, sd, key)
         xi2 = jax.random.normal(jax.random.fold_in(key, 1), eta.shape, eta.dtype)
-        return a * eta + sd * xi1, m * eta + c1 * xi1 + c2 * xi2
+        return eta_new, w * (eta + eta_new) + c2 * xi2
 
     #: Gaussian noise: no fourth-order term in the x-marginal equation.
     kappa = 0.0

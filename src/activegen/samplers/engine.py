@@ -42,11 +42,15 @@ from ..errors import ActivegenError, check_steps, memory_limit
 
 #: Particles are generated in blocks of this many, each with its own random streams.
 BLOCK = 16384
-#: A run is cut into at least this many compiled segments (fewer only with fewer steps) …
-SEGMENTS = 50
-#: … of at most this many particle-steps each (~ a second or less), unless a saved frame
-#: spans more: Ctrl-C is honoured between segments.
-SEGMENT_WORK = 2**26
+#: Seconds a compiled segment aims at (`SegmentClock`): Ctrl-C is honoured between
+#: segments, so within about this (at most 4× it where the overhead asks for longer ones).
+SEGMENT_S = 0.25
+#: Largest share of a segment's time its fixed cost (dispatch and the host's wait) may take.
+OVERHEAD_SHARE = 0.01
+#: A segment is at most this many times the steps of the one before (the first: one step).
+GROWTH = 8
+#: Bytes of trajectory one compiled segment holds (frames of one group of lanes).
+FRAME_BYTES = 2**25
 #: Blocks advanced side by side by one compiled program (vmapped lanes; `lane_chunks`).
 #: One lane alone ran 2–3× slower than a vmapped chunk on two cores (XLA splits each
 #: small fused loop over its threads), two lanes as fast.
@@ -229,18 +233,61 @@ def lane_chunks(n: int, block, per_chunk: int, j_first: int, j_end: int):
     return lanes, -(-nb // lanes), chunks
 
 
-def segment_layout(n_steps: int, work: int, n_groups: int,
-                   save_every=None) -> tuple[int, int]:
-    """(steps per frame, frames per segment) of the compiled segment that advances one
-    group of lanes (work: its particles): at least SEGMENTS segments over the n_groups
-    groups of the whole run (fewer only with fewer steps), each of at most SEGMENT_WORK
-    particle-steps unless one frame (save_every steps) is longer. Set by the run (n, block
-    size, grid, save_every) alone, never by how it is cut into chunks or block ranges."""
-    n_runs = max(-(-min(SEGMENTS, n_steps) // n_groups),
-                 math.ceil(n_steps * work / SEGMENT_WORK))
-    # without a trajectory a "frame" is one segment (its x is not kept)
-    save_every = save_every or math.ceil(n_steps / n_runs)
-    return save_every, max(1, math.ceil(n_steps / (save_every * n_runs)))
+def frames_per_call(n_frames: int, work: int, d: int, itemsize: int) -> int:
+    """Frames a compiled segment can hold (its static buffer): at most FRAME_BYTES of
+    trajectory for one group of lanes (work: its particles), at least one."""
+    return max(1, min(n_frames, FRAME_BYTES // max(1, work * d * itemsize)))
+
+
+class SegmentClock:
+    """Sizes the segments by measured time (module doc): `overhead` is the measured cost of
+    a call that runs no step (dispatch and the host waiting for it); a segment aims at
+    `target` = max(SEGMENT_S, overhead/OVERHEAD_SHARE) capped at 4·SEGMENT_S (Ctrl-C) seconds,
+    starting at one step and growing at most GROWTH-fold per segment as the measured step
+    time allows. The sizes never change the samples: every segment runs the same compiled
+    program, its step count an argument."""
+
+    def __init__(self, overhead: float):
+        self.overhead = overhead
+        self.target = min(4 * SEGMENT_S, max(SEGMENT_S, overhead / OVERHEAD_SHARE))
+        self.steps = 1
+        self.step_s = None
+
+    def record(self, steps: int, seconds: float) -> None:
+        """A segment of `steps` steps of one group took `seconds` (dispatch and wait)."""
+        if steps <= 0:
+            return
+        per = max(seconds - self.overhead, 1e-9) / steps
+        # the slower of the last two (a quick segment after a slow one is not trusted)
+        self.step_s = per if self.step_s is None else max(per, 0.5 * (per + self.step_s))
+        want = max(1, int(self.target / self.step_s))
+        self.steps = max(1, min(want, GROWTH * max(self.steps, steps)))
+
+
+def next_segment(pos: int, n_steps: int, steps: int, save_every, n_buf: int):
+    """(every, count, frames kept) of the segment from step pos: about `steps` steps
+    (`SegmentClock.steps`), in `count` runs of `every` steps. Without a trajectory
+    (save_every None) one run; with one, whole frames of save_every steps (≤ n_buf per
+    call, all kept) from a frame boundary, else a piece of a frame, kept (1) only if it ends
+    the frame, so that frames stay at the multiples of save_every."""
+    steps = max(1, min(steps, n_steps - pos))
+    if save_every is None:
+        return steps, 1, 0
+    whole = min(steps // save_every, n_buf, (n_steps - pos) // save_every)
+    if pos % save_every == 0 and whole > 0:
+        return save_every, whole, whole
+    every = min(steps, save_every - pos % save_every, n_steps - pos)
+    return every, 1, int((pos + every) % save_every == 0)
+
+
+def measure_overhead(call, repeat: int = 3) -> float:
+    """The smallest wall time of `call()` (a compiled segment of no step) and its wait."""
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        jax.block_until_ready(call())
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None,
@@ -254,36 +301,35 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
     b, per_chunk, j_first, j_end, n_here = block_range(n, chunk_size, block, first_block,
                                                        n_blocks)
     nb = j_end - j_first
-    lanes, n_groups, chunks = lane_chunks(n, block, per_chunk, j_first, j_end)
+    lanes, _, chunks = lane_chunks(n, block, per_chunk, j_first, j_end)
     k_init, k_run = jax.random.split(key)
-    save_every, frames_per_run = segment_layout(n_steps, lanes * b, n_groups, save_every)
-    run_len = frames_per_run * save_every
-    masked = n_steps % run_len != 0
     v_init = jax.vmap(lambda k: stepper.init(k, b))
     v_step = jax.vmap(stepper.step, in_axes=(0, None, None, None, 0))
 
-    def one_step(c, i):
-        j = c["block"]
-        keys = jax.vmap(lambda jj: jax.random.fold_in(jax.random.fold_in(k_run, i), jj))(j)
-        old = {k: v for k, v in c.items() if k != "block"}
+    def one_step(i, c):
+        j, kr = c["block"], c["key"]
+        keys = jax.vmap(lambda jj: jax.random.fold_in(jax.random.fold_in(kr, i), jj))(j)
+        old = {k: v for k, v in c.items() if k not in ("block", "key")}
         s, h = grid.point(i, dtype)
-        new = v_step(old, i, s, h, keys)
-        if masked:
-            new = jax.tree.map(lambda a, o: jnp.where(i < n_steps, a, o), new, old)
-        return {**new, "block": j}, None
+        return {**v_step(old, i, s, h, keys), "block": j, "key": kr}
 
-    def one_frame(c, i0):
-        c, _ = jax.lax.scan(one_step, c, i0 + jnp.arange(save_every))
-        return c, c["x"]
+    def segment(c, kr, start, every, count, n_buf):
+        """`count` runs of `every` steps from step `start` (all three traced: one program
+        for every segment size), x after each kept in a buffer of n_buf frames."""
+
+        def frame(f, cb):
+            c, buf = cb
+            i0 = start + f * every
+            c = jax.lax.fori_loop(i0, i0 + every, one_step, c)
+            return c, (buf if buf is None else buf.at[f].set(c["x"]))
+
+        buf = jnp.zeros((n_buf,) + c["x"].shape, c["x"].dtype) if n_buf else None
+        c, buf = jax.lax.fori_loop(0, count, frame, ({**c, "key": kr}, buf))
+        return {k: v for k, v in c.items() if k != "key"}, buf
 
     @jax.jit
-    def run_frames(c, start):
-        starts = start + save_every * jnp.arange(frames_per_run)
-        return jax.lax.scan(one_frame, c, starts)
-
-    @jax.jit
-    def init(block_ids):
-        c = v_init(jax.vmap(lambda jj: jax.random.fold_in(k_init, jj))(block_ids))
+    def init(block_ids, ki):
+        c = v_init(jax.vmap(lambda jj: jax.random.fold_in(ki, jj))(block_ids))
         return {**c, "block": block_ids}
 
     bar = None
@@ -296,33 +342,53 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
                    unit="step", leave=False)
     xs, all_frames, tjf, extras = [], [], [], []
     t0 = time.perf_counter()
+    i32 = jnp.int32
     with unrolled_threefry():
-        lowered = init.lower(jnp.zeros(lanes, jnp.int32))
+        lowered = init.lower(jnp.zeros(lanes, i32), k_init)
         init_c = lowered.compile()
-        compiled = run_frames.lower(lowered.out_info, jnp.int32(0)).compile()
+        x_info = lowered.out_info["x"]
+        n_buf = frames_per_call(n_steps // save_every, lanes * b, x_info.shape[-2],
+                                jnp.dtype(x_info.dtype).itemsize) if keep else 0
+        compiled = jax.jit(segment, static_argnums=5).lower(
+            lowered.out_info, k_run, i32(0), i32(0), i32(0), n_buf).compile()
     compile_s = time.perf_counter() - t0
     if bar is not None:
         bar.set_description(desc + (f" ({n_here} particles)" if desc else f"{n_here} particles"))
+
+    def call(c, start, every, count):
+        return compiled(c, k_run, i32(start), i32(every), i32(count))
+
+    clock = None
     block_steps = 0  # steps done × blocks that did them
     for groups in chunks:
         # a chunk: its groups' carries held together, advanced segment by segment
-        carries = [init_c(jnp.asarray(ids, jnp.int32)) for ids, _ in groups]
-        frames = [[c["x"][None]] for c in carries]
-        for start in range(0, n_steps, run_len):
+        carries = [init_c(jnp.asarray(ids, i32), k_init) for ids, _ in groups]
+        if clock is None:
+            clock = SegmentClock(measure_overhead(lambda: call(carries[0], 0, 0, 1)[0]["x"]))
+        frames = [[(c["x"][None], 1)] for c in carries]
+        pos = 0
+        while pos < n_steps:
+            every, count, kept = next_segment(pos, n_steps, clock.steps,
+                                              save_every if keep else None, n_buf)
+            spent = 0.0
             for k, (_, r) in enumerate(groups):
-                carries[k], fx = compiled(carries[k], jnp.int32(start))
-                if keep:
-                    frames[k].append(fx)
+                t1 = time.perf_counter()
+                carries[k], fx = call(carries[k], pos, every, count)
                 jax.block_until_ready(carries[k]["x"])  # one at a time: Ctrl-C between them
+                spent += time.perf_counter() - t1
+                if kept:
+                    frames[k].append((fx, kept))
                 if bar is not None:
-                    block_steps += min(run_len, n_steps - start) * r
+                    block_steps += every * count * r
                     bar.update(block_steps // nb - bar.n)
+            clock.record(every * count, spent / len(groups))
+            pos += every * count
         # the real lanes, in block order: x (r, d, B), frames (F, r, d, B), tjf (r,),
         # extras (r, B)
         for (_, r), c, f in zip(groups, carries, frames):
             xs.append(c["x"][:r])
             if keep:
-                all_frames.append(jnp.concatenate(f, 0)[:, :r])
+                all_frames.append(jnp.concatenate([a[:m] for a, m in f], 0)[:, :r])
             if "tjf" in c:
                 tjf.append(c["tjf"][:r])
             if "extras" in c:
@@ -338,8 +404,8 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
         frames = jnp.concatenate(
             [jnp.swapaxes(f, -1, -2).reshape(f.shape[0], -1, d) for f in all_frames], 1
         )[:, :n_here]
-        n_frames = min(n_steps // save_every, frames.shape[0] - 1)
-        frames = np.asarray(frames[: n_frames + 1])
+        n_frames = n_steps // save_every
+        frames = np.asarray(frames)
         times = grid.s[np.arange(n_frames + 1) * save_every]
     tjf_mean = None
     if tjf:
