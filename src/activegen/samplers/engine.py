@@ -1,4 +1,4 @@
-"""The fixed-step engine: one jit + lax.scan over an explicit step grid.
+"""The fixed-step engine: jit-compiled loops over an explicit step grid.
 
 A method is a *stepper*, a pair of pure functions (as an optax transformation is):
 
@@ -10,21 +10,26 @@ A method is a *stepper*, a pair of pure functions (as an optax transformation is
 
 The engine knows nothing of physics. It cuts the ensemble into blocks of ≤ BLOCK particles
 (block j at step i draws from fold_in(fold_in(k_run, i), j)) and advances them in groups of
-LANES blocks, init and step vmapped over a group's lanes, with jit-compiled runs of
-save_every·m steps (a lax.scan over frames of a lax.scan over steps; steps past the end are
-masked), which give the strided trajectory and the progress bar (it counts time steps of the
-whole ensemble, n_steps in all, and says "compiling" until the program is built). A chunk of
-groups is held at a time (memory O(chunk)). The compiled programs (lanes, segment lengths)
-are set by n, the block size, the grid and save_every alone (`lane_chunks`,
-`segment_layout`), never by the chunks or the block range being run: XLA compiles a program
-vmapped over a different number of blocks differently (its rounding differs in the last
-bits), so this is what makes a block's particles the same bits in any chunk, block range or
-cluster task (docs/distributed.md). The runs are short in wall time (at least
-SEGMENTS of them over the run, and at most SEGMENT_WORK particle-steps each unless one
-frame is longer), and the engine waits for each before starting the next: Ctrl-C
-(KeyboardInterrupt) takes effect between two runs, within about a second
-(docs/robustness.md). `check_size` refuses, before any work, a run whose steps or memory
-exceed the limits.
+LANES blocks, init and step vmapped over a group's lanes (`programs`). A run is two compiled
+programs: init, and a *segment* that runs `count` times `every` steps from step `start`
+(a fori_loop of fori_loops; the three are arguments, x after each run of `every` steps kept
+as a trajectory frame). A chunk of groups is held at a time (memory O(chunk)). The compiled
+programs (lanes, block size, frames per call) are set by n, the block size, the grid and
+save_every alone (`lane_chunks`), never by the chunks or the block range being run: XLA
+compiles a program vmapped over a different number of blocks differently (its rounding
+differs in the last bits), so this is what makes a block's particles the same bits in any
+chunk, block range or cluster task (docs/distributed.md).
+
+Segments are sized by measured time (`SegmentClock`): the first is one step, each next one
+aims at SEGMENT_S = 0.25 s of the measured step time (at most GROWTH times the last), more
+only where the measured overhead of a call (dispatch and the host's wait, ~0.1–0.5 ms on
+the CPU) would take over OVERHEAD_SHARE = 1 % of it. The engine waits for each segment
+before starting the next: Ctrl-C (KeyboardInterrupt) takes effect between two, within about
+SEGMENT_S (docs/robustness.md), and a run of any length pays ≈ the overhead over 0.25 s
+(< 1 %) for it; since the sizes are arguments of one program, they never change the
+samples. The progress bar counts time steps of the whole ensemble (n_steps in all) and says
+"compiling" until the programs are built (or loaded: `program_cache`). `check_size`
+refuses, before any work, a run whose steps or memory exceed the limits.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import numpy as np
 
 from .._xla import unrolled_threefry
 from ..errors import ActivegenError, check_steps, memory_limit
+from . import program_cache
 
 #: Particles are generated in blocks of this many, each with its own random streams.
 BLOCK = 16384
@@ -193,8 +199,8 @@ class Run(NamedTuple):
     of the carries' "tjf" (None if the stepper keeps none); compile and run seconds;
     extras: the carries' "extras" as (n,) arrays, gathered like x ({} if none)."""
 
-    x: jax.Array
-    frames: jax.Array | None
+    x: np.ndarray
+    frames: np.ndarray | None
     times: np.ndarray | None
     tjf: float | None
     compile_s: float
@@ -257,7 +263,7 @@ class SegmentClock:
         """A segment of `steps` steps of one group took `seconds` (dispatch and wait)."""
         if steps <= 0:
             return
-        per = max(seconds - self.overhead, 1e-9) / steps
+        per = max(seconds, 1e-9) / steps  # the overhead included: errs on shorter segments
         # the slower of the last two (a quick segment after a slow one is not trusted)
         self.step_s = per if self.step_s is None else max(per, 0.5 * (per + self.step_s))
         want = max(1, int(self.target / self.step_s))
@@ -290,19 +296,17 @@ def measure_overhead(call, repeat: int = 3) -> float:
     return best
 
 
-def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None,
-        progress: bool = False, desc: str = "", chunk_size: int | None = None,
-        block: int | None = None, first_block: int = 0, n_blocks: int | None = None) -> Run:
-    """Integrate n particles over `grid` with `stepper` (module doc). block: the block size
-    (default BLOCK); first_block, n_blocks: run only blocks [first_block, first_block +
-    n_blocks) of the n-particle run (default all): x holds their particles."""
+def programs(stepper: Stepper, grid: StepGrid, key, n: int, b: int, lanes: int, dtype,
+             save_every=None, program_key=None):
+    """(init, segment, n_buf): the two compiled programs of a run of n particles in blocks of
+    b, `lanes` blocks side by side. init(block_ids, key) -> carry of those blocks;
+    segment(carry, key, start, every, count) -> (carry, frames): `count` runs of `every`
+    steps from step `start` (the three are arguments: one program for every segment size),
+    x after each in a buffer of n_buf frames (None without save_every). Block j at step i
+    draws from fold_in(fold_in(k_run, i), j), k_init, k_run = split(key). With a
+    program_key (`program_cache`) they are loaded from disk when kept there (no tracing)."""
     keep = save_every is not None
     n_steps = grid.n_steps
-    b, per_chunk, j_first, j_end, n_here = block_range(n, chunk_size, block, first_block,
-                                                       n_blocks)
-    nb = j_end - j_first
-    lanes, _, chunks = lane_chunks(n, block, per_chunk, j_first, j_end)
-    k_init, k_run = jax.random.split(key)
     v_init = jax.vmap(lambda k: stepper.init(k, b))
     v_step = jax.vmap(stepper.step, in_axes=(0, None, None, None, 0))
 
@@ -313,9 +317,10 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
         s, h = grid.point(i, dtype)
         return {**v_step(old, i, s, h, keys), "block": j, "key": kr}
 
-    def segment(c, kr, start, every, count, n_buf):
+    def segment(c, key, start, every, count, n_buf):
         """`count` runs of `every` steps from step `start` (all three traced: one program
         for every segment size), x after each kept in a buffer of n_buf frames."""
+        kr = jax.random.split(key)[1]
 
         def frame(f, cb):
             c, buf = cb
@@ -328,10 +333,46 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
         return {k: v for k, v in c.items() if k != "key"}, buf
 
     @jax.jit
-    def init(block_ids, ki):
+    def init(block_ids, key):
+        ki = jax.random.split(key)[0]
         c = v_init(jax.vmap(lambda jj: jax.random.fold_in(ki, jj))(block_ids))
         return {**c, "block": block_ids}
 
+    i32 = np.int32
+    # on a cache hit (`program_cache`: a built-in method on a Gaussian mixture) no tracing
+    layout = None if program_key is None else (program_key, n, b, lanes, save_every, n_steps,
+                                               str(dtype))
+    found = program_cache.load(layout)
+    if found is None:
+        with unrolled_threefry():
+            lowered = init.lower(jax.ShapeDtypeStruct((lanes,), i32), key)
+            x_info = lowered.out_info["x"]
+            n_buf = frames_per_call(n_steps // save_every, lanes * b, x_info.shape[-2],
+                                    jnp.dtype(x_info.dtype).itemsize) if keep else 0
+            progs = (lowered.compile(), jax.jit(segment, static_argnums=5).lower(
+                lowered.out_info, key, i32(0), i32(0), i32(0), n_buf).compile())
+        program_cache.store(layout, progs, n_buf)
+    else:
+        progs, n_buf = found
+    init_c, compiled = progs
+    return init_c, compiled, n_buf
+
+
+def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None,
+        progress: bool = False, desc: str = "", chunk_size: int | None = None,
+        block: int | None = None, first_block: int = 0, n_blocks: int | None = None,
+        program_key: str | None = None) -> Run:
+    """Integrate n particles over `grid` with `stepper` (module doc). block: the block size
+    (default BLOCK); first_block, n_blocks: run only blocks [first_block, first_block +
+    n_blocks) of the n-particle run (default all): x holds their particles. program_key:
+    what the stepper is built from (`program_cache.fingerprint`; None: not known), for the
+    compiled programs kept on disk."""
+    keep = save_every is not None
+    n_steps = grid.n_steps
+    b, per_chunk, j_first, j_end, n_here = block_range(n, chunk_size, block, first_block,
+                                                       n_blocks)
+    nb = j_end - j_first
+    lanes, _, chunks = lane_chunks(n, block, per_chunk, j_first, j_end)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -342,30 +383,24 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
                    unit="step", leave=False)
     xs, all_frames, tjf, extras = [], [], [], []
     t0 = time.perf_counter()
-    i32 = jnp.int32
-    with unrolled_threefry():
-        lowered = init.lower(jnp.zeros(lanes, i32), k_init)
-        init_c = lowered.compile()
-        x_info = lowered.out_info["x"]
-        n_buf = frames_per_call(n_steps // save_every, lanes * b, x_info.shape[-2],
-                                jnp.dtype(x_info.dtype).itemsize) if keep else 0
-        compiled = jax.jit(segment, static_argnums=5).lower(
-            lowered.out_info, k_run, i32(0), i32(0), i32(0), n_buf).compile()
+    init_c, compiled, n_buf = programs(stepper, grid, key, n, b, lanes, dtype, save_every,
+                                       program_key)
+    i32 = np.int32  # host scalars and ids: no eager JAX op (each compiles a program)
     compile_s = time.perf_counter() - t0
     if bar is not None:
         bar.set_description(desc + (f" ({n_here} particles)" if desc else f"{n_here} particles"))
 
     def call(c, start, every, count):
-        return compiled(c, k_run, i32(start), i32(every), i32(count))
+        return compiled(c, key, i32(start), i32(every), i32(count))
 
     clock = None
     block_steps = 0  # steps done × blocks that did them
     for groups in chunks:
         # a chunk: its groups' carries held together, advanced segment by segment
-        carries = [init_c(jnp.asarray(ids, i32), k_init) for ids, _ in groups]
+        carries = [init_c(np.asarray(ids, i32), key) for ids, _ in groups]
         if clock is None:
             clock = SegmentClock(measure_overhead(lambda: call(carries[0], 0, 0, 1)[0]["x"]))
-        frames = [[(c["x"][None], 1)] for c in carries]
+        frames = [[(c["x"], 0)] for c in carries]
         pos = 0
         while pos < n_steps:
             every, count, kept = next_segment(pos, n_steps, clock.steps,
@@ -383,36 +418,34 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
                     bar.update(block_steps // nb - bar.n)
             clock.record(every * count, spent / len(groups))
             pos += every * count
-        # the real lanes, in block order: x (r, d, B), frames (F, r, d, B), tjf (r,),
-        # extras (r, B)
+        # the real lanes, in block order, on the host (numpy: no eager JAX op to compile):
+        # x (r, d, B), frames (F, r, d, B), tjf (r,), extras (r, B)
         for (_, r), c, f in zip(groups, carries, frames):
-            xs.append(c["x"][:r])
+            xs.append(np.asarray(c["x"])[:r])
             if keep:
-                all_frames.append(jnp.concatenate([a[:m] for a, m in f], 0)[:, :r])
+                all_frames.append(np.concatenate(
+                    [np.asarray(a)[None] if m == 0 else np.asarray(a)[:m] for a, m in f])[:, :r])
             if "tjf" in c:
-                tjf.append(c["tjf"][:r])
+                tjf.append(np.asarray(c["tjf"])[:r])
             if "extras" in c:
-                extras.append({k: v[:r] for k, v in c["extras"].items()})
+                extras.append({k: np.asarray(v)[:r] for k, v in c["extras"].items()})
     if bar is not None:
         bar.close()
     d = xs[0].shape[-2]
     # carries are particles last, (lanes, d, B): back to (particles, d)
-    x = jnp.concatenate([jnp.swapaxes(a, -1, -2).reshape(-1, d) for a in xs])[:n_here]
-    x = jax.block_until_ready(x)
+    x = np.concatenate([np.swapaxes(a, -1, -2).reshape(-1, d) for a in xs])[:n_here]
     frames = times = None
     if keep:
-        frames = jnp.concatenate(
-            [jnp.swapaxes(f, -1, -2).reshape(f.shape[0], -1, d) for f in all_frames], 1
+        frames = np.concatenate(
+            [np.swapaxes(f, -1, -2).reshape(f.shape[0], -1, d) for f in all_frames], 1
         )[:, :n_here]
-        n_frames = n_steps // save_every
-        frames = np.asarray(frames)
-        times = grid.s[np.arange(n_frames + 1) * save_every]
+        times = grid.s[np.arange(n_steps // save_every + 1) * save_every]
     tjf_mean = None
     if tjf:
         w = np.clip(n - b * np.arange(j_first, j_end), 0, b)
-        tjf_mean = float(np.sum(np.concatenate([np.asarray(t) for t in tjf]) * w) / n_here)
+        tjf_mean = float(np.sum(np.concatenate(tjf) * w) / n_here)
     # extras are (blocks, B) per group: flattened in particle order like x
-    ex = {k: np.concatenate([np.asarray(e[k]).reshape(-1) for e in extras])[:n_here]
+    ex = {k: np.concatenate([e[k].reshape(-1) for e in extras])[:n_here]
           for k in (extras[0] if extras else {})}
     return Run(x, frames, times, tjf_mean, compile_s, time.perf_counter() - t0 - compile_s,
                ex)
