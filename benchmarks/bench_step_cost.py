@@ -13,8 +13,13 @@ Runs (`--runs`): `sample()`'s run_s per step of a default-length `fox` run (heun
 default step) against the same at a tenth of the step (10× the steps), alternated, and the
 measured overhead of one segment call (`engine.measure_overhead`).
 
+Fixed costs (`--fixed`): the whole `activegen sample` command in fresh processes, caches
+warm, split into the import (JAX alone and the CLI), compile_s (tracing and loading the
+compiled programs), run_s and the rest.
+
     python benchmarks/bench_step_cost.py                  # 2D 8 modes, 10⁵ particles
     python benchmarks/bench_step_cost.py --d 1 --n 200000 --runs
+    python benchmarks/bench_step_cost.py --no-steps --fixed   # the command's fixed costs
     python benchmarks/bench_step_cost.py --json docs/step_cost.json
 """
 
@@ -144,6 +149,48 @@ def run_table(a, tg, proc):
     return out
 
 
+def fixed_costs(a, tg, repeat):
+    """The whole `activegen sample --method fox` command (fresh processes, cache warm): its
+    wall time, the import of JAX and of activegen's CLI, and the command's compile_s
+    (tracing + loading the programs) and run_s from the .npz; the rest is the process
+    start, argument parsing, building the plan, the start draw and writing."""
+    import subprocess
+    import tempfile
+
+    import numpy as np
+
+    exe = [sys.executable, "-m", "activegen"]
+    imp = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tpath = Path(tmp) / "t.json"
+        tpath.write_text(json.dumps(tg.to_dict()))
+        out = Path(tmp) / "o.npz"
+        cmd = exe + ["sample", "--target", str(tpath), "--method", "fox", "--tau",
+                     str(a.tau), "--n", str(a.n), "--t-final", "3", "--seed", "0",
+                     "--no-progress", "--out", str(out)]
+        subprocess.run(cmd, check=True, capture_output=True)  # the caches warm
+        for _ in range(repeat):
+            t_jax, t_cli = (float(subprocess.run(
+                [sys.executable, "-c", imp.format(m)], check=True, capture_output=True,
+                text=True).stdout) for m in ("jax", "activegen.cli"))
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            wall = time.perf_counter() - t0
+            with np.load(out, allow_pickle=True) as z:
+                info = json.loads(str(z["info"])) if "info" in z.files else {}
+            rows.append(dict(wall=wall, import_jax=t_jax, import_cli=t_cli,
+                             compile_s=info.get("compile_s"), run_s=info.get("run_s")))
+    med = {k: float(np.median([r[k] for r in rows if r[k] is not None] or [np.nan]))
+           for k in rows[0]}
+    med["rest"] = med["wall"] - med["import_cli"] - med["compile_s"] - med["run_s"]
+    print("whole command (median of %d): %.2f s = import %.2f (JAX %.2f) + compile/load "
+          "%.2f + run %.2f + rest %.2f" % (repeat, med["wall"], med["import_cli"],
+                                          med["import_jax"], med["compile_s"], med["run_s"],
+                                          med["rest"]), flush=True)
+    return dict(median=med, rows=rows)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--d", type=int, default=2, help="1: the broad 1D mixture; else 8 modes")
@@ -153,6 +200,8 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=0.2, help="per timing")
     ap.add_argument("--skip", default="", help="methods to leave out (comma separated)")
     ap.add_argument("--runs", action="store_true", help="also the short-run overhead")
+    ap.add_argument("--fixed", action="store_true", help="also the command's fixed costs")
+    ap.add_argument("--no-steps", action="store_true", help="leave out the per-step table")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
 
@@ -165,9 +214,13 @@ def main(argv=None):
     tg, proc = target(a.d), ActiveOU(1.0, 0.0, 1.0, a.tau)
     print(f"d = {a.d}, n = {a.n}, tau = {a.tau}, float32; load {os.getloadavg()[0]:.1f}",
           flush=True)
-    out = dict(d=a.d, n=a.n, tau=a.tau, load=os.getloadavg()[0], steps=step_table(a, tg, proc))
+    out = dict(d=a.d, n=a.n, tau=a.tau, load=os.getloadavg()[0])
+    if not a.no_steps:
+        out["steps"] = step_table(a, tg, proc)
     if a.runs:
         out["runs"] = run_table(a, tg, proc)
+    if a.fixed:
+        out["fixed"] = fixed_costs(a, tg, a.repeat)
     out["load_after"] = os.getloadavg()[0]
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))

@@ -33,7 +33,6 @@ from ..physics.energetics import finish, with_energetics
 from ..physics.scores import as_score_model
 from ..physics.stepping import default_dt
 from . import engine
-from .program_cache import fingerprint
 from .registry import Method, Plan, Request, get_method, method_names
 from .schemes import ENERGETICS_SCHEME, default_scheme
 from .validity import (
@@ -153,8 +152,7 @@ def execute(spec: Method, plan: Plan, req: Request, key, *, save_every, progress
                                 stacklevel=4)
         r = engine.run(plan.stepper, plan.grid, key, req.n, dtype=req.dtype,
                        save_every=save_every, progress=progress, desc=desc or spec.name,
-                       chunk_size=chunk_size, program_key=fingerprint(spec, req, plan),
-                       **blocks)
+                       chunk_size=chunk_size, **blocks)
         x, traj, times = r.x, r.frames, r.times
         if r.extras:
             end = plan.log_density_end(x) if plan.log_density_end is not None else None

@@ -28,7 +28,7 @@ before starting the next: Ctrl-C (KeyboardInterrupt) takes effect between two, w
 SEGMENT_S (docs/robustness.md), and a run of any length pays ≈ the overhead over 0.25 s
 (< 1 %) for it; since the sizes are arguments of one program, they never change the
 samples. The progress bar counts time steps of the whole ensemble (n_steps in all) and says
-"compiling" until the programs are built (or loaded: `program_cache`). `check_size`
+"compiling" until the programs are built. `check_size`
 refuses, before any work, a run whose steps or memory exceed the limits.
 """
 
@@ -44,7 +44,6 @@ import numpy as np
 
 from .._xla import unrolled_threefry
 from ..errors import ActivegenError, check_steps, memory_limit
-from . import program_cache
 
 #: Particles are generated in blocks of this many, each with its own random streams.
 BLOCK = 16384
@@ -297,14 +296,13 @@ def measure_overhead(call, repeat: int = 3) -> float:
 
 
 def programs(stepper: Stepper, grid: StepGrid, key, n: int, b: int, lanes: int, dtype,
-             save_every=None, program_key=None):
+             save_every=None):
     """(init, segment, n_buf): the two compiled programs of a run of n particles in blocks of
     b, `lanes` blocks side by side. init(block_ids, key) -> carry of those blocks;
     segment(carry, key, start, every, count) -> (carry, frames): `count` runs of `every`
     steps from step `start` (the three are arguments: one program for every segment size),
     x after each in a buffer of n_buf frames (None without save_every). Block j at step i
-    draws from fold_in(fold_in(k_run, i), j), k_init, k_run = split(key). With a
-    program_key (`program_cache`) they are loaded from disk when kept there (no tracing)."""
+    draws from fold_in(fold_in(k_run, i), j), k_init, k_run = split(key)."""
     keep = save_every is not None
     n_steps = grid.n_steps
     v_init = jax.vmap(lambda k: stepper.init(k, b))
@@ -339,34 +337,22 @@ def programs(stepper: Stepper, grid: StepGrid, key, n: int, b: int, lanes: int, 
         return {**c, "block": block_ids}
 
     i32 = np.int32
-    # on a cache hit (`program_cache`: a built-in method on a Gaussian mixture) no tracing
-    layout = None if program_key is None else (program_key, n, b, lanes, save_every, n_steps,
-                                               str(dtype))
-    found = program_cache.load(layout)
-    if found is None:
-        with unrolled_threefry():
-            lowered = init.lower(jax.ShapeDtypeStruct((lanes,), i32), key)
-            x_info = lowered.out_info["x"]
-            n_buf = frames_per_call(n_steps // save_every, lanes * b, x_info.shape[-2],
-                                    jnp.dtype(x_info.dtype).itemsize) if keep else 0
-            progs = (lowered.compile(), jax.jit(segment, static_argnums=5).lower(
-                lowered.out_info, key, i32(0), i32(0), i32(0), n_buf).compile())
-        program_cache.store(layout, progs, n_buf)
-    else:
-        progs, n_buf = found
-    init_c, compiled = progs
-    return init_c, compiled, n_buf
+    with unrolled_threefry():
+        lowered = init.lower(jax.ShapeDtypeStruct((lanes,), i32), key)
+        x_info = lowered.out_info["x"]
+        n_buf = frames_per_call(n_steps // save_every, lanes * b, x_info.shape[-2],
+                                jnp.dtype(x_info.dtype).itemsize) if keep else 0
+        compiled = jax.jit(segment, static_argnums=5).lower(
+            lowered.out_info, key, i32(0), i32(0), i32(0), n_buf).compile()
+        return lowered.compile(), compiled, n_buf
 
 
 def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None,
         progress: bool = False, desc: str = "", chunk_size: int | None = None,
-        block: int | None = None, first_block: int = 0, n_blocks: int | None = None,
-        program_key: str | None = None) -> Run:
+        block: int | None = None, first_block: int = 0, n_blocks: int | None = None) -> Run:
     """Integrate n particles over `grid` with `stepper` (module doc). block: the block size
     (default BLOCK); first_block, n_blocks: run only blocks [first_block, first_block +
-    n_blocks) of the n-particle run (default all): x holds their particles. program_key:
-    what the stepper is built from (`program_cache.fingerprint`; None: not known), for the
-    compiled programs kept on disk."""
+    n_blocks) of the n-particle run (default all): x holds their particles."""
     keep = save_every is not None
     n_steps = grid.n_steps
     b, per_chunk, j_first, j_end, n_here = block_range(n, chunk_size, block, first_block,
@@ -383,8 +369,7 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
                    unit="step", leave=False)
     xs, all_frames, tjf, extras = [], [], [], []
     t0 = time.perf_counter()
-    init_c, compiled, n_buf = programs(stepper, grid, key, n, b, lanes, dtype, save_every,
-                                       program_key)
+    init_c, compiled, n_buf = programs(stepper, grid, key, n, b, lanes, dtype, save_every)
     i32 = np.int32  # host scalars and ids: no eager JAX op (each compiles a program)
     compile_s = time.perf_counter() - t0
     if bar is not None:
