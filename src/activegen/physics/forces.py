@@ -87,9 +87,14 @@ def force_ucn(p: ActiveOU, t, x, dv: ScoreDerivs):
                              "the score model did not form it (use hutchinson = 0)")
     db = p.d_bar(t)
     b, da = p.beta, p.d_active
-    # the two (∇S)· products as one: (∇S)[(2D_A D̄ − D̄²) S − βD̄ x]
-    hv = matvec0(dv.hessian, (2.0 * da * db - db * db) * dv.score - b * db * x)
-    corr = da * db * dv.grad_div + (2 * b * da - b * db) * dv.score + hv - b * b * x
+    hs = matvec0(dv.hessian, dv.score)
+    corr = (
+        da * db * dv.grad_div
+        + 2 * b * da * dv.score
+        + (da * db - 0.5 * db * db) * 2.0 * hs
+        - b * b * x
+        - b * db * (dv.score + matvec0(dv.hessian, x))
+    )
     return force_naive(p, t, x, dv) + p.tau * corr
 
 
