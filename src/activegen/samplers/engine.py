@@ -22,7 +22,7 @@ chunk, block range or cluster task (docs/distributed.md).
 
 Segments are sized by measured time (`SegmentClock`): the first is one step, each next one
 aims at SEGMENT_S = 0.25 s of the measured step time (at most GROWTH times the last), more
-only where the measured overhead of a call (dispatch and the host's wait, ~0.1–0.5 ms on
+only where the measured overhead of a call (dispatch and the host's wait, ~0.01–0.5 ms on
 the CPU) would take over OVERHEAD_SHARE = 1 % of it. The engine waits for each segment
 before starting the next: Ctrl-C (KeyboardInterrupt) takes effect between two, within about
 SEGMENT_S (docs/robustness.md), and a run of any length pays ≈ the overhead over 0.25 s
