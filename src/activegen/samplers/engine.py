@@ -385,7 +385,7 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
         carries = [init_c(np.asarray(ids, i32), key) for ids, _ in groups]
         if clock is None:
             clock = SegmentClock(measure_overhead(lambda: call(carries[0], 0, 0, 1)[0]["x"]))
-        frames = [[(c["x"], 0)] for c in carries]
+        frames = [[np.asarray(c["x"])[None]] for c in carries]
         pos = 0
         while pos < n_steps:
             every, count, kept = next_segment(pos, n_steps, clock.steps,
@@ -396,8 +396,8 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
                 carries[k], fx = call(carries[k], pos, every, count)
                 jax.block_until_ready(carries[k]["x"])  # one at a time: Ctrl-C between them
                 spent += time.perf_counter() - t1
-                if kept:
-                    frames[k].append((fx, kept))
+                if kept:  # to the host now: the device buffer holds n_buf frames
+                    frames[k].append(np.asarray(fx)[:kept])
                 if bar is not None:
                     block_steps += every * count * r
                     bar.update(block_steps // nb - bar.n)
@@ -408,8 +408,7 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
         for (_, r), c, f in zip(groups, carries, frames):
             xs.append(np.asarray(c["x"])[:r])
             if keep:
-                all_frames.append(np.concatenate(
-                    [np.asarray(a)[None] if m == 0 else np.asarray(a)[:m] for a, m in f])[:, :r])
+                all_frames.append(np.concatenate(f)[:, :r])
             if "tjf" in c:
                 tjf.append(np.asarray(c["tjf"])[:r])
             if "extras" in c:
