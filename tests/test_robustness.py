@@ -301,12 +301,45 @@ def test_model_config_without_tau_and_resume_below_the_steps_done(tmp_path, caps
 
 
 # -- stopping and limits -------------------------------------------------------------------
-def test_engine_runs_in_segments_and_waits_for_each(monkeypatch):
+def test_engine_sizes_segments_by_time_and_waits_for_each(monkeypatch):
+    """Segments aim at engine.SEGMENT_S seconds (Ctrl-C between two), starting at one step
+    and growing at most GROWTH-fold: with a tiny target every step is a segment, with a huge
+    one a 100-step run takes a few (frames of 7 steps: 1, 6, 7, 7·9, 7·3 + 2); the samples
+    and frames are the same bits."""
     calls = []
     real = engine.jax.block_until_ready
     monkeypatch.setattr(engine.jax, "block_until_ready", lambda x: calls.append(1) or real(x))
-    sample(default_target_1d(), "passive", PROC.passive(), 16, seed=0, t_final=0.2, dt=0.002)
-    assert len(calls) >= engine.SEGMENTS  # 100 steps: 50 segments of 2
+    runs = []
+    for target_s in (1e-9, 1e9):
+        monkeypatch.setattr(engine, "SEGMENT_S", target_s)
+        calls.clear()
+        runs.append(sample(default_target_1d(), "passive", PROC.passive(), 16, seed=0,
+                           t_final=0.2, dt=0.002, save_every=7, scheme="euler"))
+        # less the 3 calls timing the overhead and sample's final wait
+        runs[-1].info["segments"] = len(calls) - 4
+    assert runs[0].info["segments"] == 100 and runs[1].info["segments"] <= 6
+    assert runs[0].samples.tobytes() == runs[1].samples.tobytes()
+    assert runs[0].trajectory.tobytes() == runs[1].trajectory.tobytes()
+    assert runs[0].trajectory.shape[0] == 100 // 7 + 1
+
+
+def test_segment_clock_and_layout():
+    """The clock aims at SEGMENT_S, more where the measured overhead asks for it (≤ 4×);
+    frames stay at multiples of save_every whatever the segment size."""
+    clock = engine.SegmentClock(overhead=1e-4)
+    assert clock.target == engine.SEGMENT_S and clock.steps == 1
+    clock.record(1, 1e-3)
+    assert clock.steps == engine.GROWTH  # capped growth, the target would allow 250
+    clock.record(8, 8e-3)
+    assert clock.steps == 64
+    clock.record(64, 0.128)  # slower: the slower of the two estimates counts
+    assert clock.steps == 125
+    assert engine.SegmentClock(overhead=1.0).target == 4 * engine.SEGMENT_S
+    seg = engine.next_segment
+    assert seg(0, 100, 30, None, 4) == (30, 1, 0)
+    assert seg(0, 100, 30, 7, 3) == (7, 3, 3) and seg(0, 100, 30, 7, 8) == (7, 4, 4)
+    assert seg(3, 100, 30, 7, 8) == (4, 1, 1) and seg(3, 100, 2, 7, 8) == (2, 1, 0)
+    assert seg(98, 100, 30, 7, 8) == (2, 1, 0)  # the tail after the last frame
 
 
 def test_ctrl_c_one_line_exit_130(tmp_path, capsys, monkeypatch):

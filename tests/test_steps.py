@@ -42,8 +42,9 @@ class _ProbeDriver(OUDriver):
     def step_integral(self, eta, h, key):
         from activegen.physics.stepping import ou_integral_coefficients
 
-        a, sd, m, c1, c2 = ou_integral_coefficients(h, self.tau, self.variance)
-        return a * eta + sd * self.z[0], m * eta + c1 * self.z[0] + c2 * self.z[1]
+        a, sd, w, c2 = ou_integral_coefficients(h, self.tau, self.variance)
+        eta_new = a * eta + sd * self.z[0]
+        return eta_new, w * (eta + eta_new) + c2 * self.z[1]
 
 
 def _x64():

@@ -200,7 +200,7 @@ def zoh_stationary_variance(k: float, period: float, latency: float, d_thermal: 
     for Δ − r (y_j = x_j + σ ξ_j the measurements), and the OU noise is propagated exactly:
 
         x_{n+1} = x_n − k r y_{n−q−1} − k(Δ − r) y_{n−q} + I_n + √(2D_TΔ) ξ,
-        η_{n+1} = a η_n + σ_η ξ1,   I_n = τ(1 − a) η_n + c1 ξ1 + c2 ξ2
+        η_{n+1} = a η_n + σ_η ξ1,   I_n = w (η_n + η_{n+1}) + c2 ξ2 = w(1 + a) η_n + wσ_η ξ1 + c2 ξ2
 
     (`stepping.ou_integral_coefficients` at h = Δ). With z_n = (x_n, η_n, y_{n−1}, …,
     y_{n−q−1}) this is z_{n+1} = M z_n + G w_n, w_n ~ N(0, I), and the stationary
@@ -211,7 +211,8 @@ def zoh_stationary_variance(k: float, period: float, latency: float, d_thermal: 
     r = max(latency - q * period, 0.0)
     nz = 3 + q
     M, G = np.zeros((nz, nz)), np.zeros((nz, 4))
-    a, sd, m, c1, c2 = ou_integral_coefficients(period, tau, d_active / tau)
+    a, sd, w, c2 = ou_integral_coefficients(period, tau, d_active / tau)
+    m, c1 = w * (1.0 + a), w * sd
     M[0, 0], M[0, 1] = 1.0, m
     G[0, 1:] = c1, c2, thermal_amplitude(d_thermal, period)
     w_new, w_old = k * (period - r), k * r

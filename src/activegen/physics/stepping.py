@@ -83,24 +83,27 @@ def ou_integral_coefficients(h: float, tau: float, variance: float):
         η_h = a η_0 + σ ξ1,                σ = √(var (1 − a²))      (`ou_coefficients`)
         I_h = ∫_0^h η ds = τ(η_0 − η_h) + √(2D_A) W_h
             = τ(1 − a) η_0 + τ tanh(u) σ ξ1 + 2τ √(var (u − tanh u)) ξ2
+            = τ tanh(u) (η_0 + η_h) + 2τ √(var (u − tanh u)) ξ2
 
-    (W_h regressed on the OU noise, written without cancellation). Returns
-    (a, σ, τ(1 − a), τ tanh(u) σ, 2τ √(var (u − tanh u))), Python floats.
+    (W_h regressed on the OU noise, written without cancellation; the last form, with
+    τ(1 − a) = τ tanh(u)(1 + a), is a trapezoid with h/2 → τ tanh(h/2τ) plus an independent
+    term, and uses ξ1 only through η_h: XLA then computes each normal once, where the
+    middle form made it recompute ξ1's random bits in both outputs, docs/performance.md).
+    Returns (a, σ, τ tanh(u), 2τ √(var (u − tanh u))), Python floats.
     """
     a, sd = ou_coefficients(h, tau, variance)
     u = 0.5 * h / tau
-    return (a, sd, -tau * math.expm1(-h / tau), tau * math.tanh(u) * sd,
-            2.0 * tau * math.sqrt(variance * _u_minus_tanh(u)))
+    return a, sd, tau * math.tanh(u), 2.0 * tau * math.sqrt(variance * _u_minus_tanh(u))
 
 
 def ou_integral_step(eta, coefficients, key):
-    """(η_h, ∫_0^h η ds) = (a η + σ ξ1, τ(1 − a) η + c1 ξ1 + c2 ξ2) with the coefficients
-    (a, σ, τ(1 − a), c1, c2) of `ou_integral_coefficients` (floats, or traced values of a
-    table), ξ1 from key, ξ2 from fold_in(key, 1)."""
-    a, sd, m, c1, c2 = coefficients
-    xi1 = jax.random.normal(key, eta.shape, eta.dtype)
+    """(η_h, ∫_0^h η ds) = (a η + σ ξ1, w (η + η_h) + c2 ξ2) with the coefficients
+    (a, σ, w = τ tanh(h/2τ), c2) of `ou_integral_coefficients` (floats, or traced values of a
+    table), ξ1 from key (through `ou_step`), ξ2 from fold_in(key, 1)."""
+    a, sd, w, c2 = coefficients
+    eta_new = ou_step(eta, a, sd, key)
     xi2 = jax.random.normal(jax.random.fold_in(key, 1), eta.shape, eta.dtype)
-    return a * eta + sd * xi1, m * eta + c1 * xi1 + c2 * xi2
+    return eta_new, w * (eta + eta_new) + c2 * xi2
 
 
 def linear_coefficients(beta: float, h: float):

@@ -1,4 +1,4 @@
-"""The fixed-step engine: one jit + lax.scan over an explicit step grid.
+"""The fixed-step engine: jit-compiled loops over an explicit step grid.
 
 A method is a *stepper*, a pair of pure functions (as an optax transformation is):
 
@@ -10,21 +10,26 @@ A method is a *stepper*, a pair of pure functions (as an optax transformation is
 
 The engine knows nothing of physics. It cuts the ensemble into blocks of ≤ BLOCK particles
 (block j at step i draws from fold_in(fold_in(k_run, i), j)) and advances them in groups of
-LANES blocks, init and step vmapped over a group's lanes, with jit-compiled runs of
-save_every·m steps (a lax.scan over frames of a lax.scan over steps; steps past the end are
-masked), which give the strided trajectory and the progress bar (it counts time steps of the
-whole ensemble, n_steps in all, and says "compiling" until the program is built). A chunk of
-groups is held at a time (memory O(chunk)). The compiled programs (lanes, segment lengths)
-are set by n, the block size, the grid and save_every alone (`lane_chunks`,
-`segment_layout`), never by the chunks or the block range being run: XLA compiles a program
-vmapped over a different number of blocks differently (its rounding differs in the last
-bits), so this is what makes a block's particles the same bits in any chunk, block range or
-cluster task (docs/distributed.md). The runs are short in wall time (at least
-SEGMENTS of them over the run, and at most SEGMENT_WORK particle-steps each unless one
-frame is longer), and the engine waits for each before starting the next: Ctrl-C
-(KeyboardInterrupt) takes effect between two runs, within about a second
-(docs/robustness.md). `check_size` refuses, before any work, a run whose steps or memory
-exceed the limits.
+LANES blocks, init and step vmapped over a group's lanes (`programs`). A run is two compiled
+programs: init, and a *segment* that runs `count` times `every` steps from step `start`
+(a fori_loop of fori_loops; the three are arguments, x after each run of `every` steps kept
+as a trajectory frame). A chunk of groups is held at a time (memory O(chunk)). The compiled
+programs (lanes, block size, frames per call) are set by n, the block size, the grid and
+save_every alone (`lane_chunks`), never by the chunks or the block range being run: XLA
+compiles a program vmapped over a different number of blocks differently (its rounding
+differs in the last bits), so this is what makes a block's particles the same bits in any
+chunk, block range or cluster task (docs/distributed.md).
+
+Segments are sized by measured time (`SegmentClock`): the first is one step, each next one
+aims at SEGMENT_S = 0.25 s of the measured step time (at most GROWTH times the last), more
+only where the measured overhead of a call (dispatch and the host's wait, ~0.01–0.5 ms on
+the CPU) would take over OVERHEAD_SHARE = 1 % of it. The engine waits for each segment
+before starting the next: Ctrl-C (KeyboardInterrupt) takes effect between two, within about
+SEGMENT_S (docs/robustness.md), and a run of any length pays ≈ the overhead over 0.25 s
+(< 1 %) for it; since the sizes are arguments of one program, they never change the
+samples. The progress bar counts time steps of the whole ensemble (n_steps in all) and says
+"compiling" until the programs are built. `check_size`
+refuses, before any work, a run whose steps or memory exceed the limits.
 """
 
 from __future__ import annotations
@@ -42,11 +47,15 @@ from ..errors import ActivegenError, check_steps, memory_limit
 
 #: Particles are generated in blocks of this many, each with its own random streams.
 BLOCK = 16384
-#: A run is cut into at least this many compiled segments (fewer only with fewer steps) …
-SEGMENTS = 50
-#: … of at most this many particle-steps each (~ a second or less), unless a saved frame
-#: spans more: Ctrl-C is honoured between segments.
-SEGMENT_WORK = 2**26
+#: Seconds a compiled segment aims at (`SegmentClock`): Ctrl-C is honoured between
+#: segments, so within about this (at most 4× it where the overhead asks for longer ones).
+SEGMENT_S = 0.25
+#: Largest share of a segment's time its fixed cost (dispatch and the host's wait) may take.
+OVERHEAD_SHARE = 0.01
+#: A segment is at most this many times the steps of the one before (the first: one step).
+GROWTH = 8
+#: Bytes of trajectory one compiled segment holds (frames of one group of lanes).
+FRAME_BYTES = 2**25
 #: Blocks advanced side by side by one compiled program (vmapped lanes; `lane_chunks`).
 #: One lane alone ran 2–3× slower than a vmapped chunk on two cores (XLA splits each
 #: small fused loop over its threads), two lanes as fast.
@@ -189,8 +198,8 @@ class Run(NamedTuple):
     of the carries' "tjf" (None if the stepper keeps none); compile and run seconds;
     extras: the carries' "extras" as (n,) arrays, gathered like x ({} if none)."""
 
-    x: jax.Array
-    frames: jax.Array | None
+    x: np.ndarray
+    frames: np.ndarray | None
     times: np.ndarray | None
     tjf: float | None
     compile_s: float
@@ -229,18 +238,113 @@ def lane_chunks(n: int, block, per_chunk: int, j_first: int, j_end: int):
     return lanes, -(-nb // lanes), chunks
 
 
-def segment_layout(n_steps: int, work: int, n_groups: int,
-                   save_every=None) -> tuple[int, int]:
-    """(steps per frame, frames per segment) of the compiled segment that advances one
-    group of lanes (work: its particles): at least SEGMENTS segments over the n_groups
-    groups of the whole run (fewer only with fewer steps), each of at most SEGMENT_WORK
-    particle-steps unless one frame (save_every steps) is longer. Set by the run (n, block
-    size, grid, save_every) alone, never by how it is cut into chunks or block ranges."""
-    n_runs = max(-(-min(SEGMENTS, n_steps) // n_groups),
-                 math.ceil(n_steps * work / SEGMENT_WORK))
-    # without a trajectory a "frame" is one segment (its x is not kept)
-    save_every = save_every or math.ceil(n_steps / n_runs)
-    return save_every, max(1, math.ceil(n_steps / (save_every * n_runs)))
+def frames_per_call(n_frames: int, work: int, d: int, itemsize: int) -> int:
+    """Frames a compiled segment can hold (its static buffer): at most FRAME_BYTES of
+    trajectory for one group of lanes (work: its particles), at least one."""
+    return max(1, min(n_frames, FRAME_BYTES // max(1, work * d * itemsize)))
+
+
+class SegmentClock:
+    """Sizes the segments by measured time (module doc): `overhead` is the measured cost of
+    a call that runs no step (dispatch and the host waiting for it); a segment aims at
+    `target` = max(SEGMENT_S, overhead/OVERHEAD_SHARE) capped at 4·SEGMENT_S (Ctrl-C) seconds,
+    starting at one step and growing at most GROWTH-fold per segment as the measured step
+    time allows. The sizes never change the samples: every segment runs the same compiled
+    program, its step count an argument."""
+
+    def __init__(self, overhead: float):
+        self.overhead = overhead
+        self.target = min(4 * SEGMENT_S, max(SEGMENT_S, overhead / OVERHEAD_SHARE))
+        self.steps = 1
+        self.step_s = None
+
+    def record(self, steps: int, seconds: float) -> None:
+        """A segment of `steps` steps of one group took `seconds` (dispatch and wait)."""
+        if steps <= 0:
+            return
+        per = max(seconds, 1e-9) / steps  # the overhead included: errs on shorter segments
+        # the slower of the last two (a quick segment after a slow one is not trusted)
+        self.step_s = per if self.step_s is None else max(per, 0.5 * (per + self.step_s))
+        want = max(1, int(self.target / self.step_s))
+        self.steps = max(1, min(want, GROWTH * max(self.steps, steps)))
+
+
+def next_segment(pos: int, n_steps: int, steps: int, save_every, n_buf: int):
+    """(every, count, frames kept) of the segment from step pos: about `steps` steps
+    (`SegmentClock.steps`), in `count` runs of `every` steps. Without a trajectory
+    (save_every None) one run; with one, whole frames of save_every steps (≤ n_buf per
+    call, all kept) from a frame boundary, else a piece of a frame, kept (1) only if it ends
+    the frame, so that frames stay at the multiples of save_every."""
+    steps = max(1, min(steps, n_steps - pos))
+    if save_every is None:
+        return steps, 1, 0
+    whole = min(steps // save_every, n_buf, (n_steps - pos) // save_every)
+    if pos % save_every == 0 and whole > 0:
+        return save_every, whole, whole
+    every = min(steps, save_every - pos % save_every, n_steps - pos)
+    return every, 1, int((pos + every) % save_every == 0)
+
+
+def measure_overhead(call, repeat: int = 3) -> float:
+    """The smallest wall time of `call()` (a compiled segment of no step) and its wait."""
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        jax.block_until_ready(call())
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def programs(stepper: Stepper, grid: StepGrid, key, n: int, b: int, lanes: int, dtype,
+             save_every=None):
+    """(init, segment, n_buf): the two compiled programs of a run of n particles in blocks of
+    b, `lanes` blocks side by side. init(block_ids, key) -> carry of those blocks;
+    segment(carry, key, start, every, count) -> (carry, frames): `count` runs of `every`
+    steps from step `start` (the three are arguments: one program for every segment size),
+    x after each in a buffer of n_buf frames (None without save_every). Block j at step i
+    draws from fold_in(fold_in(k_run, i), j), k_init, k_run = split(key)."""
+    keep = save_every is not None
+    n_steps = grid.n_steps
+    v_init = jax.vmap(lambda k: stepper.init(k, b))
+    v_step = jax.vmap(stepper.step, in_axes=(0, None, None, None, 0))
+
+    def one_step(i, c):
+        j, kr = c["block"], c["key"]
+        keys = jax.vmap(lambda jj: jax.random.fold_in(jax.random.fold_in(kr, i), jj))(j)
+        old = {k: v for k, v in c.items() if k not in ("block", "key")}
+        s, h = grid.point(i, dtype)
+        return {**v_step(old, i, s, h, keys), "block": j, "key": kr}
+
+    def segment(c, key, start, every, count, n_buf):
+        """`count` runs of `every` steps from step `start` (all three traced: one program
+        for every segment size), x after each kept in a buffer of n_buf frames."""
+        kr = jax.random.split(key)[1]
+
+        def frame(f, cb):
+            c, buf = cb
+            i0 = start + f * every
+            c = jax.lax.fori_loop(i0, i0 + every, one_step, c)
+            return c, (buf if buf is None else buf.at[f].set(c["x"]))
+
+        buf = jnp.zeros((n_buf,) + c["x"].shape, c["x"].dtype) if n_buf else None
+        c, buf = jax.lax.fori_loop(0, count, frame, ({**c, "key": kr}, buf))
+        return {k: v for k, v in c.items() if k != "key"}, buf
+
+    @jax.jit
+    def init(block_ids, key):
+        ki = jax.random.split(key)[0]
+        c = v_init(jax.vmap(lambda jj: jax.random.fold_in(ki, jj))(block_ids))
+        return {**c, "block": block_ids}
+
+    i32 = np.int32
+    with unrolled_threefry():
+        lowered = init.lower(jax.ShapeDtypeStruct((lanes,), i32), key)
+        x_info = lowered.out_info["x"]
+        n_buf = frames_per_call(n_steps // save_every, lanes * b, x_info.shape[-2],
+                                jnp.dtype(x_info.dtype).itemsize) if keep else 0
+        compiled = jax.jit(segment, static_argnums=5).lower(
+            lowered.out_info, key, i32(0), i32(0), i32(0), n_buf).compile()
+        return lowered.compile(), compiled, n_buf
 
 
 def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None,
@@ -254,38 +358,7 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
     b, per_chunk, j_first, j_end, n_here = block_range(n, chunk_size, block, first_block,
                                                        n_blocks)
     nb = j_end - j_first
-    lanes, n_groups, chunks = lane_chunks(n, block, per_chunk, j_first, j_end)
-    k_init, k_run = jax.random.split(key)
-    save_every, frames_per_run = segment_layout(n_steps, lanes * b, n_groups, save_every)
-    run_len = frames_per_run * save_every
-    masked = n_steps % run_len != 0
-    v_init = jax.vmap(lambda k: stepper.init(k, b))
-    v_step = jax.vmap(stepper.step, in_axes=(0, None, None, None, 0))
-
-    def one_step(c, i):
-        j = c["block"]
-        keys = jax.vmap(lambda jj: jax.random.fold_in(jax.random.fold_in(k_run, i), jj))(j)
-        old = {k: v for k, v in c.items() if k != "block"}
-        s, h = grid.point(i, dtype)
-        new = v_step(old, i, s, h, keys)
-        if masked:
-            new = jax.tree.map(lambda a, o: jnp.where(i < n_steps, a, o), new, old)
-        return {**new, "block": j}, None
-
-    def one_frame(c, i0):
-        c, _ = jax.lax.scan(one_step, c, i0 + jnp.arange(save_every))
-        return c, c["x"]
-
-    @jax.jit
-    def run_frames(c, start):
-        starts = start + save_every * jnp.arange(frames_per_run)
-        return jax.lax.scan(one_frame, c, starts)
-
-    @jax.jit
-    def init(block_ids):
-        c = v_init(jax.vmap(lambda jj: jax.random.fold_in(k_init, jj))(block_ids))
-        return {**c, "block": block_ids}
-
+    lanes, _, chunks = lane_chunks(n, block, per_chunk, j_first, j_end)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -296,57 +369,67 @@ def run(stepper: Stepper, grid: StepGrid, key, n: int, *, dtype, save_every=None
                    unit="step", leave=False)
     xs, all_frames, tjf, extras = [], [], [], []
     t0 = time.perf_counter()
-    with unrolled_threefry():
-        lowered = init.lower(jnp.zeros(lanes, jnp.int32))
-        init_c = lowered.compile()
-        compiled = run_frames.lower(lowered.out_info, jnp.int32(0)).compile()
+    init_c, compiled, n_buf = programs(stepper, grid, key, n, b, lanes, dtype, save_every)
+    i32 = np.int32  # host scalars and ids: no eager JAX op (each compiles a program)
     compile_s = time.perf_counter() - t0
     if bar is not None:
         bar.set_description(desc + (f" ({n_here} particles)" if desc else f"{n_here} particles"))
+
+    def call(c, start, every, count):
+        return compiled(c, key, i32(start), i32(every), i32(count))
+
+    clock = None
     block_steps = 0  # steps done × blocks that did them
     for groups in chunks:
         # a chunk: its groups' carries held together, advanced segment by segment
-        carries = [init_c(jnp.asarray(ids, jnp.int32)) for ids, _ in groups]
-        frames = [[c["x"][None]] for c in carries]
-        for start in range(0, n_steps, run_len):
+        carries = [init_c(np.asarray(ids, i32), key) for ids, _ in groups]
+        if clock is None:
+            clock = SegmentClock(measure_overhead(lambda: call(carries[0], 0, 0, 1)[0]["x"]))
+        frames = [[np.asarray(c["x"])[None]] for c in carries]
+        pos = 0
+        while pos < n_steps:
+            every, count, kept = next_segment(pos, n_steps, clock.steps,
+                                              save_every if keep else None, n_buf)
+            spent = 0.0
             for k, (_, r) in enumerate(groups):
-                carries[k], fx = compiled(carries[k], jnp.int32(start))
-                if keep:
-                    frames[k].append(fx)
+                t1 = time.perf_counter()
+                carries[k], fx = call(carries[k], pos, every, count)
                 jax.block_until_ready(carries[k]["x"])  # one at a time: Ctrl-C between them
+                spent += time.perf_counter() - t1
+                if kept:  # to the host now: the device buffer holds n_buf frames
+                    frames[k].append(np.asarray(fx)[:kept])
                 if bar is not None:
-                    block_steps += min(run_len, n_steps - start) * r
+                    block_steps += every * count * r
                     bar.update(block_steps // nb - bar.n)
-        # the real lanes, in block order: x (r, d, B), frames (F, r, d, B), tjf (r,),
-        # extras (r, B)
+            clock.record(every * count, spent / len(groups))
+            pos += every * count
+        # the real lanes, in block order, on the host (numpy: no eager JAX op to compile):
+        # x (r, d, B), frames (F, r, d, B), tjf (r,), extras (r, B)
         for (_, r), c, f in zip(groups, carries, frames):
-            xs.append(c["x"][:r])
+            xs.append(np.asarray(c["x"])[:r])
             if keep:
-                all_frames.append(jnp.concatenate(f, 0)[:, :r])
+                all_frames.append(np.concatenate(f)[:, :r])
             if "tjf" in c:
-                tjf.append(c["tjf"][:r])
+                tjf.append(np.asarray(c["tjf"])[:r])
             if "extras" in c:
-                extras.append({k: v[:r] for k, v in c["extras"].items()})
+                extras.append({k: np.asarray(v)[:r] for k, v in c["extras"].items()})
     if bar is not None:
         bar.close()
     d = xs[0].shape[-2]
     # carries are particles last, (lanes, d, B): back to (particles, d)
-    x = jnp.concatenate([jnp.swapaxes(a, -1, -2).reshape(-1, d) for a in xs])[:n_here]
-    x = jax.block_until_ready(x)
+    x = np.concatenate([np.swapaxes(a, -1, -2).reshape(-1, d) for a in xs])[:n_here]
     frames = times = None
     if keep:
-        frames = jnp.concatenate(
-            [jnp.swapaxes(f, -1, -2).reshape(f.shape[0], -1, d) for f in all_frames], 1
+        frames = np.concatenate(
+            [np.swapaxes(f, -1, -2).reshape(f.shape[0], -1, d) for f in all_frames], 1
         )[:, :n_here]
-        n_frames = min(n_steps // save_every, frames.shape[0] - 1)
-        frames = np.asarray(frames[: n_frames + 1])
-        times = grid.s[np.arange(n_frames + 1) * save_every]
+        times = grid.s[np.arange(n_steps // save_every + 1) * save_every]
     tjf_mean = None
     if tjf:
         w = np.clip(n - b * np.arange(j_first, j_end), 0, b)
-        tjf_mean = float(np.sum(np.concatenate([np.asarray(t) for t in tjf]) * w) / n_here)
+        tjf_mean = float(np.sum(np.concatenate(tjf) * w) / n_here)
     # extras are (blocks, B) per group: flattened in particle order like x
-    ex = {k: np.concatenate([np.asarray(e[k]).reshape(-1) for e in extras])[:n_here]
+    ex = {k: np.concatenate([e[k].reshape(-1) for e in extras])[:n_here]
           for k in (extras[0] if extras else {})}
     return Run(x, frames, times, tjf_mean, compile_s, time.perf_counter() - t0 - compile_s,
                ex)
