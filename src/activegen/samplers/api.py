@@ -227,7 +227,7 @@ def build_plan(target, method, process, n: int, *, t_final: float = 6.0,
     by `check_run`; the other arguments as `sample`'s."""
     spec = get_method(method)
     if t_min is None:
-        t_min = default_t_min(spec, target, energetics)
+        t_min = default_t_min(spec, target, energetics, t_final)
     if "scheme" in spec.options and "scheme" not in options:
         # a learned model stopped before t = 0 (the end game) is bounded like a mixture
         options = {**options, "scheme": default_scheme(
