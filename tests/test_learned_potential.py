@@ -154,10 +154,18 @@ def test_end_game_default_follows_the_models_own_validity():
     m_full, _ = train(full, **kw)
     m_flat, _ = train(flat, **kw)
     assert m_full.end_game_t_min(1.0) == pytest.approx(m_full.config["t_min"])
+    from activegen.samplers.endgame import default_t_min
+    from activegen.samplers.registry import get_method
+
+    fox = get_method("fox")
+    assert default_t_min(fox, m_full, False, 3.0) == 0.0  # nothing to guard: no end game
     t_flat = m_flat.end_game_t_min(1.0)
     times, vals = m_flat._end_game_scan
     assert t_flat > 10 * m_flat.config["t_min"]
     assert np.all(vals[times >= t_flat] <= 1.0) and np.any(vals[times < t_flat] > 1.0)
+    assert default_t_min(fox, m_flat, False, 3.0) == t_flat
+    assert default_t_min(fox, m_flat, True, 3.0) == 0.0  # energetics: no jump
+    assert default_t_min(get_method("passive"), m_flat, False, 3.0) == 0.0
 
 
 def test_learned_psi_head_fits_the_closed_form():

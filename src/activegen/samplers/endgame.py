@@ -33,13 +33,15 @@ END_GAME_THRESHOLD = 1.0
 def default_t_min(spec, target, energetics: bool, t_final: float) -> float:
     """t_min when none is given: 0, except for a first-order method stepped on a uniform grid
     on a score model that scans its own validity (`end_game_t_min`, a learned model) and no
-    energetics (the jump does no work the energetics could count); 0 also where the scan's
-    time is not below t_final (a run that never reaches the region it guards)."""
+    energetics (the jump does no work the energetics could count); 0 also where the scan
+    finds nothing to guard (its first point, the training t_min: data of full rank, which run
+    to t = 0 as before) or its time is not below t_final."""
     scan = getattr(target, "end_game_t_min", None)
     if scan is None or energetics or not spec.first_order or spec.analytic_only:
         return 0.0
     t_min = scan(END_GAME_THRESHOLD)
-    return t_min if t_min < t_final else 0.0
+    first = float(getattr(target, "config", {}).get("t_min", 0.0))
+    return t_min if first * (1 + 1e-6) < t_min < t_final else 0.0
 
 
 def tweedie_denoise(score, process, t: float, x, dtype):
