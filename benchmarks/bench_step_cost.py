@@ -223,7 +223,9 @@ def main(argv=None):
         out["fixed"] = fixed_costs(a, tg, a.repeat)
     out["load_after"] = os.getloadavg()[0]
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1))
+        from activegen.files import write_json
+
+        write_json(a.json, out, indent=1)
 
 
 if __name__ == "__main__":

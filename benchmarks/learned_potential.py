@@ -14,7 +14,6 @@ run; the cost column is run seconds per step (compile excluded) relative to lear
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
@@ -107,7 +106,9 @@ def main():
               a.depth)
     res["settings"] = vars(a)
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+        from activegen.files import write_json
+
+        write_json(a.json, res)
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

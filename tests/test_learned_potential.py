@@ -160,7 +160,7 @@ def test_end_game_default_follows_the_models_own_validity():
     fox = get_method("fox")
     assert default_t_min(fox, m_full, False, 3.0) == 0.0  # nothing to guard: no end game
     t_flat = m_flat.end_game_t_min(1.0)
-    times, vals = m_flat._end_game_scan
+    times, vals = m_flat.end_game_scan()
     assert t_flat > 10 * m_flat.config["t_min"]
     assert np.all(vals[times >= t_flat] <= 1.0) and np.any(vals[times < t_flat] > 1.0)
     assert default_t_min(fox, m_flat, False, 3.0) == t_flat

@@ -95,6 +95,7 @@ class LearnedScore:
         self.hutchinson = int(config.get("hutchinson", 0) if hutchinson is None else hutchinson)
         self._score_at = score_at(config["kind"])
         self._cond = conditioning(config)
+        self._scans = {}  # end_game_scan's results, per (n, n_times)
         self.tile = "auto"  # or an explicit tile size, None for untiled (`_tile`)
         self._score_map = particle_map(self._score_inner)
         if route not in (None, "psi", "derivatives"):
@@ -260,20 +261,20 @@ class LearnedScore:
             return autodiff_derivs(lambda y: -energy_at(state, y), x)
         return vector_derivs(lambda y: vector_score_at(state, y), x)
 
-    def end_game_t_min(self, threshold: float, n: int = 256, n_times: int = 25) -> float:
-        """The default end-game time of a first-order method on this model (docs/learned.md,
-        'Near t = 0'): the smallest t on a log grid over [t_min, t_max] of training above
-        which the ensemble mean of τ‖βI + D̄∇S‖_F/√d (τ times the rms eigenvalue of ∇F_0)
-        on the model's own marginal p(x, t)
-        (n draws of `sample_marginal`, fixed key) stays ≤ threshold. Data on a thin
-        manifold (images) give ∇S ~ 1/v(t) in the degenerate directions, and the first-order
-        force fails below this t; a mixture of full-rank modes gives the grid's first point."""
+    def end_game_scan(self, n: int = 256, n_times: int = 25):
+        """(times, scale): a log grid over [t_min, t_max] of training and, at each time, the
+        ensemble mean of τ‖βI + D̄∇S‖_F/√d (τ times the rms eigenvalue of ∇F_0) over n draws of
+        the model's own marginal p(x, t) (fixed key). Computed once per model and size."""
+        memo = self._scans
+        if (n, n_times) in memo:
+            return memo[n, n_times]
         from ..physics.forces import force_jacobian_norm
 
         p = self.process
-        if p.tau == 0:
-            return float(self.config["t_min"])
         times = np.geomspace(self.config["t_min"], self.config["t_max"], n_times)
+        if p.tau == 0:
+            memo[n, n_times] = (times, np.zeros_like(times))
+            return memo[n, n_times]
 
         def scale(t, key):
             k1, k2 = jax.random.split(key)
@@ -285,7 +286,16 @@ class LearnedScore:
         key = jax.random.key(int(self.config["seed"]) + 7)
         vals = np.asarray(jax.jit(lambda ts: jax.lax.map(lambda t: scale(t, key), ts))(
             jnp.asarray(times, jnp.float32)))
-        self._end_game_scan = (times, vals)
+        memo[n, n_times] = (times, vals)
+        return memo[n, n_times]
+
+    def end_game_t_min(self, threshold: float, n: int = 256, n_times: int = 25) -> float:
+        """The default end-game time of a first-order method on this model (docs/learned.md,
+        'Near t = 0'): the smallest time of `end_game_scan` above which the scale stays ≤
+        threshold. Data on a thin manifold (images) give ∇S ~ 1/v(t) in the degenerate
+        directions, and the first-order force fails below this t; a mixture of full-rank
+        modes gives the grid's first point."""
+        times, vals = self.end_game_scan(n, n_times)
         bad = np.flatnonzero(~(vals <= threshold))
         if bad.size == 0:
             return float(times[0])

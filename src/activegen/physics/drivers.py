@@ -46,6 +46,10 @@ class _Swimmer(_ActiveNoise):
     def d_active(self) -> float:
         return self.speed**2 * self.tau / self.dim
 
+    def __post_init__(self):
+        check_positive("speed", self.speed)
+        check_positive(self.rate_name, getattr(self, self.rate_name))
+
     def init(self, key, shape, dtype):
         return self.speed * _uniform_directions(key, shape, dtype)
 
@@ -99,10 +103,6 @@ class RunAndTumbleDriver(_Swimmer):
     #: the constructor's rate parameter (`driver_and_process`)
     rate_name = "tumble_rate"
 
-    def __post_init__(self):
-        check_positive("speed", self.speed)
-        check_positive("tumble_rate", self.tumble_rate)
-
     @classmethod
     def from_effective(cls, tau: float, d_active: float, dim: int) -> "RunAndTumbleDriver":
         """v0 = √(d D_A/τ), α = 1/τ."""
@@ -146,8 +146,7 @@ class ActiveBrownianDriver(_Swimmer):
     rate_name = "rot_diffusion"
 
     def __post_init__(self):
-        check_positive("speed", self.speed)
-        check_positive("rot_diffusion", self.rot_diffusion)
+        super().__post_init__()
         if self.dim not in (2, 3):
             raise ActivegenError(f"the active Brownian driver needs d = 2 or 3, got d = {self.dim}")
 
