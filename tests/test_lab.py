@@ -175,6 +175,8 @@ def test_ideal_lab_replay_is_the_plain_replay(tmp_path):
                      "--out", str(tmp_path / f"{name}.npz"), "--no-progress"] + extra) == 0
     with np.load(tmp_path / "plain.npz") as a, np.load(tmp_path / "lab.npz") as b:
         np.testing.assert_array_equal(a["samples"], b["samples"])
+        units = json.loads(str(b["info"]))["lab"]["units"]
+    assert units["length"] == "um" and units["time"] == "s"  # the lab run's file says its units
 
 
 def test_check_refuses_a_protocol_without_lab_units(tmp_path, capsys):

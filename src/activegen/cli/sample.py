@@ -225,6 +225,8 @@ def _sample_protocol(args, out) -> int:
         for k in ENERGETIC_KEYS:
             res.info[k] = lab.energy_kT(res.info[k])
         res.info["energy_unit"] = "k_BT"
+    if lab is not None:  # the samples are in µm, the times in s: the file says so
+        res.info["lab"] = lab.meta()
     from ..files import save_samples
 
     src = proto.meta.get("source", {})
